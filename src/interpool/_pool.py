@@ -1,0 +1,245 @@
+"""interpool.Pool: a concurrent.futures.Executor over own-GIL worker interpreters."""
+
+import collections
+import itertools
+import os
+import sys
+import threading
+import time
+from concurrent.futures import _base
+
+from . import _core, _errors
+from ._future import Future
+
+__all__ = ["Pool", "default_workers"]
+
+
+def default_workers():
+    """The number of CPUs this process may use."""
+    if hasattr(os, "process_cpu_count"):  # 3.13+
+        return os.process_cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _main_spec():
+    """How this interpreter's __main__ was started, for workers to import it.
+
+    Mirrors multiprocessing's spawn: ``("module", name)`` for ``python -m name``,
+    ``("path", file)`` for a script, ``None`` for an interactive session or when
+    ``__main__`` is a package's ``__main__`` module.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return None
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        if name == "__main__" or name.endswith(".__main__"):
+            return None
+        return ("module", name)
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return None
+    return ("path", os.path.abspath(path))
+
+
+def _check_positive(name, value):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be greater than 0, got {value}")
+
+
+class Pool(_base.Executor):
+    """Run Python callables on every core, one own-GIL interpreter per worker.
+
+    Args:
+        workers: number of worker interpreters (each on its own OS thread).
+            Defaults to the number of CPUs this process may use.
+        initializer: called as ``initializer(*initargs)`` inside each worker
+            interpreter before it runs tasks.  Module globals it sets are
+            those that later tasks in that worker see.  If it raises, the pool
+            becomes broken (:class:`interpool.BrokenPool`).
+        initargs: arguments for ``initializer``.
+        max_tasks_per_worker: replace a worker's interpreter with a fresh one
+            after it ran this many tasks (a ``map`` chunk counts as its items).
+            ``None`` keeps interpreters for the pool's life.
+
+    Callables and arguments cross interpreters by value: natively for the
+    builtin containers and scalars, by pickle otherwise.  Callables must be
+    importable by name (module-level functions and classes, builtins,
+    methods of picklable objects, ``functools.partial``); functions defined
+    in the ``__main__`` script work as with multiprocessing's spawn.  Anything
+    else makes ``submit`` raise ``TypeError`` at once.
+    """
+
+    _thread_name_prefix = "interpool-"
+
+    def __init__(self, workers=None, *, initializer=None, initargs=(), max_tasks_per_worker=None):
+        _check_positive("workers", workers)
+        _check_positive("max_tasks_per_worker", max_tasks_per_worker)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
+        try:
+            initargs = tuple(initargs)
+        except TypeError:
+            raise TypeError(f"initargs must be an iterable, not {type(initargs).__name__}") from None
+        self._workers = workers if workers is not None else default_workers()
+        self._engine = _core.Engine(
+            self._workers,
+            max_tasks_per_worker or 0,
+            list(sys.path),
+            (_main_spec(), list(sys.argv)),
+            initializer,
+            initargs,
+            _errors.rebuild,
+            _errors.BrokenPool,
+            self._thread_name_prefix,
+        )
+        self._shutdown_lock = threading.Lock()
+
+    @property
+    def workers(self):
+        """The number of worker interpreters."""
+        return self._workers
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedule ``fn(*args, **kwargs)`` in a worker; return its Future.
+
+        Raises:
+            TypeError: ``fn`` or an argument cannot be sent to another interpreter.
+            RuntimeError: the pool was shut down.
+            BrokenPool: a worker failed to start.
+        """
+        future = Future()
+        future._task = self._engine.submit(future, fn, args, kwargs or None)
+        return future
+
+    def _submit_chunk(self, fn, items):
+        future = Future()
+        future._task = self._engine.submit_map(future, fn, items)
+        return future
+
+    def _auto_chunksize(self, n):
+        # Enough chunks (16 per worker) to balance uneven items, few enough
+        # that per-task overhead vanishes for tiny ones.
+        return max(1, min(1024, n // (self._workers * 16)))
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None):
+        """Return an iterator of ``fn(*args)`` for args from ``zip(*iterables)``, in order.
+
+        Args:
+            fn: a callable that can be sent to a worker.
+            *iterables: iterables to zip into argument tuples.
+            timeout: seconds, from this call, after which ``__next__`` raises
+                TimeoutError if the next result is not ready.  None: no limit.
+            chunksize: items per task.  None picks one: about 16 tasks per
+                worker, at most 1024 items each (1 item per task when
+                ``buffersize`` is set and the input has no length).
+            buffersize: at most this many chunks are submitted ahead of the
+                results consumed; the input is then read lazily.  None reads
+                and submits all input at once, like the stdlib.
+
+        If ``fn`` raises, the iterator yields the results before that item and
+        then raises the exception; unfinished tasks are cancelled.
+        """
+        _check_positive("chunksize", chunksize)
+        _check_positive("buffersize", buffersize)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        end_time = None if timeout is None else timeout + time.monotonic()
+        items = zip(*iterables)
+
+        if buffersize is None:
+            items = list(items)
+            size = chunksize or self._auto_chunksize(len(items))
+            futures = [self._submit_chunk(fn, items[i : i + size]) for i in range(0, len(items), size)]
+            return _chunk_results(futures, end_time)
+
+        if chunksize is None:
+            lengths = [len(it) for it in iterables if hasattr(it, "__len__")]
+            chunksize = self._auto_chunksize(min(lengths)) if len(lengths) == len(iterables) and lengths else 1
+        window = collections.deque()
+        source = iter(items)
+
+        def refill():
+            while len(window) < buffersize:
+                chunk = list(itertools.islice(source, chunksize))
+                if not chunk:
+                    return
+                window.append(self._submit_chunk(fn, chunk))
+
+        refill()
+        return _windowed_results(window, refill, end_time)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Stop taking work and release the workers' interpreters.
+
+        Args:
+            wait: block until every running and queued task has finished and
+                every worker interpreter has ended.
+            cancel_futures: cancel every task that has not started.
+        """
+        with self._shutdown_lock:
+            for future in self._engine.shutdown(False, cancel_futures):
+                future._mark_cancelled()
+        if wait:
+            self._engine.shutdown(True, False)
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        # On Ctrl-C (or any non-Exception) do not run what is still queued.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(wait=True, cancel_futures=interrupted)
+        return False
+
+    def __repr__(self):
+        if self._engine.broken:
+            state = "broken"
+        elif self._engine.accepting:
+            state = "running"
+        else:
+            state = "shut down"
+        return f"<{type(self).__module__}.{type(self).__qualname__} {state}, workers={self._workers}>"
+
+
+def _chunk_results(futures, end_time):
+    """Yield each chunk's values in order; cancel what is left on exit."""
+    try:
+        futures.reverse()
+        while futures:
+            timeout = None if end_time is None else end_time - time.monotonic()
+            values, exc = futures[-1].result(timeout)
+            futures.pop()
+            yield from values
+            if exc is not None:
+                raise exc
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _windowed_results(window, refill, end_time):
+    try:
+        while window:
+            timeout = None if end_time is None else end_time - time.monotonic()
+            values, exc = window[0].result(timeout)
+            window.popleft()
+            refill()
+            yield from values
+            if exc is not None:
+                raise exc
+    finally:
+        for future in window:
+            future.cancel()
+
+
+# Join every pool's threads and end its interpreters before this interpreter
+# finalizes, whether or not the user called shutdown().  threading's atexit
+# hooks run before the interpreter starts tearing down.
+threading._register_atexit(_core._shutdown_all)
+
+Pool.__module__ = "interpool"

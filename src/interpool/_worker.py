@@ -1,0 +1,99 @@
+"""Code that runs inside every worker interpreter.
+
+Imported by the engine in each worker, right after ``sys.path`` is copied from
+the interpreter that created the pool.  Keep its imports light: each worker
+pays for them at start.
+"""
+
+import sys
+
+__all__ = ["setup", "describe_exception"]
+
+_SUBINTERPRETER_HINT = (
+    "interpool: this module cannot be imported in a worker interpreter because it does not "
+    "support subinterpreters (it uses single-phase init or declares no per-interpreter GIL "
+    "support). Run this function on threads (interpool.HybridPool, ThreadPoolExecutor) or in "
+    "processes (ProcessPoolExecutor) instead, or use a version of the module that supports "
+    "subinterpreters."
+)
+
+
+def setup(main, argv):
+    """Prepare a fresh worker interpreter.
+
+    ``main`` says how the caller's ``__main__`` was started: ``("path", file)``,
+    ``("module", name)`` or ``None``.  Functions defined in ``__main__`` pickle by
+    name; the first time a task needs one, the worker imports the main script
+    as module ``__mp_main__`` (its ``if __name__ == "__main__":`` block does not
+    run) and makes it this interpreter's ``__main__``, as multiprocessing's spawn
+    does.
+    """
+    sys.argv[:] = list(argv)
+    if main is None:
+        return
+    main_module = sys.modules["__main__"]
+    kind, value = main
+
+    def __getattr__(name):
+        loaded = _load_main(kind, value)
+        if loaded is None or loaded is main_module:
+            raise AttributeError(f"module '__main__' has no attribute {name!r}")
+        return getattr(loaded, name)
+
+    main_module.__getattr__ = __getattr__
+
+
+_loaded_main = None
+
+
+def _load_main(kind, value):
+    global _loaded_main
+    if _loaded_main is not None:
+        return _loaded_main
+    import importlib.util
+
+    if kind == "module":
+        spec = importlib.util.find_spec(value)
+        origin = spec.origin if spec is not None else None
+    else:
+        origin = value
+    if origin is None:
+        return None
+    spec = importlib.util.spec_from_file_location("__mp_main__", origin)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__mp_main__"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["__mp_main__"]
+        raise
+    sys.modules["__main__"] = module
+    _loaded_main = module
+    return module
+
+
+def describe_exception(exc):
+    """Describe ``exc`` for the trip back to the caller's interpreter.
+
+    Returns ``("exception", pickled or None, type name, message, traceback text)``.
+    """
+    import pickle
+    import traceback
+
+    if isinstance(exc, ImportError) and "does not support loading in subinterpreters" in str(exc):
+        try:
+            exc.add_note(_SUBINTERPRETER_HINT)
+        except Exception:
+            pass
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        data = pickle.dumps(exc, 5)
+    except Exception:
+        data = None
+    cls = type(exc)
+    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return ("exception", data, type_name, message, tb)

@@ -1,0 +1,425 @@
+// src/python/codec.cpp: the native encoding, and pickle protocol 5 behind it.
+#include "python/codec.hpp"
+
+#include <cstring>
+#include <new>
+
+#include "python/buffer_object.hpp"
+
+namespace interpool::py {
+
+namespace {
+
+// One byte tags.  The format is private to one process and one build, so it
+// carries no version: both ends are always the same .so.
+enum Tag : char {
+  kNone = 'N',
+  kTrue = 'T',
+  kFalse = 'F',
+  kInt64 = 'i',
+  kBigInt = 'I',     // hex text, as int(text, 0) reads it
+  kFloat = 'f',
+  kComplex = 'c',
+  kLatin1 = 's',     // one byte per character
+  kUtf8 = 'u',       // UTF-8, surrogates passed through
+  kBytes = 'b',
+  kByteArray = 'a',
+  kTuple = 't',
+  kList = 'l',
+  kDict = 'd',
+  kSet = 'S',
+  kFrozenSet = 'Z',
+  kPickle = 'P',     // pickle bytes, then out-of-band buffer handle indices
+  kBuffer = 'B',     // a _core.Buffer, by handle index
+};
+
+// Nesting beyond this is encoded by pickle, which also handles cycles.
+constexpr int kMaxNativeDepth = 100;
+
+struct TooDeep {};
+
+}  // namespace
+
+bool raise_unsendable(PyObject* obj, const char* what) {
+  PyObject* reason = PyErr_GetRaisedException();
+  PyObject* repr = PyObject_Repr(obj);
+  if (!repr) {
+    PyErr_Clear();
+    repr = PyUnicode_FromFormat("<%s object>", Py_TYPE(obj)->tp_name);
+  }
+  PyErr_Format(PyExc_TypeError,
+               "cannot send %s %.200U to another interpreter: %S. Only objects that pickle can cross: "
+               "define functions and classes at module level (no lambdas, closures or local classes)",
+               what, repr, reason ? reason : Py_None);
+  Py_XDECREF(repr);
+  if (reason) {
+    PyObject* exc = PyErr_GetRaisedException();
+    PyException_SetCause(exc, reason);  // steals reason
+    PyException_SetContext(exc, Py_NewRef(reason));
+    PyErr_SetRaisedException(exc);
+  }
+  return false;
+}
+
+void Encoder::varint(std::size_t n) {
+  while (n >= 0x80) {
+    _out.bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    n >>= 7;
+  }
+  _out.bytes.push_back(static_cast<char>(n));
+}
+
+void Encoder::raw(std::string_view bytes) {
+  varint(bytes.size());
+  _out.bytes.append(bytes);
+}
+
+bool Encoder::value(PyObject* obj) {
+  std::size_t mark = _out.bytes.size();
+  std::size_t handles = _out.handles.size();
+  try {
+    return native(obj, 0);
+  } catch (const TooDeep&) {
+    // Deep or cyclic: start over with pickle for the whole value.
+    _out.bytes.resize(mark);
+    _out.handles.resize(handles);
+    return pickled(obj);
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return false;
+  }
+}
+
+bool Encoder::native(PyObject* obj, int depth) {
+  if (depth > kMaxNativeDepth) throw TooDeep{};
+  PyTypeObject* type = Py_TYPE(obj);
+  if (obj == Py_None) {
+    tag(kNone);
+  } else if (obj == Py_True) {
+    tag(kTrue);
+  } else if (obj == Py_False) {
+    tag(kFalse);
+  } else if (type == &PyLong_Type) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow == 0) {
+      if (v == -1 && PyErr_Occurred()) return false;
+      tag(kInt64);
+      fixed(&v, sizeof v);
+    } else {
+      Ref hex = Ref::steal(PyNumber_ToBase(obj, 16));
+      if (!hex) return false;
+      Py_ssize_t n;
+      const char* s = PyUnicode_AsUTF8AndSize(hex.get(), &n);
+      if (!s) return false;
+      tag(kBigInt);
+      raw({s, static_cast<std::size_t>(n)});
+    }
+  } else if (type == &PyFloat_Type) {
+    double d = PyFloat_AS_DOUBLE(obj);
+    tag(kFloat);
+    fixed(&d, sizeof d);
+  } else if (type == &PyUnicode_Type) {
+    if (PyUnicode_KIND(obj) == PyUnicode_1BYTE_KIND) {
+      tag(kLatin1);
+      raw({static_cast<const char*>(PyUnicode_DATA(obj)), static_cast<std::size_t>(PyUnicode_GET_LENGTH(obj))});
+    } else {
+      Ref utf8 = Ref::steal(PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass"));
+      if (!utf8) return false;
+      tag(kUtf8);
+      raw({PyBytes_AS_STRING(utf8.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(utf8.get()))});
+    }
+  } else if (type == &PyTuple_Type || type == &PyList_Type) {
+    bool is_tuple = type == &PyTuple_Type;
+    Py_ssize_t n = is_tuple ? PyTuple_GET_SIZE(obj) : PyList_GET_SIZE(obj);
+    tag(is_tuple ? kTuple : kList);
+    varint(static_cast<std::size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      // A list may shrink while an item's encoding runs Python code (pickle).
+      if (!is_tuple && i >= PyList_GET_SIZE(obj)) throw TooDeep{};
+      PyObject* item = is_tuple ? PyTuple_GET_ITEM(obj, i) : PyList_GET_ITEM(obj, i);
+      Ref hold = Ref::borrow(item);
+      if (!native(item, depth + 1)) return false;
+    }
+  } else if (type == &PyDict_Type) {
+    tag(kDict);
+    varint(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
+    Py_ssize_t pos = 0, count = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(obj, &pos, &k, &v)) {
+      Ref hk = Ref::borrow(k), hv = Ref::borrow(v);
+      if (!native(k, depth + 1) || !native(v, depth + 1)) return false;
+      ++count;
+    }
+    if (count != PyDict_GET_SIZE(obj)) throw TooDeep{};  // mutated while encoding
+  } else if (type == &PySet_Type || type == &PyFrozenSet_Type) {
+    tag(type == &PySet_Type ? kSet : kFrozenSet);
+    varint(static_cast<std::size_t>(PySet_GET_SIZE(obj)));
+    Ref it = Ref::steal(PyObject_GetIter(obj));
+    if (!it) return false;
+    Py_ssize_t count = 0;
+    while (Ref key = Ref::steal(PyIter_Next(it.get()))) {
+      if (!native(key.get(), depth + 1)) return false;
+      ++count;
+    }
+    if (PyErr_Occurred()) {
+      // The set changed size while an item's encoding ran Python code.
+      PyErr_Clear();
+      throw TooDeep{};
+    }
+    if (count != PySet_GET_SIZE(obj)) throw TooDeep{};
+  } else if (type == &PyBytes_Type) {
+    tag(kBytes);
+    raw({PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj))});
+  } else if (type == &PyByteArray_Type) {
+    tag(kByteArray);
+    raw({PyByteArray_AS_STRING(obj), static_cast<std::size_t>(PyByteArray_GET_SIZE(obj))});
+  } else if (type == &PyComplex_Type) {
+    Py_complex c = PyComplex_AsCComplex(obj);
+    tag(kComplex);
+    fixed(&c.real, sizeof c.real);
+    fixed(&c.imag, sizeof c.imag);
+  } else if (type == _state.buffer_type) {
+    auto block = buffer_block(_state, obj);
+    if (!block) {
+      PyErr_SetString(PyExc_ValueError, "cannot send a released Buffer");
+      return false;
+    }
+    tag(kBuffer);
+    varint(_out.handles.size());
+    _out.handles.push_back(std::move(block));
+  } else {
+    return pickled(obj);
+  }
+  return true;
+}
+
+bool Encoder::pickled(PyObject* obj) {
+  Ref buffers = Ref::steal(PyList_New(0));
+  if (!buffers) return false;
+  Ref append = Ref::steal(PyObject_GetAttr(buffers.get(), _state.str_append));
+  if (!append) return false;
+  Ref protocol = Ref::steal(PyLong_FromLong(5));
+  if (!protocol) return false;
+  PyObject* args[] = {obj, protocol.get(), append.get()};
+  Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffer_callback));
+  if (!kwnames) return false;
+  Ref data = Ref::steal(PyObject_Vectorcall(_state.pickle_dumps, args, 2, kwnames.get()));
+  if (!data) return raise_unsendable(obj, "object");
+
+  tag(kPickle);
+  raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+  Py_ssize_t nbuf = PyList_GET_SIZE(buffers.get());
+  varint(static_cast<std::size_t>(nbuf));
+  for (Py_ssize_t i = 0; i < nbuf; ++i) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(PyList_GET_ITEM(buffers.get(), i), &view, PyBUF_ANY_CONTIGUOUS) < 0)
+      return raise_unsendable(obj, "object");
+    std::shared_ptr<rt::Block> block;
+    try {
+      block = std::make_shared<rt::Block>(static_cast<std::size_t>(view.len), view.readonly);
+    } catch (const std::bad_alloc&) {
+      PyBuffer_Release(&view);
+      PyErr_NoMemory();
+      return false;
+    }
+    // The one copy: from the sender's object into engine memory.  The
+    // receiver reads it in place.
+    std::memcpy(block->data(), view.buf, static_cast<std::size_t>(view.len));
+    PyBuffer_Release(&view);
+    varint(_out.handles.size());
+    _out.handles.push_back(std::move(block));
+  }
+  return true;
+}
+
+bool Encoder::pickled_inband(PyObject* obj, const char* what) {
+  Ref protocol = Ref::steal(PyLong_FromLong(5));
+  if (!protocol) return false;
+  Ref data = Ref::steal(PyObject_CallFunctionObjArgs(_state.pickle_dumps, obj, protocol.get(), nullptr));
+  if (!data) return raise_unsendable(obj, what);
+  raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+  return true;
+}
+
+// ---------------------------------------------------------------- decoding
+
+PyObject* Decoder::corrupt() {
+  PyErr_SetString(PyExc_SystemError, "interpool: corrupt payload (this is a bug in interpool)");
+  return nullptr;
+}
+
+bool Decoder::varint(std::size_t& n) {
+  n = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (_pos >= _in.bytes.size()) return corrupt(), false;
+    auto b = static_cast<unsigned char>(_in.bytes[_pos++]);
+    n |= static_cast<std::size_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return corrupt(), false;
+}
+
+bool Decoder::take(std::size_t n, const char*& p) {
+  if (n > _in.bytes.size() - _pos) return corrupt(), false;
+  p = _in.bytes.data() + _pos;
+  _pos += n;
+  return true;
+}
+
+bool Decoder::raw(std::string_view& out) {
+  std::size_t n;
+  const char* p;
+  if (!varint(n) || !take(n, p)) return false;
+  out = {p, n};
+  return true;
+}
+
+PyObject* Decoder::unpickle(std::string_view bytes) {
+  Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(bytes.data()),
+                                                static_cast<Py_ssize_t>(bytes.size()), PyBUF_READ));
+  if (!view) return nullptr;
+  return PyObject_CallOneArg(_state.pickle_loads, view.get());
+}
+
+PyObject* Decoder::value() {
+  const char* p;
+  if (!take(1, p)) return nullptr;
+  switch (static_cast<Tag>(*p)) {
+    case kNone: Py_RETURN_NONE;
+    case kTrue: Py_RETURN_TRUE;
+    case kFalse: Py_RETURN_FALSE;
+    case kInt64: {
+      long long v;
+      if (!take(sizeof v, p)) return nullptr;
+      std::memcpy(&v, p, sizeof v);
+      return PyLong_FromLongLong(v);
+    }
+    case kBigInt: {
+      std::string_view s;
+      if (!raw(s)) return nullptr;
+      std::string text(s);  // NUL-terminated for PyLong_FromString
+      return PyLong_FromString(text.c_str(), nullptr, 0);
+    }
+    case kFloat: {
+      double d;
+      if (!take(sizeof d, p)) return nullptr;
+      std::memcpy(&d, p, sizeof d);
+      return PyFloat_FromDouble(d);
+    }
+    case kComplex: {
+      Py_complex c;
+      if (!take(sizeof c.real, p)) return nullptr;
+      std::memcpy(&c.real, p, sizeof c.real);
+      if (!take(sizeof c.imag, p)) return nullptr;
+      std::memcpy(&c.imag, p, sizeof c.imag);
+      return PyComplex_FromCComplex(c);
+    }
+    case kLatin1: {
+      std::string_view s;
+      if (!raw(s)) return nullptr;
+      return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+    }
+    case kUtf8: {
+      std::string_view s;
+      if (!raw(s)) return nullptr;
+      return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass");
+    }
+    case kBytes: {
+      std::string_view s;
+      if (!raw(s)) return nullptr;
+      return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    }
+    case kByteArray: {
+      std::string_view s;
+      if (!raw(s)) return nullptr;
+      return PyByteArray_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    }
+    case kTuple: {
+      std::size_t n;
+      if (!varint(n)) return nullptr;
+      Ref t = Ref::steal(PyTuple_New(static_cast<Py_ssize_t>(n)));
+      if (!t) return nullptr;
+      for (std::size_t i = 0; i < n; ++i) {
+        PyObject* item = value();
+        if (!item) return nullptr;
+        PyTuple_SET_ITEM(t.get(), i, item);
+      }
+      return t.release();
+    }
+    case kList: {
+      std::size_t n;
+      if (!varint(n)) return nullptr;
+      Ref l = Ref::steal(PyList_New(static_cast<Py_ssize_t>(n)));
+      if (!l) return nullptr;
+      for (std::size_t i = 0; i < n; ++i) {
+        PyObject* item = value();
+        if (!item) return nullptr;
+        PyList_SET_ITEM(l.get(), i, item);
+      }
+      return l.release();
+    }
+    case kDict: {
+      std::size_t n;
+      if (!varint(n)) return nullptr;
+      Ref d = Ref::steal(PyDict_New());
+      if (!d) return nullptr;
+      for (std::size_t i = 0; i < n; ++i) {
+        Ref k = Ref::steal(value());
+        if (!k) return nullptr;
+        Ref v = Ref::steal(value());
+        if (!v || PyDict_SetItem(d.get(), k.get(), v.get()) < 0) return nullptr;
+      }
+      return d.release();
+    }
+    case kSet:
+    case kFrozenSet: {
+      bool frozen = *p == kFrozenSet;
+      std::size_t n;
+      if (!varint(n)) return nullptr;
+      Ref s = Ref::steal(frozen ? PyFrozenSet_New(nullptr) : PySet_New(nullptr));
+      if (!s) return nullptr;
+      for (std::size_t i = 0; i < n; ++i) {
+        Ref k = Ref::steal(value());
+        if (!k || PySet_Add(s.get(), k.get()) < 0) return nullptr;
+      }
+      return s.release();
+    }
+    case kBuffer: {
+      std::size_t index;
+      if (!varint(index)) return nullptr;
+      if (index >= _in.handles.size()) return corrupt();
+      auto block = std::dynamic_pointer_cast<rt::Block>(_in.handles[index]);
+      if (!block) return corrupt();
+      return buffer_new(_state, std::move(block));
+    }
+    case kPickle: {
+      std::string_view data;
+      std::size_t nbuf;
+      if (!raw(data) || !varint(nbuf)) return nullptr;
+      if (nbuf == 0) return unpickle(data);
+      Ref buffers = Ref::steal(PyList_New(static_cast<Py_ssize_t>(nbuf)));
+      if (!buffers) return nullptr;
+      for (std::size_t i = 0; i < nbuf; ++i) {
+        std::size_t index;
+        if (!varint(index)) return nullptr;
+        if (index >= _in.handles.size()) return corrupt();
+        auto block = std::dynamic_pointer_cast<rt::Block>(_in.handles[index]);
+        if (!block) return corrupt();
+        PyObject* buf = buffer_new(_state, std::move(block));
+        if (!buf) return nullptr;
+        PyList_SET_ITEM(buffers.get(), i, buf);
+      }
+      Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(data.data()),
+                                                    static_cast<Py_ssize_t>(data.size()), PyBUF_READ));
+      if (!view) return nullptr;
+      PyObject* args[] = {view.get(), buffers.get()};
+      Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffers));
+      if (!kwnames) return nullptr;
+      return PyObject_Vectorcall(_state.pickle_loads, args, 1, kwnames.get());
+    }
+  }
+  return corrupt();
+}
+
+}  // namespace interpool::py

@@ -1,0 +1,75 @@
+// src/python/codec.hpp: Python objects <-> engine-owned bytes.
+//
+// The sender encodes under its own GIL into an rt::Payload; the receiver
+// decodes under its own GIL.  None, bool, int, float, complex, str, bytes,
+// bytearray, tuple, list, dict, set and frozenset (exact types, any nesting)
+// have a native encoding.  Everything else is pickled with protocol 5; its
+// out-of-band buffers are copied once into engine Blocks and handed to the
+// receiver zero-copy, as _core.Buffer objects that keep the Block alive.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "python/module_state.hpp"
+#include "runtime/block.hpp"
+
+namespace interpool::py {
+
+class Encoder {
+ public:
+  Encoder(ModuleState& state, rt::Payload& out) : _state(state), _out(out) {}
+
+  /// Appends `obj`.  Returns false with a Python exception set; an object that
+  /// cannot be sent raises TypeError naming it.
+  bool value(PyObject* obj);
+
+  /// Appends `obj` pickled in-band (no out-of-band buffers): the form used for
+  /// callables, whose bytes double as a cache key in the workers.
+  bool pickled_inband(PyObject* obj, const char* what);
+
+  /// Appends a raw length-prefixed byte string.
+  void raw(std::string_view bytes);
+
+ private:
+  bool native(PyObject* obj, int depth);
+  bool pickled(PyObject* obj);
+  void tag(char t) { _out.bytes.push_back(t); }
+  void varint(std::size_t n);
+  void fixed(const void* p, std::size_t n) { _out.bytes.append(static_cast<const char*>(p), n); }
+
+  ModuleState& _state;
+  rt::Payload& _out;
+};
+
+class Decoder {
+ public:
+  Decoder(ModuleState& state, const rt::Payload& in, std::size_t pos = 0)
+      : _state(state), _in(in), _pos(pos) {}
+
+  /// Decodes the next value: a new reference, or NULL with an exception set.
+  PyObject* value();
+
+  /// Reads a raw length-prefixed byte string (a view into the payload).
+  bool raw(std::string_view& out);
+
+  /// Unpickles a byte string written by Encoder::pickled_inband.
+  PyObject* unpickle(std::string_view bytes);
+
+  bool at_end() const { return _pos >= _in.bytes.size(); }
+
+ private:
+  bool varint(std::size_t& n);
+  bool take(std::size_t n, const char*& p);
+  PyObject* corrupt();
+
+  ModuleState& _state;
+  const rt::Payload& _in;
+  std::size_t _pos;
+};
+
+/// Raises TypeError "cannot send <repr> to another interpreter: <reason>",
+/// chained from the pending exception (the reason), and returns false.
+bool raise_unsendable(PyObject* obj, const char* what);
+
+}  // namespace interpool::py

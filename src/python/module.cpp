@@ -1,0 +1,103 @@
+// src/python/module.cpp: module interpool._core, multi-phase init.
+//
+// The module declares per-interpreter-GIL support: it is imported afresh in
+// every worker interpreter, each import with its own heap types and state.
+#include "python/buffer_object.hpp"
+#include "python/engine.hpp"
+#include "python/module_state.hpp"
+
+namespace interpool::py {
+namespace {
+
+int module_exec(PyObject* module) {
+  ModuleState& st = state_of(module);
+  auto add_type = [&](PyType_Spec* spec, PyTypeObject*& slot) {
+    slot = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, spec, nullptr));
+    return slot && PyModule_AddType(module, slot) == 0;
+  };
+  if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
+      !add_type(&buffer_spec, st.buffer_type))
+    return -1;
+
+  Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
+  if (!pickle) return -1;
+  st.pickle_dumps = PyObject_GetAttrString(pickle.get(), "dumps");
+  st.pickle_loads = PyObject_GetAttrString(pickle.get(), "loads");
+  st.pickle_error = PyObject_GetAttrString(pickle.get(), "PicklingError");
+  if (!st.pickle_dumps || !st.pickle_loads || !st.pickle_error) return -1;
+
+  st.callable_cache = PyDict_New();
+  if (!st.callable_cache) return -1;
+
+  st.str_set_result = PyUnicode_InternFromString("set_result");
+  st.str_set_exception = PyUnicode_InternFromString("set_exception");
+  st.str_append = PyUnicode_InternFromString("append");
+  st.str_buffers = PyUnicode_InternFromString("buffers");
+  st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
+  if (!st.str_set_result || !st.str_set_exception || !st.str_append || !st.str_buffers || !st.str_buffer_callback)
+    return -1;
+  return 0;
+}
+
+template <class F>
+void for_each_field(ModuleState& st, F&& f) {
+  f(reinterpret_cast<PyObject*&>(st.engine_type));
+  f(reinterpret_cast<PyObject*&>(st.task_type));
+  f(reinterpret_cast<PyObject*&>(st.buffer_type));
+  f(st.pickle_dumps);
+  f(st.pickle_loads);
+  f(st.pickle_error);
+  f(st.callable_cache);
+  f(st.str_set_result);
+  f(st.str_set_exception);
+  f(st.str_append);
+  f(st.str_buffers);
+  f(st.str_buffer_callback);
+}
+
+int module_traverse(PyObject* module, visitproc visit, void* arg) {
+  ModuleState* st = static_cast<ModuleState*>(PyModule_GetState(module));
+  if (!st) return 0;
+  int err = 0;
+  for_each_field(*st, [&](PyObject*& field) {
+    if (!err && field) err = visit(field, arg);
+  });
+  return err;
+}
+
+int module_clear(PyObject* module) {
+  ModuleState* st = static_cast<ModuleState*>(PyModule_GetState(module));
+  if (st) for_each_field(*st, [](PyObject*& field) { Py_CLEAR(field); });
+  return 0;
+}
+
+void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+
+PyMethodDef module_methods[] = {
+    {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
+     "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+    {0, nullptr},
+};
+
+PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "interpool._core",
+    "The C++ engine of interpool: worker interpreters, tasks, the codec.",
+    sizeof(ModuleState),
+    module_methods,
+    module_slots,
+    module_traverse,
+    module_clear,
+    module_free,
+};
+
+}  // namespace
+}  // namespace interpool::py
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&interpool::py::module_def); }

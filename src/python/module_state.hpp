@@ -1,0 +1,46 @@
+// src/python/module_state.hpp: per-interpreter state of interpool._core.
+//
+// The extension is imported separately in every interpreter that uses it (the
+// caller and each worker), and each import gets its own ModuleState.  Every
+// PyObject* here is owned by the module and belongs to that one interpreter;
+// module_clear() drops them.  There is no static PyObject* anywhere.
+#pragma once
+
+#include "python/ref.hpp"
+
+namespace interpool::py {
+
+struct ModuleState {
+  // Heap types, created from specs at module exec.
+  PyTypeObject* engine_type = nullptr;  ///< _core.Engine
+  PyTypeObject* task_type = nullptr;    ///< _core.Task
+  PyTypeObject* buffer_type = nullptr;  ///< _core.Buffer
+
+  // The codec's fallback for objects it has no native encoding for.
+  PyObject* pickle_dumps = nullptr;   ///< pickle.dumps
+  PyObject* pickle_loads = nullptr;   ///< pickle.loads
+  PyObject* pickle_error = nullptr;   ///< pickle.PicklingError
+
+  /// {callable: pickled bytes}, for functions, builtins and classes only:
+  /// they pickle by name, so one encoding serves every call.  Bounded.
+  PyObject* callable_cache = nullptr;
+
+  // Interned names used on hot paths.
+  PyObject* str_set_result = nullptr;
+  PyObject* str_set_exception = nullptr;
+  PyObject* str_append = nullptr;
+  PyObject* str_buffers = nullptr;
+  PyObject* str_buffer_callback = nullptr;
+};
+
+/// The state of the module object `module`.
+inline ModuleState& state_of(PyObject* module) {
+  return *static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+/// The state of the module that defined heap type `type`.
+inline ModuleState& state_of_type(PyTypeObject* type) {
+  return *static_cast<ModuleState*>(PyType_GetModuleState(type));
+}
+
+}  // namespace interpool::py

@@ -1,0 +1,96 @@
+// src/python/ref.hpp: RAII ownership of Python references and thread states.
+//
+// Every PyObject* in the binding is either a `Ref` (owned: decref'd on
+// destruction) or a plain PyObject* parameter (borrowed, valid for the call).
+// Thread-state guards make each switch between interpreters explicit; the
+// binding never uses PyGILState_*, which cannot tell interpreters apart.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cassert>
+#include <utility>
+
+#if PY_VERSION_HEX < 0x030D0000
+// 3.12 spells the non-fatal "current thread state, or NULL" getter privately.
+#define PyThreadState_GetUnchecked _PyThreadState_UncheckedGet
+#endif
+
+namespace interpool::py {
+
+/// An owned strong reference.  Must be destroyed with its interpreter attached.
+class Ref {
+ public:
+  Ref() = default;
+  /// Takes over a new reference (the result of most C API calls).
+  static Ref steal(PyObject* o) { return Ref(o); }
+  /// Adds a reference to a borrowed one.
+  static Ref borrow(PyObject* o) {
+    Py_XINCREF(o);
+    return Ref(o);
+  }
+  Ref(const Ref& other) : _p(other._p) { Py_XINCREF(_p); }
+  Ref(Ref&& other) noexcept : _p(std::exchange(other._p, nullptr)) {}
+  Ref& operator=(Ref other) noexcept {
+    std::swap(_p, other._p);
+    return *this;
+  }
+  ~Ref() { Py_XDECREF(_p); }
+
+  PyObject* get() const { return _p; }
+  /// Gives up ownership: the caller now owns the reference.
+  PyObject* release() { return std::exchange(_p, nullptr); }
+  void reset() { Py_CLEAR(_p); }
+  explicit operator bool() const { return _p != nullptr; }
+
+ private:
+  explicit Ref(PyObject* o) : _p(o) {}
+  PyObject* _p = nullptr;
+};
+
+/// Detaches the current thread state (releasing its GIL) for the guard's
+/// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
+class ReleasedGil {
+ public:
+  ReleasedGil() : _saved(PyEval_SaveThread()) {}
+  ~ReleasedGil() { PyEval_RestoreThread(_saved); }
+  ReleasedGil(const ReleasedGil&) = delete;
+  ReleasedGil& operator=(const ReleasedGil&) = delete;
+
+ private:
+  PyThreadState* _saved;
+};
+
+/// Attaches `tstate` (taking its interpreter's GIL) for the guard's lifetime.
+/// The calling thread must have no thread state attached.
+class AttachedThread {
+ public:
+  explicit AttachedThread(PyThreadState* tstate) : _tstate(tstate) {
+    assert(PyThreadState_GetUnchecked() == nullptr);
+    PyEval_RestoreThread(_tstate);
+  }
+  ~AttachedThread() { PyEval_SaveThread(); }
+  AttachedThread(const AttachedThread&) = delete;
+  AttachedThread& operator=(const AttachedThread&) = delete;
+
+ private:
+  PyThreadState* _tstate;
+};
+
+/// Saves the pending exception and restores it on destruction, so cleanup
+/// code can call the C API without losing the error being propagated.
+class PendingError {
+ public:
+  PendingError() : _exc(PyErr_GetRaisedException()) {}
+  ~PendingError() {
+    if (_exc) PyErr_SetRaisedException(_exc);
+  }
+  PendingError(const PendingError&) = delete;
+  PendingError& operator=(const PendingError&) = delete;
+
+ private:
+  PyObject* _exc;
+};
+
+}  // namespace interpool::py

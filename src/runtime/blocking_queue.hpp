@@ -1,0 +1,120 @@
+// src/runtime/blocking_queue.hpp: a closable multi-producer multi-consumer FIFO.
+//
+// Consumers spin briefly before sleeping on a condition variable (a futex
+// underneath): a worker that just finished a task usually finds the next one
+// within the spin and never pays for a sleep and a wake-up.  Producers notify
+// only when a consumer actually sleeps.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "runtime/futex.hpp"
+
+namespace interpool::rt {
+
+template <class T>
+class BlockingQueue {
+ public:
+  /// `spin` is how many times pop() polls the size before it sleeps.
+  explicit BlockingQueue(unsigned spin = 0) : _spin(spin) {}
+  BlockingQueue(const BlockingQueue&) = delete;
+  BlockingQueue& operator=(const BlockingQueue&) = delete;
+
+  /// Appends an item.  Returns false (and drops nothing) once closed.
+  bool push(T item) {
+    bool wake;
+    {
+      std::lock_guard lock(_mutex);
+      if (_closed) return false;
+      _items.push_back(std::move(item));
+      _size.store(_items.size(), std::memory_order_release);
+      wake = _sleepers > 0;
+    }
+    if (wake) _cv.notify_one();
+    return true;
+  }
+
+  /// Blocks for the next item.  Empty once the queue is closed and drained.
+  std::optional<T> pop() {
+    spin_for_items();
+    std::unique_lock lock(_mutex);
+    while (_items.empty() && !_closed) {
+      ++_sleepers;
+      _cv.wait(lock);
+      --_sleepers;
+    }
+    if (_items.empty()) return std::nullopt;
+    T item = std::move(_items.front());
+    _items.pop_front();
+    _size.store(_items.size(), std::memory_order_release);
+    return item;
+  }
+
+  /// Blocks until at least one item is there, then takes all of them.  Empty
+  /// once the queue is closed and drained.
+  std::vector<T> pop_all() {
+    spin_for_items();
+    std::unique_lock lock(_mutex);
+    while (_items.empty() && !_closed) {
+      ++_sleepers;
+      _cv.wait(lock);
+      --_sleepers;
+    }
+    return take_all_locked();
+  }
+
+  /// Takes every queued item without blocking.
+  std::vector<T> drain() {
+    std::lock_guard lock(_mutex);
+    return take_all_locked();
+  }
+
+  /// Refuses further pushes and wakes every consumer; queued items stay poppable.
+  void close() {
+    {
+      std::lock_guard lock(_mutex);
+      _closed = true;
+      _closed_flag.store(true, std::memory_order_release);
+    }
+    _cv.notify_all();
+  }
+
+  bool closed() const { return _closed_flag.load(std::memory_order_acquire); }
+  std::size_t size() const { return _size.load(std::memory_order_acquire); }
+
+ private:
+  void spin_for_items() const {
+    for (unsigned i = 0; i < _spin; ++i) {
+      if (_size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed)) return;
+      cpu_relax();
+    }
+  }
+
+  std::vector<T> take_all_locked() {
+    std::vector<T> out;
+    out.reserve(_items.size());
+    for (auto& item : _items) out.push_back(std::move(item));
+    _items.clear();
+    _size.store(0, std::memory_order_release);
+    return out;
+  }
+
+  // _mutex guards _items, _closed and _sleepers; _size and _closed_flag mirror
+  // them for the lock-free spin.
+  mutable std::mutex _mutex;
+  std::condition_variable _cv;
+  std::deque<T> _items;
+  bool _closed = false;
+  unsigned _sleepers = 0;
+  std::atomic<std::size_t> _size{0};
+  std::atomic<bool> _closed_flag{false};
+  unsigned _spin;
+};
+
+}  // namespace interpool::rt
