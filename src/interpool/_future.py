@@ -1,11 +1,13 @@
 """interpool.Future: a concurrent.futures.Future backed by an engine task."""
 
+import threading
 import time
 from concurrent.futures import _base
 
 __all__ = ["Future"]
 
 _PENDING = _base.PENDING
+_FINISHED = _base.FINISHED
 
 
 class Future(_base.Future):
@@ -23,6 +25,26 @@ class Future(_base.Future):
     """
 
     _task = None  # the engine's handle, set by the pool right after creation
+
+    def __init__(self):
+        # As _base.Future.__init__, less the Condition: most futures are
+        # completed before anyone waits on them, so it is made on first use.
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    @property
+    def _condition(self):
+        # Whoever waits, registers a waiter or adds a callback goes through
+        # here first.  The engine completes a future without notifying only
+        # while "_cond" is absent, so no one can be left waiting.  setdefault
+        # is atomic: racing creators all get the same Condition.
+        cond = self.__dict__.get("_cond")
+        if cond is None:
+            cond = self.__dict__.setdefault("_cond", threading.Condition())
+        return cond
 
     def cancel(self):
         """Cancel the task if no worker has started it.  Returns whether it is cancelled."""
@@ -66,10 +88,23 @@ class Future(_base.Future):
         return max(0.0, end - time.monotonic())
 
     def result(self, timeout=None):
-        return super().result(self._settle(timeout))
+        if self._state == _PENDING:
+            timeout = self._settle(timeout)
+        if self._state == _FINISHED:
+            if self._exception is not None:
+                try:
+                    raise self._exception
+                finally:
+                    self = None  # break the frame <-> exception cycle, as _base does
+            return self._result
+        return super().result(timeout)
 
     def exception(self, timeout=None):
-        return super().exception(self._settle(timeout))
+        if self._state == _PENDING:
+            timeout = self._settle(timeout)
+        if self._state == _FINISHED:
+            return self._exception
+        return super().exception(timeout)
 
     result.__doc__ = _base.Future.result.__doc__
     exception.__doc__ = _base.Future.exception.__doc__

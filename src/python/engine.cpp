@@ -233,7 +233,7 @@ PyTask::~PyTask() {
 }
 
 EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
-    : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/2000), _completions(/*spin=*/0) {}
+    : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0) {}
 
 void EngineCore::start(PyObject* module, PyObject* rebuild) {
   register_engine(shared_from_this());
@@ -367,6 +367,28 @@ void EngineCore::deliverer_main(PyObject* module, PyObject* rebuild) {
 
 // ---------------------------------------------------------------- delivery
 
+namespace {
+
+/// Completes an interpool.Future that nobody has observed yet: no thread
+/// waits on it, no waiter or callback is registered, since each of those
+/// first creates the future's lazy Condition ("_cond").  Then setting the
+/// state is all set_result() would do.  Runs without releasing the GIL, so
+/// no other thread can start observing half-way.  False: use set_result().
+bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome, bool is_exception) {
+  Ref dict = Ref::steal(PyObject_GenericGetDict(future, nullptr));
+  if (!dict) return PyErr_Clear(), false;
+  int observed = PyDict_Contains(dict.get(), state.str_cond);
+  if (observed != 0) return PyErr_Clear(), false;
+  PyObject* current = PyDict_GetItemWithError(dict.get(), state.str_state);
+  if (!current || current != state.state_pending) return PyErr_Clear(), false;
+  if (PyDict_SetItem(dict.get(), is_exception ? state.str_exception : state.str_result, outcome) < 0 ||
+      PyDict_SetItem(dict.get(), state.str_state, state.state_finished) < 0)
+    return PyErr_Clear(), false;
+  return true;
+}
+
+}  // namespace
+
 void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
@@ -421,6 +443,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
       is_exception = false;
     }
   }
+  if (complete_unobserved(state, future.get(), outcome.get(), is_exception)) return;
   Ref done = Ref::steal(PyObject_CallMethodOneArg(
       future.get(), is_exception ? state.str_set_exception : state.str_set_result, outcome.get()));
   if (!done) PyErr_WriteUnraisable(future.get());

@@ -36,6 +36,19 @@ int module_exec(PyObject* module) {
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
   if (!st.str_set_result || !st.str_set_exception || !st.str_append || !st.str_buffers || !st.str_buffer_callback)
     return -1;
+
+  st.str_cond = PyUnicode_InternFromString("_cond");
+  st.str_state = PyUnicode_InternFromString("_state");
+  st.str_result = PyUnicode_InternFromString("_result");
+  st.str_exception = PyUnicode_InternFromString("_exception");
+  if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
+  {
+    Ref base = Ref::steal(PyImport_ImportModule("concurrent.futures._base"));
+    if (!base) return -1;
+    st.state_pending = PyObject_GetAttrString(base.get(), "PENDING");
+    st.state_finished = PyObject_GetAttrString(base.get(), "FINISHED");
+    if (!st.state_pending || !st.state_finished) return -1;
+  }
   return 0;
 }
 
@@ -53,6 +66,12 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.str_append);
   f(st.str_buffers);
   f(st.str_buffer_callback);
+  f(st.str_cond);
+  f(st.str_state);
+  f(st.str_result);
+  f(st.str_exception);
+  f(st.state_pending);
+  f(st.state_finished);
 }
 
 int module_traverse(PyObject* module, visitproc visit, void* arg) {

@@ -31,6 +31,14 @@ struct ModuleState {
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;
+  // concurrent.futures.Future internals, for completing a future that no one
+  // waits on without the cost of its Condition (see deliver()).
+  PyObject* str_cond = nullptr;       ///< "_cond": interpool.Future's lazy Condition
+  PyObject* str_state = nullptr;      ///< "_state"
+  PyObject* str_result = nullptr;     ///< "_result"
+  PyObject* str_exception = nullptr;  ///< "_exception"
+  PyObject* state_pending = nullptr;  ///< concurrent.futures._base.PENDING
+  PyObject* state_finished = nullptr; ///< concurrent.futures._base.FINISHED
 };
 
 /// The state of the module object `module`.

@@ -1,0 +1,509 @@
+"""A small benchmark harness (in the spirit of msgspec's benchmark scripts).
+
+Vocabulary:
+
+* A **peer** is one way of running the tasks, described by a
+  :class:`Benchmark`: a label, a factory ``make(workers) -> Executor`` (or
+  ``None`` for the serial, in-process baseline) and an availability check.
+* A **workload** is a ``bench_<name>.py`` module in this package exposing
+  ``NAME``, ``TITLE``, ``DESCRIPTION`` and ``run(config) -> WorkloadResult``.
+  Adding a workload means adding one such file; the CLI discovers it.
+
+Timing: ``time.perf_counter``, best of ``repeats`` runs on a warmed-up
+executor. Executor start-up (construction plus a warm-up round that makes
+every worker import the task module) is timed separately and never included
+in per-task numbers. Executors are always shut down, also on errors.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import math
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from . import _tasks
+
+# ---------------------------------------------------------------------------
+# Locating interpool
+# ---------------------------------------------------------------------------
+
+#: Developer-only switch. With INTERPOOL_BENCH_FAKE=1 the "interpool" peer is
+#: a ThreadPoolExecutor stand-in, so the harness itself can be exercised before
+#: the engine builds. Every report made this way is loudly labelled FAKE.
+FAKE_ENV = "INTERPOOL_BENCH_FAKE"
+
+
+def fake_interpool() -> bool:
+    return os.environ.get(FAKE_ENV, "") not in ("", "0")
+
+
+class InterpoolUnavailable(RuntimeError):
+    """interpool (or interpool.Pool) cannot be imported."""
+
+
+class _FakeInterpool:
+    """Developer-only stand-in for the interpool module (see FAKE_ENV)."""
+
+    __version__ = "FAKE (ThreadPoolExecutor stand-in)"
+
+    @staticmethod
+    def Pool(workers=None, **kwargs):  # noqa: N802 - mirrors interpool.Pool
+        return cf.ThreadPoolExecutor(workers)
+
+
+def load_interpool():
+    """Return the interpool module; raise InterpoolUnavailable with a hint."""
+    if fake_interpool():
+        return _FakeInterpool
+    try:
+        import interpool
+    except Exception as exc:  # ImportError, or the extension failing to load
+        raise InterpoolUnavailable(
+            f"cannot import interpool: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not hasattr(interpool, "Pool"):
+        where = getattr(interpool, "__file__", None) or list(
+            getattr(interpool, "__path__", [])
+        )
+        raise InterpoolUnavailable(
+            f"cannot import interpool.Pool (found a package without it at {where};"
+            " is the extension built/installed?)"
+        )
+    return interpool
+
+
+def interpool_version() -> str:
+    try:
+        mod = load_interpool()
+    except InterpoolUnavailable:
+        return "unavailable"
+    return str(getattr(mod, "__version__", "unknown"))
+
+
+# ---------------------------------------------------------------------------
+# Peers
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Benchmark:
+    """One peer: how to obtain an executor for ``workers`` workers.
+
+    ``make`` is ``None`` for the serial baseline (tasks run in-process).
+    ``requires`` returns ``None`` when the peer can run here, else a short
+    reason shown in place of the numbers (e.g. ``"n/a (needs 3.14)"``).
+    """
+
+    label: str
+    make: Callable[[int], cf.Executor] | None
+    key: str
+    requires: Callable[[], str | None] | None = None
+
+    @property
+    def serial(self) -> bool:
+        return self.make is None
+
+    def unavailable(self) -> str | None:
+        return self.requires() if self.requires else None
+
+
+def _stdlib_ipe_missing() -> str | None:
+    if not hasattr(cf, "InterpreterPoolExecutor"):
+        return "n/a (needs 3.14)"
+    return None
+
+
+def _sys_path_sync_script() -> str:
+    # Subinterpreters start with the interpreter's *initial* sys.path; entries
+    # added at run time (e.g. by benchmarks/*.py) must be replayed there or
+    # ``interpool.bench._tasks`` cannot be unpickled. ``exec`` is a picklable
+    # builtin, so it can serve as the initializer.
+    return (
+        "import sys\n"
+        f"for _p in reversed({list(sys.path)!r}):\n"
+        "    if _p not in sys.path:\n"
+        "        sys.path.insert(0, _p)\n"
+    )
+
+
+def _make_stdlib_ipe(workers: int) -> cf.Executor:
+    return cf.InterpreterPoolExecutor(
+        max_workers=workers, initializer=exec, initargs=(_sys_path_sync_script(),)
+    )
+
+
+def _mp_context():
+    # forkserver (the 3.14 default on Linux) everywhere it exists: forking a
+    # process that runs interpool's native threads is unsafe, and a uniform
+    # start method keeps results comparable across Python versions.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _make_processes(workers: int) -> cf.Executor:
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+
+
+def _make_interpool(workers: int) -> cf.Executor:
+    return load_interpool().Pool(workers)
+
+
+def interpool_label() -> str:
+    return "interpool.Pool [FAKE: ThreadPool]" if fake_interpool() else "interpool.Pool"
+
+
+SERIAL = Benchmark("serial (in-process loop)", None, "serial")
+
+
+def standard_peers() -> dict[str, Benchmark]:
+    """The peers known to the suite, by key (also the --peers vocabulary)."""
+    return {
+        "serial": SERIAL,
+        "interpool": Benchmark(interpool_label(), _make_interpool, "interpool"),
+        "threads": Benchmark("ThreadPoolExecutor", cf.ThreadPoolExecutor, "threads"),
+        "processes": Benchmark("ProcessPoolExecutor", _make_processes, "processes"),
+        "stdlib": Benchmark(
+            "InterpreterPoolExecutor (stdlib)",
+            _make_stdlib_ipe,
+            "stdlib",
+            _stdlib_ipe_missing,
+        ),
+    }
+
+
+PEER_KEYS = tuple(standard_peers())
+
+
+# ---------------------------------------------------------------------------
+# Configuration and results
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Config:
+    quick: bool = False
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    #: Multiplies every workload size (tests use tiny values).
+    scale: float = 1.0
+    #: Override each workload's default number of repeats.
+    repeats: int | None = None
+    #: Peer keys to run (None = all).
+    peers: frozenset[str] | None = None
+    #: Progress messages go here (None = silent).
+    progress: Any = dataclasses.field(default_factory=lambda: sys.stderr)
+
+    def size(self, full: int, quick: int, minimum: int = 1) -> int:
+        n = quick if self.quick else full
+        return max(minimum, int(n * self.scale))
+
+    def reps(self, full: int, quick: int) -> int:
+        if self.repeats is not None:
+            return max(1, self.repeats)
+        return quick if self.quick else full
+
+    def select(self, keys: list[str]) -> list[Benchmark]:
+        peers = standard_peers()
+        return [peers[k] for k in keys if self.peers is None or k in self.peers]
+
+    def log(self, msg: str) -> None:
+        if self.progress is not None:
+            print(msg, file=self.progress, flush=True)
+
+
+@dataclasses.dataclass
+class Measurement:
+    """Timings for one peer on one workload (JSON-ready via ``as_dict``)."""
+
+    label: str
+    key: str
+    status: str = "ok"  # "ok" | "n/a" | "error"
+    detail: str = ""
+    workers: int | None = None
+    n: int = 0  # items per timed run
+    times: list[float] = dataclasses.field(default_factory=list)  # s per run
+    startup: float | None = None  # s: construction + warm-up
+    answer: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def best(self) -> float:
+        return min(self.times) if self.times else math.nan
+
+    @property
+    def per_item(self) -> float:
+        return self.best / self.n if self.n else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {
+            "label": self.label,
+            "peer": self.key,
+            "status": self.status,
+            "detail": self.detail,
+            "workers": self.workers,
+            "n": self.n,
+            "best_s": None if not self.times else self.best,
+            "per_item_s": None if not self.times else self.per_item,
+            "times_s": self.times,
+            "startup_s": self.startup,
+        }
+        if isinstance(self.answer, (int, float, str, bool)):
+            d["answer"] = self.answer
+        return d
+
+
+@dataclasses.dataclass
+class Target:
+    text: str
+    status: str  # "PASS" | "FAIL" | "n/a"
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Table:
+    """A plain-text table. A row given as a ``(label, text)`` tuple prints
+    ``text`` across the remaining columns (used for "n/a (needs 3.14)")."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str] | tuple[str, str]]
+    #: per column: "<" left, ">" right (default: first left, others right)
+    align: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def render(self) -> str:
+        ncol = len(self.headers)
+        align = (self.align or "<" + ">" * (ncol - 1)).ljust(ncol, ">")
+        widths = [len(x) for x in self.headers]
+        for row in self.rows:
+            cells = row[:1] if isinstance(row, tuple) else row
+            for i, cell in enumerate(cells):
+                widths[i] = max(widths[i], len(cell))
+
+        def fmt(row):
+            if isinstance(row, tuple):
+                return f"{row[0].ljust(widths[0])}  {row[1]}".rstrip()
+            cells = [
+                (c.ljust(w) if a == "<" else c.rjust(w))
+                for c, w, a in zip(row, widths, align)
+            ]
+            return "  ".join(cells).rstrip()
+
+        lines = [self.title, fmt(self.headers), "  ".join("-" * w for w in widths)]
+        lines += [fmt(r) for r in self.rows]
+        lines += [f"  {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class WorkloadResult:
+    name: str
+    title: str
+    description: str
+    params: dict[str, Any]
+    tables: list[Table]
+    targets: list[Target]
+    #: machine-readable sections: name -> list of Measurement
+    data: dict[str, list[Measurement]]
+
+    @property
+    def errors(self) -> list[Measurement]:
+        return [m for ms in self.data.values() for m in ms if m.status == "error"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "description": self.description,
+            "params": self.params,
+            "results": {k: [m.as_dict() for m in v] for k, v in self.data.items()},
+            "targets": [t.as_dict() for t in self.targets],
+        }
+
+    def render(self) -> str:
+        out = [f"== {self.title} ==", self.description]
+        for t in self.tables:
+            out += ["", t.render()]
+        if self.targets:
+            out += ["", "Targets:"]
+            for t in self.targets:
+                extra = f"  ({t.detail})" if t.detail else ""
+                out.append(f"  [{t.status:>4}] {t.text}{extra}")
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Running peers
+# ---------------------------------------------------------------------------
+
+
+def warm_up(ex: cf.Executor, workers: int) -> None:
+    """Get every worker started and the task module imported there."""
+    # Sleeping tasks keep workers busy so that each one receives at least one.
+    for f in [ex.submit(_tasks.pause, 0.02) for _ in range(workers)]:
+        f.result()
+    for f in [ex.submit(_tasks.noop) for _ in range(4 * workers)]:
+        f.result()
+
+
+@contextlib.contextmanager
+def opened(bench: Benchmark, workers: int) -> Iterator[tuple[cf.Executor | None, float | None]]:
+    """Yield ``(executor, startup_seconds)``; always shut the executor down."""
+    if bench.serial:
+        yield None, None
+        return
+    t0 = time.perf_counter()
+    ex = bench.make(workers)
+    try:
+        warm_up(ex, workers)
+        startup = time.perf_counter() - t0
+        yield ex, startup
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def run_peer(
+    bench: Benchmark,
+    workers: int,
+    task: Callable[[cf.Executor | None, int], Any],
+    *,
+    n: int,
+    repeats: int,
+    config: Config,
+    budget_s: float | None = None,
+    probe_n: int | None = None,
+    check: Callable[[Any, int], None] | None = None,
+    section: str = "",
+) -> Measurement:
+    """Time ``task(executor, n)`` best-of-``repeats`` on one peer.
+
+    With ``budget_s``/``probe_n`` the size is adapted per peer: a probe run of
+    ``probe_n`` items (which doubles as warm-up) estimates the cost per item,
+    and ``n`` is reduced so one timed run takes about ``budget_s``; results
+    are normalised per item, so slow peers stay comparable. Without them, one
+    untimed run of ``min(n, probe_n or n)`` items warms up.
+
+    ``check(answer, n)`` may raise ``AssertionError`` to flag a wrong result.
+    Exceptions never escape: they become ``status="error"``.
+    """
+    m = Measurement(bench.label, bench.key, workers=None if bench.serial else workers)
+    reason = bench.unavailable()
+    if reason:
+        m.status, m.detail = "n/a", reason
+        return m
+    config.log(f"  {section + ': ' if section else ''}{bench.label} ({'serial' if bench.serial else f'{workers} workers'}) ...")
+    try:
+        with opened(bench, workers) as (ex, startup):
+            m.startup = startup
+            if budget_s is not None and probe_n:
+                probe = min(n, probe_n)
+                t0 = time.perf_counter()
+                task(ex, probe)
+                per_item = (time.perf_counter() - t0) / probe
+                if per_item > 0:
+                    n = max(probe, min(n, int(budget_s / per_item)))
+            else:
+                task(ex, min(n, probe_n or n))
+            m.n = n
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                answer = task(ex, n)
+                m.times.append(time.perf_counter() - t0)
+                if check is not None:
+                    check(answer, n)
+                m.answer = answer
+    except AssertionError as exc:
+        m.status, m.detail = "error", f"wrong result: {exc}"
+    except Exception as exc:
+        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
+    if m.status == "error":
+        config.log(f"    ERROR: {m.detail}")
+    return m
+
+
+# ---------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------
+
+
+def fmt_num(x: float) -> str:
+    """Three significant digits, no exponent: 0.0123, 1.23, 12.3, 1234."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    ax = abs(x)
+    if ax >= 100:
+        return f"{x:,.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    if ax == 0:
+        return "0"
+    digits = 2 - math.floor(math.log10(ax))
+    return f"{x:.{digits}f}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return fmt_num(x) + "×"
+
+
+def fmt_us(seconds: float | None) -> str:
+    return "-" if seconds is None else fmt_num(seconds * 1e6)
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else fmt_num(seconds * 1e3)
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "-" if seconds is None else fmt_num(seconds)
+
+
+def status_row(m: Measurement) -> tuple[str, str]:
+    """Row for a peer without numbers: ``(label, "n/a (...)" | "ERROR (see below)")``."""
+    if m.status == "n/a":
+        return (m.label, m.detail or "n/a")
+    return (m.label, "ERROR (see below)")
+
+
+def sort_measurements(ms: list[Measurement], key: Callable[[Measurement], float]) -> list[Measurement]:
+    """OK rows by ``key`` ascending; errors, then n/a, at the bottom."""
+    rank = {"ok": 0, "error": 1, "n/a": 2}
+    return sorted(ms, key=lambda m: (rank[m.status], key(m) if m.ok else 0.0))
+
+
+def error_notes(ms: list[Measurement]) -> list[str]:
+    return [f"ERROR {m.label}: {m.detail}" for m in ms if m.status == "error"]
+
+
+def find(ms: list[Measurement], key: str) -> Measurement | None:
+    for m in ms:
+        if m.key == key and m.ok:
+            return m
+    return None
+
+
+def target(text: str, ok: bool | None, detail: str = "") -> Target:
+    return Target(text, "n/a" if ok is None else ("PASS" if ok else "FAIL"), detail)
+
+
+def fail_if_interpool_failed(targets: list[Target], *sections: list[Measurement]) -> list[Target]:
+    """Targets that could not be judged because interpool errored are FAILs."""
+    broken = [m for ms in sections for m in ms if m.key == "interpool" and m.status == "error"]
+    if broken:
+        for t in targets:
+            if t.status == "n/a":
+                t.status, t.detail = "FAIL", f"interpool errored: {broken[0].detail}"
+    return targets
