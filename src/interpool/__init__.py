@@ -6,6 +6,7 @@
 [1, 2, 3]
 """
 
+from ._core import Shared, SharedBuffer, share
 from ._errors import BrokenPool, RemoteError, RemoteTraceback
 from ._executor import InterpreterPoolExecutor
 from ._future import Future
@@ -18,7 +19,10 @@ __all__ = [
     "Pool",
     "RemoteError",
     "RemoteTraceback",
+    "Shared",
+    "SharedBuffer",
     "default_workers",
+    "share",
 ]
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <new>
 
-#include "python/buffer_object.hpp"
+#include "python/handle_object.hpp"
 
 namespace interpool::py {
 
@@ -30,7 +30,7 @@ enum Tag : char {
   kSet = 'S',
   kFrozenSet = 'Z',
   kPickle = 'P',     // pickle bytes, then out-of-band buffer handle indices
-  kBuffer = 'B',     // a _core.Buffer, by handle index
+  kHandle = 'H',     // an engine handle: kind byte, handle index
 };
 
 // Nesting beyond this is encoded by pickle, which also handles cycles.
@@ -38,7 +38,28 @@ constexpr int kMaxNativeDepth = 100;
 
 struct TooDeep {};
 
+thread_local rt::Payload* t_encode_payload = nullptr;
+thread_local const rt::Payload* t_decode_payload = nullptr;
+
+/// Sets a thread-local context pointer for a scope, restoring the previous
+/// one after (pickling can nest: an object's __reduce__ may encode too).
+template <class T>
+class ScopedContext {
+ public:
+  ScopedContext(T*& slot, T* value) : _slot(slot), _saved(slot) { slot = value; }
+  ~ScopedContext() { _slot = _saved; }
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  T*& _slot;
+  T* _saved;
+};
+
 }  // namespace
+
+rt::Payload* current_encode_payload() { return t_encode_payload; }
+const rt::Payload* current_decode_payload() { return t_decode_payload; }
 
 bool raise_unsendable(PyObject* obj, const char* what) {
   PyObject* reason = PyErr_GetRaisedException();
@@ -179,15 +200,16 @@ bool Encoder::native(PyObject* obj, int depth) {
     tag(kComplex);
     fixed(&c.real, sizeof c.real);
     fixed(&c.imag, sizeof c.imag);
-  } else if (type == _state.buffer_type) {
-    auto block = buffer_block(_state, obj);
-    if (!block) {
-      PyErr_SetString(PyExc_ValueError, "cannot send a released Buffer");
+  } else if (auto kind = handle_kind(_state, type)) {
+    auto& handle = as_handle(obj)->handle;
+    if (!handle) {
+      PyErr_Format(PyExc_ValueError, "cannot send a released %.100s", type->tp_name);
       return false;
     }
-    tag(kBuffer);
+    tag(kHandle);
+    _out.bytes.push_back(static_cast<char>(*kind));
     varint(_out.handles.size());
-    _out.handles.push_back(std::move(block));
+    _out.handles.push_back(handle);
   } else {
     return pickled(obj);
   }
@@ -204,7 +226,11 @@ bool Encoder::pickled(PyObject* obj) {
   PyObject* args[] = {obj, protocol.get(), append.get()};
   Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffer_callback));
   if (!kwnames) return false;
-  Ref data = Ref::steal(PyObject_Vectorcall(_state.pickle_dumps, args, 2, kwnames.get()));
+  Ref data;
+  {
+    ScopedContext context(t_encode_payload, &_out);
+    data = Ref::steal(PyObject_Vectorcall(_state.pickle_dumps, args, 2, kwnames.get()));
+  }
   if (!data) return raise_unsendable(obj, "object");
 
   tag(kPickle);
@@ -233,10 +259,13 @@ bool Encoder::pickled(PyObject* obj) {
   return true;
 }
 
-bool Encoder::pickled_inband(PyObject* obj, const char* what) {
+bool Encoder::pickled_inband(PyObject* obj, const char* what, Ref& data) {
   Ref protocol = Ref::steal(PyLong_FromLong(5));
   if (!protocol) return false;
-  Ref data = Ref::steal(PyObject_CallFunctionObjArgs(_state.pickle_dumps, obj, protocol.get(), nullptr));
+  {
+    ScopedContext context(t_encode_payload, &_out);
+    data = Ref::steal(PyObject_CallFunctionObjArgs(_state.pickle_dumps, obj, protocol.get(), nullptr));
+  }
   if (!data) return raise_unsendable(obj, what);
   raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
   return true;
@@ -279,6 +308,7 @@ PyObject* Decoder::unpickle(std::string_view bytes) {
   Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(bytes.data()),
                                                 static_cast<Py_ssize_t>(bytes.size()), PyBUF_READ));
   if (!view) return nullptr;
+  ScopedContext context(t_decode_payload, &_in);
   return PyObject_CallOneArg(_state.pickle_loads, view.get());
 }
 
@@ -385,13 +415,13 @@ PyObject* Decoder::value() {
       }
       return s.release();
     }
-    case kBuffer: {
+    case kHandle: {
+      const char* k;
       std::size_t index;
-      if (!varint(index)) return nullptr;
-      if (index >= _in.handles.size()) return corrupt();
-      auto block = std::dynamic_pointer_cast<rt::Block>(_in.handles[index]);
-      if (!block) return corrupt();
-      return buffer_new(_state, std::move(block));
+      if (!take(1, k) || !varint(index)) return nullptr;
+      auto kind = static_cast<unsigned char>(*k);
+      if (kind >= kHandleKinds || index >= _in.handles.size()) return corrupt();
+      return handle_receive(_state, static_cast<HandleKind>(kind), _in.handles[index]);
     }
     case kPickle: {
       std::string_view data;
@@ -406,7 +436,7 @@ PyObject* Decoder::value() {
         if (index >= _in.handles.size()) return corrupt();
         auto block = std::dynamic_pointer_cast<rt::Block>(_in.handles[index]);
         if (!block) return corrupt();
-        PyObject* buf = buffer_new(_state, std::move(block));
+        PyObject* buf = handle_new(_state, HandleKind::Buffer, std::move(block));
         if (!buf) return nullptr;
         PyList_SET_ITEM(buffers.get(), i, buf);
       }
@@ -416,6 +446,7 @@ PyObject* Decoder::value() {
       PyObject* args[] = {view.get(), buffers.get()};
       Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffers));
       if (!kwnames) return nullptr;
+      ScopedContext context(t_decode_payload, &_in);
       return PyObject_Vectorcall(_state.pickle_loads, args, 1, kwnames.get());
     }
   }

@@ -24,9 +24,11 @@ class Encoder {
   /// cannot be sent raises TypeError naming it.
   bool value(PyObject* obj);
 
-  /// Appends `obj` pickled in-band (no out-of-band buffers): the form used for
-  /// callables, whose bytes double as a cache key in the workers.
-  bool pickled_inband(PyObject* obj, const char* what);
+  /// Appends `obj` pickled in-band (no out-of-band buffers) as a raw string,
+  /// and hands back the pickle: the form used for callables, whose bytes
+  /// double as a cache key in the workers.  Handle objects inside `obj`
+  /// still register in the payload.
+  bool pickled_inband(PyObject* obj, const char* what, Ref& data);
 
   /// Appends a raw length-prefixed byte string.
   void raw(std::string_view bytes);
@@ -67,6 +69,12 @@ class Decoder {
   const rt::Payload& _in;
   std::size_t _pos;
 };
+
+/// While the codec pickles (unpickles), the payload being written (read), so
+/// that handle objects nested inside pickled objects travel as handles.
+/// Null outside the codec.
+rt::Payload* current_encode_payload();
+const rt::Payload* current_decode_payload();
 
 /// Raises TypeError "cannot send <repr> to another interpreter: <reason>",
 /// chained from the pending exception (the reason), and returns false.

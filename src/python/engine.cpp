@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "python/codec.hpp"
+#include "python/handle_object.hpp"
 #include "python/interpreter.hpp"
 
 namespace interpool::py {
@@ -69,6 +70,12 @@ class WorkerContext {
   /// Runs `task` and writes its response.
   void run(PyTask& task);
 
+  /// Drops decoded copies of SharedValues that were released.
+  void sweep_shared() {
+    if (_state && _state->shared_cache->seen_epoch != rt::SharedValue::released_epoch())
+      _state->shared_cache->sweep();
+  }
+
   /// Drops every reference this interpreter's objects hold.
   void clear() {
     _callables.clear();
@@ -78,7 +85,9 @@ class WorkerContext {
   }
 
  private:
-  PyObject* callable(std::string_view blob);
+  /// The callable a request starts with: a flag byte ('c': pickled by name,
+  /// cacheable; 'u': carries handles, decoded afresh), then the pickle.
+  PyObject* callable(Decoder& dec, Ref& holder);
   void fail(PyTask& task, PyObject* partial);
   bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
 
@@ -133,9 +142,8 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::P
 
   if (!recipe.initializer.empty()) {
     Decoder dec(*_state, recipe.initializer);
-    std::string_view blob;
-    if (!dec.raw(blob)) return fail_here("initializer failed");
-    PyObject* fn = callable(blob);
+    Ref holder;
+    PyObject* fn = callable(dec, holder);
     if (!fn) return fail_here("initializer failed");
     Ref args = Ref::steal(dec.value());
     if (!args) return fail_here("initializer failed");
@@ -145,10 +153,15 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::P
   return true;
 }
 
-PyObject* WorkerContext::callable(std::string_view blob) {
+PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
+  std::string_view flag, blob;
+  if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
+  if (flag != "c") {
+    holder = Ref::steal(dec.unpickle(blob));
+    return holder.get();
+  }
   auto it = _callables.find(blob);
   if (it != _callables.end()) return it->second.get();
-  Decoder dec(*_state, rt::Payload{});
   Ref fn = Ref::steal(dec.unpickle(blob));
   if (!fn) return nullptr;
   if (_callables.size() >= kWorkerCallableCacheLimit) _callables.clear();
@@ -189,8 +202,8 @@ void WorkerContext::fail(PyTask& task, PyObject* partial) {
 
 void WorkerContext::run(PyTask& task) {
   Decoder dec(*_state, task.request);
-  std::string_view blob;
-  PyObject* fn = dec.raw(blob) ? callable(blob) : nullptr;
+  Ref holder;
+  PyObject* fn = callable(dec, holder);
   if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr);
 
   if (task.kind() == rt::Task::Kind::Call) {
@@ -271,6 +284,16 @@ void EngineCore::join() {
   });
 }
 
+void EngineCore::poke_all() {
+  std::vector<std::shared_ptr<EngineCore>> engines;
+  {
+    std::lock_guard lock(g_engines_mutex);
+    for (auto& w : g_engines)
+      if (auto core = w.lock()) engines.push_back(std::move(core));
+  }
+  for (auto& core : engines) core->_tasks.poke();
+}
+
 std::vector<std::shared_ptr<EngineCore>> EngineCore::live_engines(PyInterpreterState* owner) {
   std::lock_guard lock(g_engines_mutex);
   std::vector<std::shared_ptr<EngineCore>> out;
@@ -322,11 +345,22 @@ void EngineCore::worker_main(std::size_t index) {
         PyEval_RestoreThread(saved);
       } else {
         std::size_t done = 0;
+        uint64_t pokes_seen = 0;
         PyEval_SaveThread();  // idle without holding this interpreter's GIL
-        while (auto task = _tasks.pop()) {
+        for (;;) {
+          bool poked;
+          auto task = _tasks.pop(pokes_seen, poked);
+          if (poked) {
+            PyEval_RestoreThread(tstate);
+            context.sweep_shared();
+            PyEval_SaveThread();
+            continue;
+          }
+          if (!task) break;  // closed and drained
           PyTask& t = **task;
           if (!t.try_start()) continue;  // cancelled while queued
           PyEval_RestoreThread(tstate);
+          context.sweep_shared();
           context.run(t);
           t.request.clear();
           PyEval_SaveThread();
@@ -469,9 +503,11 @@ struct TaskObject {
 EngineObject* as_engine(PyObject* o) { return reinterpret_cast<EngineObject*>(o); }
 TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
 
-/// Appends `fn` to a request as its pickled bytes, remembering the bytes of
-/// callables that pickle by name.
-bool encode_callable(ModuleState& state, Encoder& enc, PyObject* fn) {
+/// Appends `fn` to a request: a flag, then its pickled bytes.  Remembers the
+/// bytes of callables that pickle by name.  A callable whose pickle carries
+/// handles (a partial over a Queue, say) is flagged so that workers decode
+/// it afresh each time instead of caching it by its bytes.
+bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn) {
   if (!PyCallable_Check(fn)) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
     return false;
@@ -481,16 +517,21 @@ bool encode_callable(ModuleState& state, Encoder& enc, PyObject* fn) {
   if (by_name) {
     PyObject* hit = PyDict_GetItemWithError(state.callable_cache, fn);
     if (hit) {
+      enc.raw("c");
       enc.raw({PyBytes_AS_STRING(hit), static_cast<std::size_t>(PyBytes_GET_SIZE(hit))});
       return true;
     }
     if (PyErr_Occurred()) return false;
   }
-  Ref protocol = Ref::steal(PyLong_FromLong(5));
-  if (!protocol) return false;
-  Ref data = Ref::steal(PyObject_CallFunctionObjArgs(state.pickle_dumps, fn, protocol.get(), nullptr));
-  if (!data) return raise_unsendable(fn, "callable");
-  enc.raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+  std::size_t handles_before = payload.handles.size();
+  std::size_t flag_at = payload.bytes.size();
+  enc.raw("c");
+  Ref data;
+  if (!enc.pickled_inband(fn, "callable", data)) return false;
+  if (payload.handles.size() != handles_before) {
+    payload.bytes[flag_at + 1] = 'u';
+    return true;
+  }
   if (by_name) {
     if (PyDict_GET_SIZE(state.callable_cache) >= kCallerCallableCacheLimit) PyDict_Clear(state.callable_cache);
     if (PyDict_SetItem(state.callable_cache, fn, data.get()) < 0) return false;
@@ -565,7 +606,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   if (initializer != Py_None) {
     Encoder enc(state, recipe.initializer);
-    if (!encode_callable(state, enc, initializer) || !enc.value(initargs)) return nullptr;
+    if (!encode_callable(state, enc, recipe.initializer, initializer) || !enc.value(initargs)) return nullptr;
   }
 
   auto* self = PyObject_GC_New(EngineObject, type);
@@ -633,7 +674,8 @@ PyObject* engine_submit(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
     return PyErr_NoMemory();
   }
   Encoder enc(state, task->request);
-  if (!encode_callable(state, enc, args[1]) || !enc.value(args[2]) || !enc.value(args[3])) return nullptr;
+  if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2]) || !enc.value(args[3]))
+    return nullptr;
   return enqueue(o, state, std::move(task), args[0]);
 }
 
@@ -654,7 +696,7 @@ PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs
   }
   task->items = static_cast<uint32_t>(std::max<Py_ssize_t>(1, PyList_GET_SIZE(args[2])));
   Encoder enc(state, task->request);
-  if (!encode_callable(state, enc, args[1]) || !enc.value(args[2])) return nullptr;
+  if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2])) return nullptr;
   return enqueue(o, state, std::move(task), args[0]);
 }
 

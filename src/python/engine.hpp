@@ -76,6 +76,10 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::size_t workers() const { return _recipe.workers; }
   std::size_t queued() const { return _tasks.size(); }
 
+  /// Wakes the idle workers of every engine, so they drop decoded copies of
+  /// released SharedValues.  The SharedValue release hook; any thread.
+  static void poke_all();
+
   /// Every engine owned by interpreter `owner` that still has threads.
   static std::vector<std::shared_ptr<EngineCore>> live_engines(PyInterpreterState* owner);
 

@@ -2,8 +2,9 @@
 //
 // The module declares per-interpreter-GIL support: it is imported afresh in
 // every worker interpreter, each import with its own heap types and state.
-#include "python/buffer_object.hpp"
 #include "python/engine.hpp"
+#include "python/handle_object.hpp"
+#include "python/sync_objects.hpp"
 #include "python/module_state.hpp"
 
 namespace interpool::py {
@@ -15,9 +16,23 @@ int module_exec(PyObject* module) {
     slot = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, spec, nullptr));
     return slot && PyModule_AddType(module, slot) == 0;
   };
-  if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
-      !add_type(&buffer_spec, st.buffer_type))
+  if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type)) return -1;
+  auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
+    return add_type(spec, st.handle_types[static_cast<int>(kind)]);
+  };
+  if (!add_handle_type(&buffer_spec, HandleKind::Buffer) || !add_handle_type(&shared_spec, HandleKind::Shared))
     return -1;
+  for (auto& [spec, kind] : sync_type_specs())
+    if (!add_handle_type(spec, kind)) return -1;
+  st.handle_from_context = PyObject_GetAttrString(module, "_handle_from_context");
+  if (!st.handle_from_context) return -1;
+  try {
+    st.shared_cache = new SharedCache();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  rt::SharedValue::set_release_hook(&EngineCore::poke_all);
 
   Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
   if (!pickle) return -1;
@@ -56,7 +71,8 @@ template <class F>
 void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.engine_type));
   f(reinterpret_cast<PyObject*&>(st.task_type));
-  f(reinterpret_cast<PyObject*&>(st.buffer_type));
+  for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
+  f(st.handle_from_context);
   f(st.pickle_dumps);
   f(st.pickle_loads);
   f(st.pickle_error);
@@ -86,13 +102,27 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
 
 int module_clear(PyObject* module) {
   ModuleState* st = static_cast<ModuleState*>(PyModule_GetState(module));
-  if (st) for_each_field(*st, [](PyObject*& field) { Py_CLEAR(field); });
+  if (!st) return 0;
+  if (st->shared_cache) st->shared_cache->clear();
+  for_each_field(*st, [](PyObject*& field) { Py_CLEAR(field); });
   return 0;
 }
 
-void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+void module_free(void* module) {
+  module_clear(static_cast<PyObject*>(module));
+  ModuleState* st = static_cast<ModuleState*>(PyModule_GetState(static_cast<PyObject*>(module)));
+  if (st) {
+    delete st->shared_cache;
+    st->shared_cache = nullptr;
+  }
+}
 
 PyMethodDef module_methods[] = {
+    {"share", share, METH_O,
+     "share(obj, /) -> Shared\n--\n\nEncode a frozen snapshot of obj once, into engine memory, for O(1) passing to "
+     "tasks.  Raises TypeError if obj (or something inside it) cannot be sent."},
+    {"_handle_from_context", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(handle_from_context)),
+     METH_FASTCALL, "Rebuild a handle while interpool decodes a payload (pickle support)."},
     {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
     {nullptr, nullptr, 0, nullptr},

@@ -10,11 +10,20 @@
 
 namespace interpool::py {
 
+struct SharedCache;
+constexpr int kHandleKinds = 8;  ///< HandleKind::Count
+
 struct ModuleState {
   // Heap types, created from specs at module exec.
   PyTypeObject* engine_type = nullptr;  ///< _core.Engine
   PyTypeObject* task_type = nullptr;    ///< _core.Task
-  PyTypeObject* buffer_type = nullptr;  ///< _core.Buffer
+  /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
+  /// Queue, ...).  A null entry: that kind has no type in this build.
+  PyTypeObject* handle_types[kHandleKinds] = {};
+  PyObject* handle_from_context = nullptr;  ///< _core._handle_from_context
+  /// Decoded copies of SharedValues in this interpreter (C++ object, owned;
+  /// its PyObject* values are this interpreter's).
+  SharedCache* shared_cache = nullptr;
 
   // The codec's fallback for objects it has no native encoding for.
   PyObject* pickle_dumps = nullptr;   ///< pickle.dumps

@@ -15,6 +15,7 @@
 #if PY_VERSION_HEX < 0x030D0000
 // 3.12 spells the non-fatal "current thread state, or NULL" getter privately.
 #define PyThreadState_GetUnchecked _PyThreadState_UncheckedGet
+#define Py_HashPointer _Py_HashPointer
 #endif
 
 namespace interpool::py {

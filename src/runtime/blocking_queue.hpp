@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <deque>
 #include <mutex>
@@ -54,6 +55,38 @@ class BlockingQueue {
     _items.pop_front();
     _size.store(_items.size(), std::memory_order_release);
     return item;
+  }
+
+  /// Like pop(), but also returns (empty, with `poked` set) when poke() was
+  /// called since this consumer last saw it: consumers do housekeeping then.
+  std::optional<T> pop(uint64_t& seen_pokes, bool& poked) {
+    poked = false;
+    spin_for_items();
+    std::unique_lock lock(_mutex);
+    while (_items.empty() && !_closed && _pokes == seen_pokes) {
+      ++_sleepers;
+      _cv.wait(lock);
+      --_sleepers;
+    }
+    if (_pokes != seen_pokes) {
+      seen_pokes = _pokes;
+      poked = true;
+      return std::nullopt;
+    }
+    if (_items.empty()) return std::nullopt;
+    T item = std::move(_items.front());
+    _items.pop_front();
+    _size.store(_items.size(), std::memory_order_release);
+    return item;
+  }
+
+  /// Wakes every consumer blocked in pop(seen, poked) once.
+  void poke() {
+    {
+      std::lock_guard lock(_mutex);
+      ++_pokes;
+    }
+    _cv.notify_all();
   }
 
   /// Blocks until at least one item is there, then takes all of them.  Empty
@@ -112,6 +145,7 @@ class BlockingQueue {
   std::deque<T> _items;
   bool _closed = false;
   unsigned _sleepers = 0;
+  uint64_t _pokes = 0;
   std::atomic<std::size_t> _size{0};
   std::atomic<bool> _closed_flag{false};
   unsigned _spin;

@@ -431,6 +431,20 @@ def run_peer(
     return m
 
 
+def merge(first: Measurement, again: Measurement) -> Measurement:
+    """Fold a second measurement of the same peer and size into ``first``.
+
+    Used for serial baselines, which are timed both before and after the
+    peers so that a burst of unrelated load during one of the two does not
+    skew every ratio.
+    """
+    if first.ok and again.ok and first.n == again.n:
+        first.times.extend(again.times)
+    elif not first.ok and again.ok:
+        return again
+    return first
+
+
 # ---------------------------------------------------------------------------
 # Formatting helpers
 # ---------------------------------------------------------------------------

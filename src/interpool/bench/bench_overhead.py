@@ -99,7 +99,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_submit = config.size(100_000, 20_000, minimum=10)
     submit = _section(
         config, peers, _submit_all, n=n_submit, probe=min(n_submit, 2_000 if not q else 500),
-        budget=2.0 if not q else 0.3, repeats=reps, check=_check_count, section="submit",
+        budget=1.0 if not q else 0.25, repeats=reps, check=_check_count, section="submit",
     )
 
     n_map = config.size(1_000_000, 100_000, minimum=10)
@@ -113,13 +113,13 @@ def run(config: h.Config) -> h.WorkloadResult:
         task = _map_chunked if p.label.endswith("chunksize=1000") else _map
         map_ms += _section(
             config, [p], task, n=n_map, probe=min(n_map, 5_000 if not q else 1_000),
-            budget=3.0 if not q else 0.4, repeats=reps, check=_check_map, section="map",
+            budget=1.5 if not q else 0.3, repeats=reps, check=_check_map, section="map",
         )
 
     n_rt = config.size(20_000, 5_000, minimum=10)
     rt = _section(
         config, peers, _round_trip, n=n_rt, probe=min(n_rt, 500 if not q else 200),
-        budget=1.0 if not q else 0.2, repeats=reps, check=_check_count, section="round-trip",
+        budget=0.5 if not q else 0.15, repeats=reps, check=_check_count, section="round-trip",
     )
 
     tables = [
@@ -128,7 +128,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         _table(f"(c) serial round trip: ex.submit(noop).result(), {n_rt:,}×", rt, "round trip"),
     ]
     tables[1].notes.insert(0, "map uses default arguments (chunksize=1 for ProcessPoolExecutor) except where labelled.")
-    tables[0].notes.append("Slow peers run fewer items (sized to ~2 s per run); all figures are per item.")
+    tables[0].notes.append("Slow peers run fewer items (sized to ~1 s per run); all figures are per item.")
 
     ip_s, th_s, st_s = (h.find(submit, k) for k in ("interpool", "threads", "stdlib"))
     ip_m, st_m = h.find(map_ms, "interpool"), h.find(map_ms, "stdlib")
