@@ -8,6 +8,7 @@ as a note.  An exception that cannot be rebuilt becomes :class:`RemoteError`.
 """
 
 import pickle
+import queue as _queue
 from concurrent.futures import BrokenExecutor
 from concurrent.futures.thread import BrokenThreadPool
 
@@ -16,7 +17,7 @@ try:  # 3.14+: let `except BrokenInterpreterPool` catch ours too
 except ImportError:
     _StdlibBroken = BrokenThreadPool
 
-__all__ = ["BrokenPool", "RemoteError", "RemoteTraceback"]
+__all__ = ["BrokenPool", "QueueClosed", "RemoteError", "RemoteTraceback"]
 
 
 class BrokenPool(_StdlibBroken):
@@ -25,6 +26,15 @@ class BrokenPool(_StdlibBroken):
     Raised by ``submit`` and ``map`` of a broken pool, and set on every future
     that was still pending when the pool broke.  ``__cause__`` is the
     exception that broke it (for example the one its initializer raised).
+    """
+
+
+class QueueClosed(getattr(_queue, "ShutDown", Exception)):
+    """The interpool.Queue was closed: put() raises it at once, get() once the
+    items left are drained.
+
+    On Python 3.13+ it is also a ``queue.ShutDown``, the stdlib's exception
+    for a shut-down queue.
     """
 
 
@@ -86,6 +96,6 @@ def rebuild(info):
 
 
 # Users see interpool.BrokenPool, not interpool._errors.BrokenPool.
-for _cls in (BrokenPool, RemoteError, RemoteTraceback):
+for _cls in (BrokenPool, QueueClosed, RemoteError, RemoteTraceback):
     _cls.__module__ = "interpool"
 del _cls, BrokenExecutor

@@ -1,5 +1,6 @@
 """interpool.Pool: a concurrent.futures.Executor over own-GIL worker interpreters."""
 
+import asyncio
 import collections
 import itertools
 import os
@@ -9,6 +10,7 @@ import time
 from concurrent.futures import _base
 
 from . import _core, _errors
+from ._aio import bridge_for, check_not_coroutine
 from ._future import Future
 
 __all__ = ["Pool", "default_workers"]
@@ -45,6 +47,18 @@ def _main_spec():
     return ("path", os.path.abspath(path))
 
 
+def _check_not_bootstrapping():
+    """Refuse to start a pool while a worker imports the caller's main script."""
+    worker = sys.modules.get("interpool._worker")
+    if worker is not None and worker.importing_main:
+        raise RuntimeError(
+            "a pool was started while a worker interpreter imported the main script to find a "
+            "function defined there. Protect the script's entry point with "
+            "'if __name__ == \"__main__\":' so that importing it does not start pools "
+            "(the same rule as multiprocessing's spawn)"
+        )
+
+
 def _check_positive(name, value):
     if value is None:
         return
@@ -78,8 +92,10 @@ class Pool(_base.Executor):
     """
 
     _thread_name_prefix = "interpool-"
+    _local_tasks = False  # HybridPool: workers also run callables in this interpreter
 
     def __init__(self, workers=None, *, initializer=None, initargs=(), max_tasks_per_worker=None):
+        _check_not_bootstrapping()
         _check_positive("workers", workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
         if initializer is not None and not callable(initializer):
@@ -99,6 +115,7 @@ class Pool(_base.Executor):
             _errors.rebuild,
             _errors.BrokenPool,
             self._thread_name_prefix,
+            self._local_tasks,
         )
         self._shutdown_lock = threading.Lock()
 
@@ -116,13 +133,83 @@ class Pool(_base.Executor):
             BrokenPool: a worker failed to start.
         """
         future = Future()
-        future._task = self._engine.submit(future, fn, args, kwargs or None)
+        try:
+            future._task = self._engine.submit(future, fn, args, kwargs or None)
+        except TypeError:
+            check_not_coroutine(fn, "submit")
+            raise
         return future
 
-    def _submit_chunk(self, fn, items):
-        future = Future()
-        future._task = self._engine.submit_map(future, fn, items)
+    def _submit_chunk(self, fn, items, future=None, bridge=None):
+        """Submit one map chunk; its future's result is (values, exception or None)."""
+        if future is None:
+            future = Future()
+        future._task = self._engine.submit_map(future, fn, items, bridge)
         return future
+
+    async def run(self, fn, /, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in a worker and return its result: ``await pool.run(f, x)``.
+
+        A coroutine, so TaskGroups and ``asyncio.gather`` take it as is.  The
+        result reaches the event loop in a batch with others that completed
+        meanwhile.  Cancelling the awaiting task cancels the work if no worker
+        has started it; a running call finishes and its result is dropped.
+        It may be awaited in any event loop of any thread.
+        """
+        check_not_coroutine(fn, "run")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        task = self._engine.submit(future, fn, args, kwargs or None, bridge_for(loop))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    async def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
+        """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
+
+        Args:
+            fn: a callable that can be sent to a worker.
+            iterable: the items; an iterable or an async iterable.
+            ordered: yield results in input order (True) or as they complete.
+            chunksize: items per task; None picks one as ``map`` does.
+
+        Closing or cancelling the iteration cancels the work not yet started.
+        """
+        check_not_coroutine(fn, "map_async")
+        _check_positive("chunksize", chunksize)
+        if hasattr(iterable, "__aiter__"):
+            items = [(item,) async for item in iterable]
+        else:
+            items = [(item,) for item in iterable]
+        size = chunksize or self._auto_chunksize(len(items))
+        loop = asyncio.get_running_loop()
+        bridge = bridge_for(loop)
+        pending = []
+        try:
+            for i in range(0, len(items), size):
+                pending.append(self._submit_chunk(fn, items[i : i + size], loop.create_future(), bridge))
+            del items
+            if ordered:
+                for future in pending:
+                    values, exc = await future
+                    for value in values:
+                        yield value
+                    if exc is not None:
+                        raise exc
+            else:
+                for next_done in asyncio.as_completed(pending):
+                    values, exc = await next_done
+                    for value in values:
+                        yield value
+                    if exc is not None:
+                        raise exc
+        finally:
+            for future in pending:
+                if not future.done():
+                    future._task.cancel()
+                    future.cancel()
 
     def _auto_chunksize(self, n):
         # Enough chunks (16 per worker) to balance uneven items, few enough
@@ -185,8 +272,11 @@ class Pool(_base.Executor):
             cancel_futures: cancel every task that has not started.
         """
         with self._shutdown_lock:
-            for future in self._engine.shutdown(False, cancel_futures):
-                future._mark_cancelled()
+            for future, bridge in self._engine.shutdown(False, cancel_futures):
+                if bridge is None:
+                    future._mark_cancelled()
+                else:
+                    bridge.push(future, asyncio.CancelledError(), True)
         if wait:
             self._engine.shutdown(True, False)
 

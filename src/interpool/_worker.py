@@ -18,6 +18,32 @@ _SUBINTERPRETER_HINT = (
 )
 
 
+# True while this worker imports the caller's main script (see setup()).
+importing_main = False
+
+
+def _guard_getsignal():
+    """Keep signal.getsignal() from leaking the main interpreter's handlers.
+
+    CPython's signal.getsignal() returns the handler objects of the main
+    interpreter even when called in a subinterpreter; touching them from here
+    corrupts memory (asyncio.run() calls it, for one).  Signal handlers can
+    only be set in the main interpreter, so in a worker none is "installed
+    from Python": report None, as the signal module documents for that case.
+    """
+    import signal
+
+    valid = signal.valid_signals()
+
+    def getsignal(signalnum, /):
+        if signalnum not in valid:
+            raise ValueError("signal number out of range")
+        return None
+
+    getsignal.__doc__ = signal.getsignal.__doc__
+    signal.getsignal = getsignal
+
+
 def setup(main, argv):
     """Prepare a fresh worker interpreter.
 
@@ -29,6 +55,7 @@ def setup(main, argv):
     does.
     """
     sys.argv[:] = list(argv)
+    _guard_getsignal()
     if main is None:
         return
     main_module = sys.modules["__main__"]
@@ -59,14 +86,18 @@ def _load_main(kind, value):
         origin = value
     if origin is None:
         return None
+    global importing_main
     spec = importlib.util.spec_from_file_location("__mp_main__", origin)
     module = importlib.util.module_from_spec(spec)
     sys.modules["__mp_main__"] = module
+    importing_main = True
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules["__mp_main__"]
         raise
+    finally:
+        importing_main = False
     sys.modules["__main__"] = module
     _loaded_main = module
     return module

@@ -2,7 +2,11 @@
 // and _core.Task types.
 #include "python/engine.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <new>
 #include <string_view>
@@ -13,6 +17,11 @@
 #include "python/interpreter.hpp"
 
 namespace interpool::py {
+
+/// Completes `future` with `outcome` (a value, or an exception object):
+/// through `bridge` on its asyncio loop if there is one, else at once.
+/// Owner interpreter's GIL held; never raises.
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception);
 
 namespace {
 
@@ -67,8 +76,15 @@ class WorkerContext {
   /// `info` (the encoded exception description).
   bool setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info);
 
-  /// Runs `task` and writes its response.
-  void run(PyTask& task);
+  /// Runs `task` and writes its response.  For a Deferred task, returns
+  /// false when the work was launched and will complete later.
+  bool run(const TaskPtr& task, const std::shared_ptr<EngineCore>& core, const std::shared_ptr<WorkerSlot>& slot);
+
+  /// Runs the recipe's finalizer, if any; errors are reported as unraisable.
+  void finalize(const WorkerRecipe& recipe);
+
+  /// Fails `task` with the pending exception.
+  void fail_with_pending(PyTask& task) { fail(task, nullptr); }
 
   /// Drops decoded copies of SharedValues that were released.
   void sweep_shared() {
@@ -200,42 +216,113 @@ void WorkerContext::fail(PyTask& task, PyObject* partial) {
   Py_XDECREF(exc);
 }
 
-void WorkerContext::run(PyTask& task) {
+struct CompletionObject {
+  PyObject_HEAD
+  TaskPtr task;
+  std::shared_ptr<EngineCore> core;
+  std::shared_ptr<WorkerSlot> slot;
+  std::atomic<bool> done;  ///< completed (or failed to launch): exactly once
+};
+
+PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<EngineCore> core,
+                         std::shared_ptr<WorkerSlot> slot);
+
+void WorkerContext::finalize(const WorkerRecipe& recipe) {
+  if (recipe.finalizer.empty() || !_state) return;
+  Decoder dec(*_state, recipe.finalizer);
+  Ref holder;
+  PyObject* fn = callable(dec, holder);
+  Ref args = fn ? Ref::steal(dec.value()) : Ref();
+  Ref done = args ? Ref::steal(PyObject_Call(fn, args.get(), nullptr)) : Ref();
+  if (!done) PyErr_WriteUnraisable(nullptr);
+}
+
+bool WorkerContext::run(const TaskPtr& task_ptr, const std::shared_ptr<EngineCore>& core,
+                        const std::shared_ptr<WorkerSlot>& slot) {
+  PyTask& task = *task_ptr;
   Decoder dec(*_state, task.request);
   Ref holder;
   PyObject* fn = callable(dec, holder);
-  if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr);
+  if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr), true;
 
-  if (task.kind() == rt::Task::Kind::Call) {
+  if (task.kind() == rt::Task::Kind::Call || task.kind() == rt::Task::Kind::Deferred) {
     Ref args = Ref::steal(dec.value());
     Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
-    if (!kwargs) return fail(task, nullptr);
+    if (!kwargs) return fail(task, nullptr), true;
+    if (task.kind() == rt::Task::Kind::Deferred) {
+      // fn(completion, *args, **kwargs) launches the work; the completion
+      // finishes the task later, from whichever thread of this interpreter.
+      Ref completion = Ref::steal(new_completion(*_state, task_ptr, core, slot));
+      if (!completion) return fail(task, nullptr), true;
+      Py_ssize_t n = PyTuple_GET_SIZE(args.get());
+      Ref full = Ref::steal(PyTuple_New(n + 1));
+      if (!full) return fail(task, nullptr), true;
+      PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(completion.get()));
+      for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(args.get(), i)));
+      slot->in_flight.fetch_add(1, std::memory_order_acq_rel);
+      Ref launched = Ref::steal(PyObject_Call(fn, full.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+      if (launched) return false;
+      auto* c = reinterpret_cast<CompletionObject*>(completion.get());
+      if (c->done.exchange(true)) {  // completed, then raised: the completion won
+        PyErr_WriteUnraisable(fn);
+        return false;
+      }
+      slot->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+      return fail(task, nullptr), true;
+    }
     Ref result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
-    if (!result) return fail(task, nullptr);
+    if (!result) return fail(task, nullptr), true;
     Encoder enc(*_state, task.response);
-    if (!enc.value(result.get())) return fail(task, nullptr);
-    return;
+    if (!enc.value(result.get())) return fail(task, nullptr), true;
+    return true;
   }
 
   // Map: fn(*item) for each item of the chunk, stopping at the first error.
   Ref results = Ref::steal(PyList_New(0));
   Ref items = results ? Ref::steal(dec.value()) : Ref();
-  if (!items) return fail(task, results.get());
+  if (!items) return fail(task, results.get()), true;
   Py_ssize_t n = PyList_GET_SIZE(items.get());
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* item = PyList_GET_ITEM(items.get(), i);
     Ref r = Ref::steal(PyObject_Call(fn, item, nullptr));
-    if (!r || PyList_Append(results.get(), r.get()) < 0) return fail(task, results.get());
+    if (!r || PyList_Append(results.get(), r.get()) < 0) return fail(task, results.get()), true;
   }
   Encoder enc(*_state, task.response);
   if (!enc.value(results.get())) {
     Ref none = Ref::steal(PyList_New(0));
     task.response.clear();
-    return fail(task, none.get());
+    return fail(task, none.get()), true;
   }
+  return true;
 }
 
 }  // namespace
+
+// -------------------------------------------------------------- WorkerSlot
+
+WorkerSlot::WorkerSlot() : wakeup_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+WorkerSlot::~WorkerSlot() {
+  if (wakeup_fd >= 0) close(wakeup_fd);
+}
+
+void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
+  {
+    std::lock_guard lock(_mutex);
+    _cancel_requests.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  while (write(wakeup_fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+std::vector<std::shared_ptr<PyTask>> WorkerSlot::take_cancel_requests() {
+  uint64_t count;
+  while (read(wakeup_fd, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  std::lock_guard lock(_mutex);
+  return std::exchange(_cancel_requests, {});
+}
 
 // -------------------------------------------------------------- EngineCore
 
@@ -249,6 +336,9 @@ EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
     : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0) {}
 
 void EngineCore::start(PyObject* module, PyObject* rebuild) {
+  for (std::size_t i = 0; i < _recipe.workers; ++i) _slots.push_back(std::make_shared<WorkerSlot>());
+  _owner_module = Py_NewRef(module);
+  _rebuild = Py_NewRef(rebuild);
   register_engine(shared_from_this());
   _live_workers.store(_recipe.workers);
   auto self = shared_from_this();
@@ -256,10 +346,7 @@ void EngineCore::start(PyObject* module, PyObject* rebuild) {
     std::string name = _recipe.thread_name_prefix + std::to_string(i);
     _worker_threads.spawn(name, [self, i] { self->worker_main(i); });
   }
-  Py_INCREF(module);
-  Py_INCREF(rebuild);
-  _delivery_thread.spawn(_recipe.thread_name_prefix + "deliver",
-                         [self, module, rebuild] { self->deliverer_main(module, rebuild); });
+  _delivery_thread.spawn(_recipe.thread_name_prefix + "deliver", [self] { self->deliverer_main(); });
 }
 
 std::string EngineCore::broken_reason() const {
@@ -325,8 +412,22 @@ void EngineCore::worker_exited() {
   if (_live_workers.fetch_sub(1, std::memory_order_acq_rel) == 1) _completions.close();
 }
 
+namespace {
+// The worker slot of the engine worker thread running now (AsyncPool's
+// initializer reads it).  Null on other threads.
+thread_local std::shared_ptr<WorkerSlot>* t_current_slot = nullptr;
+}  // namespace
+
 void EngineCore::worker_main(std::size_t index) {
-  (void)index;
+  std::shared_ptr<WorkerSlot> slot = _slots[index];
+  t_current_slot = &slot;
+  auto self = shared_from_this();
+  // A HybridPool worker also runs tasks in the owner interpreter.  Its thread
+  // state there is made first, so that PyGILState_* on this thread (used by
+  // extension modules that do not support subinterpreters, the very ones
+  // that run as Local tasks) finds the owner interpreter.
+  PyThreadState* owner_tstate = _recipe.local_tasks ? PyThreadState_New(_owner) : nullptr;
+
   for (;;) {
     std::string error;
     PyThreadState* tstate = new_isolated_interpreter(error);
@@ -348,6 +449,10 @@ void EngineCore::worker_main(std::size_t index) {
         uint64_t pokes_seen = 0;
         PyEval_SaveThread();  // idle without holding this interpreter's GIL
         for (;;) {
+          // Deferred tasks: take no more than max_deferred at a time, so the
+          // other workers get the rest.
+          for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;)
+            rt::futex_wait(slot->in_flight, n);
           bool poked;
           auto task = _tasks.pop(pokes_seen, poked);
           if (poked) {
@@ -357,44 +462,100 @@ void EngineCore::worker_main(std::size_t index) {
             continue;
           }
           if (!task) break;  // closed and drained
-          PyTask& t = **task;
-          if (!t.try_start()) continue;  // cancelled while queued
+          TaskPtr t = std::move(*task);
+          if (!t->try_start()) continue;  // cancelled while queued
+          t->worker = static_cast<int>(index);
+          if (t->kind() == rt::Task::Kind::Local) {
+            run_local(*t, owner_tstate);
+            continue;
+          }
           PyEval_RestoreThread(tstate);
           context.sweep_shared();
-          context.run(t);
-          t.request.clear();
+          bool finished = context.run(t, self, slot);
+          t->request.clear();
           PyEval_SaveThread();
-          t.finish();
-          _completions.push(std::move(*task));
-          done += t.items;
+          if (finished) {
+            t->finish();
+            _completions.push(t);
+          }
+          done += t->items;
           if (_recipe.max_tasks && done >= _recipe.max_tasks) {
             recycle = true;
             break;
           }
         }
+        // Deferred work still running finishes before the interpreter ends.
+        for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot->in_flight, n);
         PyEval_RestoreThread(tstate);
+        context.finalize(_recipe);
       }
       context.clear();
     }
     end_interpreter(tstate);
     if (!recycle || !accepting()) break;
   }
+  if (owner_tstate) {
+    PyEval_RestoreThread(owner_tstate);
+    PyThreadState_Clear(owner_tstate);
+    PyThreadState_DeleteCurrent();
+  }
+  t_current_slot = nullptr;
   worker_exited();
 }
 
-void EngineCore::deliverer_main(PyObject* module, PyObject* rebuild) {
+void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
+  if (!owner_tstate) {  // a Local task sent to a pool without local workers
+    task.failed = true;
+    task.finish();
+    return;
+  }
+  AttachedThread attached(owner_tstate);
+  ModuleState& state = state_of(_owner_module);
+  Ref call = Ref::steal(std::exchange(task.local_call, nullptr));
+  PyObject *fn, *args, *kwargs;
+  Ref outcome;
+  bool is_exception = false;
+  if (call && PyArg_UnpackTuple(call.get(), "local", 3, 3, &fn, &args, &kwargs)) {
+    outcome = Ref::steal(PyObject_Call(fn, args, kwargs == Py_None ? nullptr : kwargs));
+  }
+  if (!outcome) {
+    outcome = Ref::steal(PyErr_GetRaisedException());
+    is_exception = true;
+  }
+  if (task.claim_delivery()) {
+    Ref future = Ref::steal(std::exchange(task.future, nullptr));
+    Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+    if (future) complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception);
+  }
+  outcome.reset();
+  call.reset();
+  // finish() after the future is complete: a caller woken by it in settle()
+  // finds the result already there.
+  task.finish();
+}
+
+void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot) {
+  task->finish();
+  _completions.push(std::move(task));
+  slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  rt::futex_wake_all(slot.in_flight);
+}
+
+void EngineCore::deliverer_main() {
   PyThreadState* tstate = PyThreadState_New(_owner);
-  ModuleState& state = state_of(module);
+  ModuleState& state = state_of(_owner_module);
   for (;;) {
     auto batch = _completions.pop_all();
     if (batch.empty()) break;  // closed and drained: every worker has exited
     AttachedThread attached(tstate);
-    for (auto& t : batch) deliver(state, rebuild, *t);
+    for (auto& t : batch) deliver(state, _rebuild, *t);
     batch.clear();
   }
+  // Every worker has exited: this thread is the engine's last user of the
+  // owner interpreter's objects.
   PyEval_RestoreThread(tstate);
-  Py_DECREF(rebuild);
-  Py_DECREF(module);
+  Py_CLEAR(_rebuild);
+  Py_CLEAR(_owner_module);
   PyThreadState_Clear(tstate);
   PyThreadState_DeleteCurrent();
 }
@@ -423,9 +584,24 @@ bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome
 
 }  // namespace
 
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception) {
+  PendingError keep;
+  if (bridge) {
+    PyObject* args[] = {bridge, future, outcome, is_exception ? Py_True : Py_False};
+    Ref done = Ref::steal(PyObject_VectorcallMethod(state.str_push, args, 4, nullptr));
+    if (!done) PyErr_WriteUnraisable(bridge);
+    return;
+  }
+  if (complete_unobserved(state, future, outcome, is_exception)) return;
+  Ref done = Ref::steal(
+      PyObject_CallMethodOneArg(future, is_exception ? state.str_set_exception : state.str_set_result, outcome));
+  if (!done) PyErr_WriteUnraisable(future);
+}
+
 void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
+  Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
   if (!future) return;
   PendingError keep;  // the caller's own pending exception, if any, survives
 
@@ -477,10 +653,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
       is_exception = false;
     }
   }
-  if (complete_unobserved(state, future.get(), outcome.get(), is_exception)) return;
-  Ref done = Ref::steal(PyObject_CallMethodOneArg(
-      future.get(), is_exception ? state.str_set_exception : state.str_set_result, outcome.get()));
-  if (!done) PyErr_WriteUnraisable(future.get());
+  complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception);
 }
 
 // ----------------------------------------------------------- Python types
@@ -548,6 +721,13 @@ PyObject* new_task_object(ModuleState& state, PyObject* engine, TaskPtr task) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+/// Drops the owner-interpreter references of a task that never ran.
+void release_unqueued(PyTask& task) {
+  Py_CLEAR(task.future);
+  Py_CLEAR(task.bridge);
+  Py_CLEAR(task.local_call);
+}
+
 /// Raises the error that submit() gives once the pool takes no more work.
 PyObject* refuse(EngineObject* self) {
   if (self->core->broken()) {
@@ -566,7 +746,7 @@ PyObject* enqueue(PyObject* engine, ModuleState& state, TaskPtr task, PyObject* 
   if (!handle) return nullptr;
   task->future = Py_NewRef(future);
   if (!self->core->submit(task)) {
-    Py_CLEAR(task->future);
+    release_unqueued(*task);
     return refuse(self);
   }
   return handle.release();
@@ -581,9 +761,18 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     PyErr_SetString(PyExc_TypeError, "Engine() takes positional arguments only");
     return nullptr;
   }
-  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
-                        &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix))
+  int local_tasks = 0;
+  unsigned int max_deferred = 1;
+  PyObject* finalizer = Py_None;
+  PyObject* finalargs = nullptr;
+  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
+                        &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
+                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs))
     return nullptr;
+  if (max_deferred < 1) {
+    PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
+    return nullptr;
+  }
   if (workers < 1) {
     PyErr_SetString(PyExc_ValueError, "workers must be greater than 0");
     return nullptr;
@@ -593,6 +782,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   recipe.workers = static_cast<std::size_t>(workers);
   recipe.max_tasks = max_tasks > 0 ? static_cast<std::size_t>(max_tasks) : 0;
   recipe.thread_name_prefix = prefix;
+  recipe.local_tasks = local_tasks;
+  recipe.max_deferred = max_deferred;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sys_path); ++i) {
     PyObject* entry = PyList_GET_ITEM(sys_path, i);
     if (!PyUnicode_Check(entry)) continue;  // sys.path may hold odd things; workers get the strings
@@ -607,6 +798,13 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   if (initializer != Py_None) {
     Encoder enc(state, recipe.initializer);
     if (!encode_callable(state, enc, recipe.initializer, initializer) || !enc.value(initargs)) return nullptr;
+  }
+  if (finalizer != Py_None) {
+    Encoder enc(state, recipe.finalizer);
+    Ref none = Ref::steal(PyTuple_New(0));
+    if (!none || !encode_callable(state, enc, recipe.finalizer, finalizer) ||
+        !enc.value(finalargs ? finalargs : none.get()))
+      return nullptr;
   }
 
   auto* self = PyObject_GC_New(EngineObject, type);
@@ -658,31 +856,64 @@ void engine_dealloc(PyObject* o) {
   Py_DECREF(type);
 }
 
-// submit(future, fn, args, kwargs) -> Task
-PyObject* engine_submit(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 4 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
-    PyErr_SetString(PyExc_TypeError, "submit(future, fn, args: tuple, kwargs: dict | None)");
+/// Parses (future, fn, args, kwargs[, bridge]) and makes a task of `kind`.
+TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt::Task::Kind kind, const char* usage) {
+  if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
+    PyErr_Format(PyExc_TypeError, "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None)", usage);
     return nullptr;
   }
   auto* self = as_engine(o);
-  if (!self->core->accepting()) return refuse(self);
+  if (!self->core->accepting()) return refuse(self), nullptr;
   ModuleState& state = state_of_type(Py_TYPE(o));
   TaskPtr task;
   try {
-    task = std::make_shared<PyTask>(rt::Task::Kind::Call);
+    task = std::make_shared<PyTask>(kind);
   } catch (const std::bad_alloc&) {
-    return PyErr_NoMemory();
+    return PyErr_NoMemory(), nullptr;
   }
-  Encoder enc(state, task->request);
-  if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2]) || !enc.value(args[3]))
-    return nullptr;
-  return enqueue(o, state, std::move(task), args[0]);
+  if (kind == rt::Task::Kind::Local) {
+    if (!PyCallable_Check(args[1])) {
+      PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(args[1])->tp_name);
+      return nullptr;
+    }
+    task->local_call = PyTuple_Pack(3, args[1], args[2], args[3]);
+    if (!task->local_call) return nullptr;
+  } else {
+    Encoder enc(state, task->request);
+    if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2]) || !enc.value(args[3]))
+      return nullptr;
+  }
+  if (nargs == 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
+  return task;
 }
 
-// submit_map(future, fn, items: list[tuple]) -> Task
+// submit(future, fn, args, kwargs, bridge=None) -> Task
+PyObject* engine_submit(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Call, "submit");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_local(future, fn, args, kwargs, bridge=None) -> Task: runs on a
+// worker thread in this interpreter (HybridPool).
+PyObject* engine_submit_local(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Local, "submit_local");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: runs
+// fn(completion, *args, **kwargs) in a worker; done when completion is.
+PyObject* engine_submit_deferred(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Deferred, "submit_deferred");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_map(future, fn, items: list[tuple], bridge=None) -> Task
 PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 3 || !PyList_Check(args[2])) {
-    PyErr_SetString(PyExc_TypeError, "submit_map(future, fn, items: list)");
+  if (nargs < 3 || nargs > 4 || !PyList_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "submit_map(future, fn, items: list, bridge=None)");
     return nullptr;
   }
   auto* self = as_engine(o);
@@ -697,10 +928,11 @@ PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs
   task->items = static_cast<uint32_t>(std::max<Py_ssize_t>(1, PyList_GET_SIZE(args[2])));
   Encoder enc(state, task->request);
   if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2])) return nullptr;
+  if (nargs == 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
   return enqueue(o, state, std::move(task), args[0]);
 }
 
-// shutdown(wait, cancel_futures) -> list of futures whose tasks were cancelled
+// shutdown(wait, cancel_futures) -> [(future, bridge or None)] of the cancelled tasks
 PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "shutdown(wait, cancel_futures)");
@@ -715,7 +947,11 @@ PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) 
   if (!futures) return nullptr;
   for (auto& t : cancelled) {
     Ref f = Ref::steal(std::exchange(t->future, nullptr));
-    if (f && PyList_Append(futures.get(), f.get()) < 0) return nullptr;
+    Ref bridge = Ref::steal(std::exchange(t->bridge, nullptr));
+    Py_CLEAR(t->local_call);
+    if (!f) continue;
+    Ref pair = Ref::steal(PyTuple_Pack(2, f.get(), bridge ? bridge.get() : Py_None));
+    if (!pair || PyList_Append(futures.get(), pair.get()) < 0) return nullptr;
   }
   if (wait) {
     std::shared_ptr<EngineCore> core = self->core;
@@ -741,9 +977,13 @@ PyMethodDef engine_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit)), METH_FASTCALL,
      "submit(future, fn, args, kwargs) -> Task"},
     {"submit_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_map)), METH_FASTCALL,
-     "submit_map(future, fn, items) -> Task: fn(*item) for each item, one task"},
+     "submit_map(future, fn, items, bridge=None) -> Task: fn(*item) for each item, one task"},
+    {"submit_local", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_local)),
+     METH_FASTCALL, "submit_local(future, fn, args, kwargs, bridge=None) -> Task: run on a worker thread, here"},
+    {"submit_deferred", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_deferred)),
+     METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: fn(completion, ...)"},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_shutdown)), METH_FASTCALL,
-     "shutdown(wait, cancel_futures) -> futures of the cancelled tasks"},
+     "shutdown(wait, cancel_futures) -> [(future, bridge)] of the cancelled tasks"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -784,8 +1024,7 @@ void task_dealloc(PyObject* o) {
   auto* self = as_task(o);
   PyTypeObject* type = Py_TYPE(o);
   PyObject_GC_UnTrack(o);
-  if (self->task && self->task->future && self->task->state() == rt::Task::State::Cancelled)
-    Py_CLEAR(self->task->future);
+  if (self->task && self->task->state() == rt::Task::State::Cancelled) release_unqueued(*self->task);
   self->task.~TaskPtr();
   task_clear(o);
   type->tp_free(o);
@@ -796,7 +1035,18 @@ void task_dealloc(PyObject* o) {
 PyObject* task_cancel(PyObject* o, PyObject*) {
   auto* self = as_task(o);
   if (!self->task->try_cancel()) Py_RETURN_FALSE;
-  Py_CLEAR(self->task->future);
+  release_unqueued(*self->task);
+  Py_RETURN_TRUE;
+}
+
+// request_cancel() -> bool: ask a running Deferred task's worker to cancel it.
+PyObject* task_request_cancel(PyObject* o, PyObject*) {
+  auto* self = as_task(o);
+  PyTask& task = *self->task;
+  if (task.kind() != rt::Task::Kind::Deferred || task.state() != rt::Task::State::Running || task.worker < 0 ||
+      task.cancel_requested.exchange(true))
+    Py_RETURN_FALSE;
+  as_engine(self->engine)->core->slot(static_cast<std::size_t>(task.worker)).request_cancel(self->task);
   Py_RETURN_TRUE;
 }
 
@@ -843,6 +1093,8 @@ PyObject* task_get_finished(PyObject* o, void*) { return PyBool_FromLong(as_task
 
 PyMethodDef task_methods[] = {
     {"cancel", task_cancel, METH_NOARGS, "Cancel the task if it has not started.  Returns whether it was."},
+    {"request_cancel", task_request_cancel, METH_NOARGS,
+     "Ask the worker running a deferred task to cancel it.  Returns whether the request was sent."},
     {"settle", task_settle, METH_O,
      "settle(timeout) -> bool: wait for the task and deliver its result to its future."},
     {nullptr, nullptr, 0, nullptr},
@@ -864,7 +1116,195 @@ PyType_Slot task_slots[] = {
     {0, nullptr},
 };
 
+
+// -------------------------------------------------------------- Completion
+
+CompletionObject* as_completion(PyObject* o) { return reinterpret_cast<CompletionObject*>(o); }
+
+/// Claims the completion; raises if it was completed already.
+bool claim_completion(CompletionObject* self) {
+  if (self->done.exchange(true)) {
+    PyErr_SetString(PyExc_RuntimeError, "this task was completed already");
+    return false;
+  }
+  return true;
+}
+
+/// Writes an exception description of `exc` into the task's response.
+void describe_failure(ModuleState& state, PyTask& task, PyObject* exc) {
+  task.failed = true;
+  task.response.clear();
+  Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+  Ref info = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "describe_exception", "O", exc)) : Ref();
+  if (info) {
+    Encoder enc(state, task.response);
+    if (enc.value(info.get())) return;
+  }
+  PyErr_Clear();
+  task.response.clear();  // the caller then reports an undescribable failure
+}
+
+PyObject* completion_set_result(PyObject* o, PyObject* value) {
+  auto* self = as_completion(o);
+  if (!claim_completion(self)) return nullptr;
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  Encoder enc(state, self->task->response);
+  if (!enc.value(value)) {
+    PyObject* exc = PyErr_GetRaisedException();
+    describe_failure(state, *self->task, exc);
+    Py_XDECREF(exc);
+  }
+  self->core->finish_deferred(self->task, *self->slot);
+  Py_RETURN_NONE;
+}
+
+PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
+  auto* self = as_completion(o);
+  if (!PyExceptionInstance_Check(exc)) {
+    PyErr_SetString(PyExc_TypeError, "set_exception() takes an exception instance");
+    return nullptr;
+  }
+  if (!claim_completion(self)) return nullptr;
+  describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc);
+  self->core->finish_deferred(self->task, *self->slot);
+  Py_RETURN_NONE;
+}
+
+PyObject* completion_get_cancel_requested(PyObject* o, void*) {
+  return PyBool_FromLong(as_completion(o)->task->cancel_requested.load());
+}
+PyObject* completion_get_done(PyObject* o, void*) { return PyBool_FromLong(as_completion(o)->done.load()); }
+PyObject* completion_get_id(PyObject* o, void*) { return PyLong_FromVoidPtr(as_completion(o)->task.get()); }
+
+void completion_dealloc(PyObject* o) {
+  auto* self = as_completion(o);
+  PyTypeObject* type = Py_TYPE(o);
+  PyObject_GC_UnTrack(o);
+  if (!self->done.exchange(true)) {
+    // Dropped without completing: fail the task rather than hang its caller.
+    Ref exc = Ref::steal(PyObject_CallFunction(PyExc_RuntimeError, "s",
+                                               "the worker dropped the task without completing it"));
+    if (exc) describe_failure(state_of_type(type), *self->task, exc.get());
+    PyErr_Clear();
+    self->core->finish_deferred(self->task, *self->slot);
+  }
+  self->task.~TaskPtr();
+  self->core.~shared_ptr();
+  self->slot.~shared_ptr();
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+int completion_traverse(PyObject* o, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(o));
+  return 0;
+}
+
+PyMethodDef completion_methods[] = {
+    {"set_result", completion_set_result, METH_O, "Complete the task with a value (sent back by the codec)."},
+    {"set_exception", completion_set_exception, METH_O, "Complete the task with an exception."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef completion_getset[] = {
+    {"cancel_requested", completion_get_cancel_requested, nullptr, "Whether the submitter asked to cancel.", nullptr},
+    {"done", completion_get_done, nullptr, "Whether the task was completed.", nullptr},
+    {"id", completion_get_id, nullptr, "An id of the task, as WorkerSlot.take_cancel_requests() reports it.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot completion_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(completion_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(completion_traverse)},
+    {Py_tp_methods, completion_methods},
+    {Py_tp_getset, completion_getset},
+    {Py_tp_doc, const_cast<char*>("The worker side of a deferred task: complete it exactly once.")},
+    {0, nullptr},
+};
+
+// -------------------------------------------------------------- WorkerSlot
+
+struct WorkerSlotObject {
+  PyObject_HEAD
+  std::shared_ptr<WorkerSlot> slot;
+};
+
+PyObject* slot_fileno(PyObject* o, PyObject*) {
+  return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup_fd);
+}
+
+PyObject* slot_take_cancel_requests(PyObject* o, PyObject*) {
+  auto tasks = reinterpret_cast<WorkerSlotObject*>(o)->slot->take_cancel_requests();
+  Ref ids = Ref::steal(PyList_New(0));
+  if (!ids) return nullptr;
+  for (auto& t : tasks) {
+    Ref id = Ref::steal(PyLong_FromVoidPtr(t.get()));
+    if (!id || PyList_Append(ids.get(), id.get()) < 0) return nullptr;
+  }
+  return ids.release();
+}
+
+void slot_dealloc(PyObject* o) {
+  PyTypeObject* type = Py_TYPE(o);
+  reinterpret_cast<WorkerSlotObject*>(o)->slot.~shared_ptr();
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+PyMethodDef slot_methods[] = {
+    {"fileno", slot_fileno, METH_NOARGS, "An eventfd that is readable while cancellation requests wait."},
+    {"take_cancel_requests", slot_take_cancel_requests, METH_NOARGS,
+     "Take the ids of the tasks whose submitters asked to cancel them."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot slot_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(slot_dealloc)},
+    {Py_tp_methods, slot_methods},
+    {Py_tp_doc, const_cast<char*>("One engine worker's mailbox for deferred tasks (internal).")},
+    {0, nullptr},
+};
+
+PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<EngineCore> core,
+                         std::shared_ptr<WorkerSlot> slot) {
+  auto* self = PyObject_GC_New(CompletionObject, state.completion_type);
+  if (!self) return nullptr;
+  new (&self->task) TaskPtr(std::move(task));
+  new (&self->core) std::shared_ptr<EngineCore>(std::move(core));
+  new (&self->slot) std::shared_ptr<WorkerSlot>(std::move(slot));
+  new (&self->done) std::atomic<bool>(false);
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
 }  // namespace
+
+PyObject* current_worker_slot(PyObject* module, PyObject*) {
+  if (!t_current_slot) {
+    PyErr_SetString(PyExc_RuntimeError, "not on an interpool worker thread");
+    return nullptr;
+  }
+  auto* self = PyObject_New(WorkerSlotObject, state_of(module).worker_slot_type);
+  if (!self) return nullptr;
+  new (&self->slot) std::shared_ptr<WorkerSlot>(*t_current_slot);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+PyType_Spec completion_spec = {
+    "interpool._core.Completion",
+    sizeof(CompletionObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    completion_slots,
+};
+
+PyType_Spec worker_slot_spec = {
+    "interpool._core.WorkerSlot",
+    sizeof(WorkerSlotObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    slot_slots,
+};
 
 PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   auto engines = EngineCore::live_engines(PyInterpreterState_Get());

@@ -28,9 +28,20 @@ namespace interpool::py {
 struct PyTask final : rt::Task {
   using rt::Task::Task;
   ~PyTask() override;
-  /// Strong reference to the future, owned by the owner interpreter.  Set at
-  /// submit, cleared (under the owner's GIL) by whoever delivers or cancels.
+  // The three references below belong to the owner interpreter.  Set at
+  // submit; cleared under the owner's GIL by whoever delivers or cancels.
+  /// The concurrent.futures.Future (or asyncio.Future, with a bridge) to complete.
   PyObject* future = nullptr;
+  /// With asyncio: the loop's bridge, which completes `future` on its loop,
+  /// many results per wake-up (interpool._aio.LoopBridge).
+  PyObject* bridge = nullptr;
+  /// Local tasks: (fn, args, kwargs), run as they are, no encoding.
+  PyObject* local_call = nullptr;
+
+  /// The worker that started the task (-1 before).
+  int worker = -1;
+  /// Deferred tasks: the submitter asked to cancel the running work.
+  std::atomic<bool> cancel_requested{false};
   /// Failed because the pool broke before it ran; `broken_reason` says why,
   /// and the response (if any) describes the exception that broke it.
   bool broken = false;
@@ -39,6 +50,29 @@ struct PyTask final : rt::Task {
 
 using TaskPtr = std::shared_ptr<PyTask>;
 
+/// One worker thread's mailbox for deferred tasks (AsyncPool): how many run,
+/// and which of them the submitters asked to cancel.  Shared with the
+/// Completion objects of that worker, which may outlive the thread.
+struct WorkerSlot {
+  WorkerSlot();
+  ~WorkerSlot();
+  WorkerSlot(const WorkerSlot&) = delete;
+  WorkerSlot& operator=(const WorkerSlot&) = delete;
+
+  /// Asks the worker's event loop to cancel `task`: queues it and signals
+  /// the eventfd the loop watches.  Any thread, no Python.
+  void request_cancel(std::shared_ptr<PyTask> task);
+  /// Takes the queued cancellation requests and resets the eventfd.
+  std::vector<std::shared_ptr<PyTask>> take_cancel_requests();
+
+  std::atomic<uint32_t> in_flight{0};  ///< deferred tasks started, not yet completed
+  int wakeup_fd = -1;                  ///< eventfd, readable while requests wait
+
+ private:
+  std::mutex _mutex;  // guards _cancel_requests
+  std::vector<std::shared_ptr<PyTask>> _cancel_requests;
+};
+
 /// Everything a worker needs to start, as interpreter-neutral data.
 struct WorkerRecipe {
   std::size_t workers = 1;
@@ -46,7 +80,10 @@ struct WorkerRecipe {
   std::vector<std::string> sys_path;    ///< fs-encoded; set before any import
   rt::Payload setup;                    ///< encoded (main_spec, argv) for _worker.setup
   rt::Payload initializer;              ///< [callable][args], or empty
+  rt::Payload finalizer;                ///< [callable][args], run as a worker ends, or empty
   std::string thread_name_prefix;
+  bool local_tasks = false;             ///< workers also run Local tasks (HybridPool)
+  uint32_t max_deferred = 1;            ///< deferred tasks each worker runs at once (AsyncPool)
 };
 
 /// The shared core of one pool.  Owned jointly by the Python Engine object and
@@ -56,8 +93,16 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   EngineCore(WorkerRecipe recipe, PyInterpreterState* owner);
 
   /// Starts the workers and the delivery thread.  `module` and `rebuild` are
-  /// owner-interpreter objects; the delivery thread takes its own references.
+  /// owner-interpreter objects; the engine takes its own references, which
+  /// the delivery thread drops as the last engine thread of that interpreter.
   void start(PyObject* module, PyObject* rebuild);
+
+  /// Completes a deferred task (from its worker interpreter): pushes it to
+  /// the delivery thread and frees its worker's slot.
+  void finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot);
+
+  /// The mailbox of worker `index`.
+  WorkerSlot& slot(std::size_t index) { return *_slots.at(index); }
 
   /// Queues a task.  False once the pool is shut down or broken.
   bool submit(TaskPtr task) { return _tasks.push(std::move(task)); }
@@ -85,7 +130,9 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
 
  private:
   void worker_main(std::size_t index);
-  void deliverer_main(PyObject* module, PyObject* rebuild);
+  void deliverer_main();
+  /// Runs one Local task in the owner interpreter on a worker thread.
+  void run_local(PyTask& task, PyThreadState* owner_tstate);
   void worker_exited();
   /// Marks the pool broken and fails every queued task with `info` (an
   /// encoded exception description).
@@ -97,6 +144,9 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   rt::BlockingQueue<TaskPtr> _completions;
   rt::WorkerGroup _worker_threads;
   rt::WorkerGroup _delivery_thread;
+  std::vector<std::shared_ptr<WorkerSlot>> _slots;
+  PyObject* _owner_module = nullptr;  ///< owner interpreter's interpool._core (owned)
+  PyObject* _rebuild = nullptr;       ///< owner interpreter's _errors.rebuild (owned)
   std::atomic<std::size_t> _live_workers{0};
   std::atomic<bool> _broken{false};
   mutable std::mutex _broken_mutex;  // guards _broken_reason
@@ -110,6 +160,12 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task);
 
 extern PyType_Spec engine_spec;
 extern PyType_Spec task_spec;
+extern PyType_Spec completion_spec;
+extern PyType_Spec worker_slot_spec;
+
+/// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
+/// calling it (from an initializer, say).
+PyObject* current_worker_slot(PyObject* module, PyObject*);
 
 /// _core._shutdown_all(): shuts down and joins every engine this interpreter owns.
 PyObject* shutdown_all_engines(PyObject* module, PyObject*);

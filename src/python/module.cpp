@@ -16,7 +16,9 @@ int module_exec(PyObject* module) {
     slot = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, spec, nullptr));
     return slot && PyModule_AddType(module, slot) == 0;
   };
-  if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type)) return -1;
+  if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
+      !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type))
+    return -1;
   auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
     return add_type(spec, st.handle_types[static_cast<int>(kind)]);
   };
@@ -46,6 +48,8 @@ int module_exec(PyObject* module) {
 
   st.str_set_result = PyUnicode_InternFromString("set_result");
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
+  st.str_push = PyUnicode_InternFromString("push");
+  if (!st.str_push) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -71,6 +75,9 @@ template <class F>
 void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.engine_type));
   f(reinterpret_cast<PyObject*&>(st.task_type));
+  f(reinterpret_cast<PyObject*&>(st.completion_type));
+  f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
+  f(st.str_push);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.pickle_dumps);
@@ -123,6 +130,8 @@ PyMethodDef module_methods[] = {
      "tasks.  Raises TypeError if obj (or something inside it) cannot be sent."},
     {"_handle_from_context", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(handle_from_context)),
      METH_FASTCALL, "Rebuild a handle while interpool decodes a payload (pickle support)."},
+    {"_current_worker_slot", current_worker_slot, METH_NOARGS,
+     "The WorkerSlot of the engine worker thread that calls it (AsyncPool workers)."},
     {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
     {nullptr, nullptr, 0, nullptr},

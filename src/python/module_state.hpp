@@ -17,6 +17,8 @@ struct ModuleState {
   // Heap types, created from specs at module exec.
   PyTypeObject* engine_type = nullptr;  ///< _core.Engine
   PyTypeObject* task_type = nullptr;    ///< _core.Task
+  PyTypeObject* completion_type = nullptr;   ///< _core.Completion (worker side of a deferred task)
+  PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};
@@ -37,6 +39,7 @@ struct ModuleState {
   // Interned names used on hot paths.
   PyObject* str_set_result = nullptr;
   PyObject* str_set_exception = nullptr;
+  PyObject* str_push = nullptr;  ///< LoopBridge.push
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;

@@ -24,8 +24,10 @@ class Task {
  public:
   enum class State : uint32_t { Queued = 0, Running = 1, Done = 2, Cancelled = 3 };
   enum class Kind : uint8_t {
-    Call,  ///< fn(*args, **kwargs)
-    Map,   ///< fn(*args) for each args tuple of a chunk
+    Call,      ///< fn(*args, **kwargs) in a worker interpreter
+    Map,       ///< fn(*args) for each args tuple of a chunk
+    Local,     ///< fn(*args, **kwargs) on a worker thread, in the submitter's interpreter
+    Deferred,  ///< fn(completion, *args, **kwargs); finishes when `completion` is completed
   };
 
   explicit Task(Kind kind) : _kind(kind) {}

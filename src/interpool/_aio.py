@@ -1,0 +1,93 @@
+"""asyncio support: completing asyncio futures from the engine, in batches.
+
+The engine's delivery thread hands results to a :class:`LoopBridge`, one per
+event loop.  The bridge collects them and wakes its loop once per batch: one
+``call_soon_threadsafe`` serves every result that arrived meanwhile.
+"""
+
+import asyncio
+import inspect
+import weakref
+
+__all__ = ["LoopBridge", "bridge_for", "check_not_coroutine"]
+
+
+class LoopBridge:
+    """Completes futures of one event loop with results from other threads."""
+
+    __slots__ = ("_loop", "_pending", "__weakref__")
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._pending = []
+
+    def push(self, future, outcome, is_exception):
+        """Queue a result for ``future``; called with the GIL held, any thread.
+
+        Only the first result of a batch schedules a wake-up.  If the loop is
+        closed, the results are dropped: nobody can await them any more.
+        """
+        pending = self._pending
+        pending.append((future, outcome, is_exception))
+        if len(pending) == 1:
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed
+                pending.clear()
+
+    def _drain(self):
+        batch, self._pending = self._pending, []
+        for future, outcome, is_exception in batch:
+            if future.done():  # cancelled by whoever awaited it
+                continue
+            if not is_exception:
+                future.set_result(outcome)
+            elif isinstance(outcome, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(outcome)
+
+
+_bridges = weakref.WeakKeyDictionary()
+_last = (None, None)  # (loop, bridge): most programs have one loop
+
+
+def bridge_for(loop):
+    """The bridge of ``loop``, made on first use."""
+    global _last
+    last_loop, bridge = _last
+    if last_loop is loop:
+        return bridge
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges.setdefault(loop, LoopBridge(loop))
+    _last = (loop, bridge)
+    return bridge
+
+
+_plain = weakref.WeakKeyDictionary()  # callables already checked
+
+
+def check_not_coroutine(fn, method):
+    """Raise a TypeError with a hint for a coroutine (function) where a plain callable belongs."""
+    try:
+        if fn in _plain:
+            return
+    except TypeError:  # unhashable or not weak-referenceable: check every time
+        pass
+    if inspect.iscoroutine(fn):
+        fn.close()  # it will never run: no "never awaited" warning
+        raise TypeError(
+            f"{method}() got a coroutine object; pass the function and its arguments "
+            f"separately, as {method}(fn, x) rather than {method}(fn(x))"
+        )
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{method}() got a coroutine function ({getattr(fn, '__qualname__', fn)!r}); "
+            "its result would be an un-run coroutine. Run coroutine functions with "
+            "interpool.AsyncPool.run(), which runs them in worker event loops"
+        )
+    try:
+        _plain[fn] = True
+    except TypeError:
+        pass

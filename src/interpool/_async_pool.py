@@ -1,0 +1,149 @@
+"""interpool.AsyncPool: coroutines in event loops of worker interpreters."""
+
+import asyncio
+import inspect
+import sys
+
+from . import _aworker, _core, _errors
+from ._aio import bridge_for
+from ._pool import _check_not_bootstrapping, _check_positive, _main_spec, default_workers
+
+__all__ = ["AsyncPool"]
+
+
+class AsyncPool:
+    """Run coroutine functions concurrently in the event loops of worker interpreters.
+
+    Args:
+        workers: number of worker interpreters, each with its own event loop
+            on its own thread.  Defaults to the number of usable CPUs.
+        concurrency: coroutines each worker runs at once; further work waits
+            in the pool's queue, where any idle worker can take it.
+        initializer, initargs: called in each worker interpreter before its
+            event loop starts.
+
+    Use it with ``async with``; leaving the block cancels the coroutines
+    still running, waits for them, and shuts the workers down::
+
+        async with interpool.AsyncPool(2) as apool:
+            page = await apool.run(fetch_and_parse, url)
+            async for digest in apool.map(fetch_and_hash, urls):
+                ...
+
+    Exceptions come back as from :class:`interpool.Pool`.  Cancelling the
+    awaiting task cancels the remote coroutine.
+    """
+
+    def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=()):
+        _check_not_bootstrapping()
+        _check_positive("workers", workers)
+        _check_positive("concurrency", concurrency)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
+        self._workers = workers or default_workers()
+        self._concurrency = concurrency
+        self._engine = _core.Engine(
+            self._workers,
+            0,
+            list(sys.path),
+            (_main_spec(), list(sys.argv)),
+            _aworker.start,
+            (initializer, tuple(initargs)),
+            _errors.rebuild,
+            _errors.BrokenPool,
+            "interpool-async-",
+            False,
+            concurrency,
+            _aworker.stop,
+            (),
+        )
+        self._running = {}  # asyncio future -> engine task
+
+    @property
+    def workers(self):
+        return self._workers
+
+    @property
+    def concurrency(self):
+        return self._concurrency
+
+    async def run(self, coro_fn, /, *args, **kwargs):
+        """Run ``await coro_fn(*args, **kwargs)`` in a worker's event loop and return its result."""
+        _check_coroutine_function(coro_fn)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        task = self._engine.submit_deferred(future, _aworker.launch, (coro_fn, args, kwargs), None, bridge_for(loop))
+        self._running[future] = task
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not task.cancel():
+                task.request_cancel()
+            raise
+        finally:
+            self._running.pop(future, None)
+
+    async def map(self, coro_fn, iterable):
+        """Asynchronously iterate over ``await coro_fn(item)`` for each item, in order.
+
+        Every item is submitted at once; closing the iteration cancels the rest.
+        """
+        _check_coroutine_function(coro_fn)
+        tasks = [asyncio.ensure_future(self.run(coro_fn, item)) for item in iterable]
+        try:
+            for task in tasks:
+                yield await task
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _cancel_running(self):
+        futures = list(self._running)
+        for future, task in list(self._running.items()):
+            if not task.cancel():
+                task.request_cancel()
+        if futures:
+            await asyncio.gather(*futures, return_exceptions=True)
+
+    def shutdown(self, wait=True):
+        """Stop taking work; with ``wait``, block until the workers have ended."""
+        self._engine.shutdown(False, False)
+        if wait:
+            self._engine.shutdown(True, False)
+
+    async def aclose(self):
+        """Cancel running coroutines, wait for them, and shut the workers down."""
+        await self._cancel_running()
+        self._engine.shutdown(False, False)
+        await asyncio.to_thread(self._engine.shutdown, True, False)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        await self.aclose()
+        return False
+
+    def __repr__(self):
+        state = "running" if self._engine.accepting else "shut down"
+        return f"<interpool.AsyncPool {state}, workers={self._workers}, concurrency={self._concurrency}>"
+
+
+def _check_coroutine_function(fn):
+    if inspect.iscoroutine(fn):
+        fn.close()
+        raise TypeError(
+            "AsyncPool.run() got a coroutine object; pass the coroutine function and its "
+            "arguments, as apool.run(fetch, url) rather than apool.run(fetch(url))"
+        )
+    if not callable(fn):
+        raise TypeError(f"AsyncPool.run() needs a coroutine function, not {type(fn).__name__}")
+    if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+        raise TypeError(
+            f"AsyncPool.run() needs a coroutine function (async def), got {getattr(fn, '__qualname__', fn)!r}; "
+            "run plain functions with interpool.Pool.run() or interpool.to_interpreter()"
+        )
+
+
+AsyncPool.__module__ = "interpool"

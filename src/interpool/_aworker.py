@@ -1,0 +1,98 @@
+"""The worker side of AsyncPool: an asyncio event loop in each worker interpreter.
+
+The engine's worker thread stays in charge of taking tasks from the pool's
+queue (at most ``concurrency`` at a time) and hands each one to this
+interpreter's event loop, which runs on a thread of its own.  Each task
+completes through its ``Completion`` when the coroutine ends.  Cancellation
+requests arrive through the worker slot's eventfd, watched by the loop.
+"""
+
+import asyncio
+import inspect
+import threading
+
+from . import _core
+
+_loop = None
+_thread = None
+_running = {}  # completion id -> asyncio.Task
+
+
+def start(initializer, initargs):
+    """Worker initializer: run the user's initializer, then start the loop."""
+    global _loop, _thread
+    slot = _core._current_worker_slot()
+    if initializer is not None:
+        initializer(*initargs)
+    ready = threading.Event()
+
+    def serve():
+        global _loop
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.add_reader(slot.fileno(), _cancel_requested, slot)
+        _loop = loop
+        ready.set()
+        try:
+            loop.run_forever()
+            # Stopped by stop(): nothing should remain, but never leave a
+            # coroutine behind un-cancelled.
+            for task in list(_running.values()):
+                task.cancel()
+            if _running:
+                loop.run_until_complete(asyncio.gather(*_running.values(), return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.remove_reader(slot.fileno())
+            loop.close()
+
+    _thread = threading.Thread(target=serve, name="interpool-async-loop")
+    _thread.start()
+    ready.wait()
+
+
+def stop():
+    """Worker finalizer: stop the loop and join its thread."""
+    if _loop is not None and _thread is not None:
+        _loop.call_soon_threadsafe(_loop.stop)
+        _thread.join()
+
+
+def launch(completion, coro_fn, args, kwargs):
+    """Run on the engine worker thread: hand the coroutine to the loop."""
+    _loop.call_soon_threadsafe(_begin, completion, coro_fn, args, kwargs)
+
+
+def _begin(completion, coro_fn, args, kwargs):
+    try:
+        coro = coro_fn(*args, **kwargs)
+        if not inspect.isawaitable(coro):
+            raise TypeError(
+                f"AsyncPool.run() needs a coroutine function; {coro_fn!r} returned "
+                f"{type(coro).__name__}. Use Pool.run() for plain functions"
+            )
+    except BaseException as exc:
+        completion.set_exception(exc)
+        return
+    task = _loop.create_task(_drive(completion, coro))
+    _running[completion.id] = task
+    if completion.cancel_requested:
+        task.cancel()
+
+
+async def _drive(completion, coro):
+    try:
+        value = await coro
+    except BaseException as exc:  # CancelledError included: the caller sees a cancellation
+        completion.set_exception(exc)
+    else:
+        completion.set_result(value)
+    finally:
+        _running.pop(completion.id, None)
+
+
+def _cancel_requested(slot):
+    for task_id in slot.take_cancel_requests():
+        task = _running.get(task_id)
+        if task is not None:
+            task.cancel()

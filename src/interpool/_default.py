@@ -1,0 +1,37 @@
+"""interpool.to_interpreter: asyncio.to_thread, in a worker interpreter."""
+
+import threading
+
+from ._pool import Pool
+
+__all__ = ["to_interpreter", "default_pool"]
+
+_lock = threading.Lock()
+_pool = None
+
+
+def default_pool():
+    """The process-wide Pool behind to_interpreter(), created on first use.
+
+    It has one worker per usable CPU and is shut down when the interpreter
+    exits, like every pool.
+    """
+    global _pool
+    pool = _pool
+    if pool is None:
+        with _lock:
+            if _pool is None:
+                _pool = Pool()
+            pool = _pool
+    return pool
+
+
+async def to_interpreter(fn, /, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` in a worker interpreter and return its result.
+
+    The interpreter counterpart of ``asyncio.to_thread``: ``await
+    interpool.to_interpreter(f, x)``.  It runs on :func:`default_pool`.
+    ``fn`` and the arguments are sent as for :meth:`Pool.submit`; context
+    variables do not cross interpreters.
+    """
+    return await default_pool().run(fn, *args, **kwargs)

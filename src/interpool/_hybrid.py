@@ -1,0 +1,153 @@
+"""interpool.HybridPool: one set of worker threads, two kinds of work.
+
+Callables marked with :func:`isolated` run in the worker thread's own
+interpreter, in parallel with everything else.  Other callables run on the
+same worker thread in the caller's interpreter, like ThreadPoolExecutor: for
+I/O, and for libraries that cannot be imported in subinterpreters.
+"""
+
+import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+from ._aio import bridge_for, check_not_coroutine
+from ._future import Future
+from ._pool import Pool
+
+__all__ = ["HybridPool", "isolated"]
+
+
+class isolated:
+    """Mark ``fn`` to run in a worker interpreter when a HybridPool runs it.
+
+    Use as a decorator on a module-level function, or as ``isolated(fn)``
+    at the call site::
+
+        @interpool.isolated
+        def crunch(data): ...
+
+        loop.set_default_executor(interpool.HybridPool())
+        await asyncio.to_thread(crunch, data)             # in an interpreter
+        await asyncio.to_thread(interpool.isolated(f), x)  # also
+        await asyncio.to_thread(g, x)                     # on a thread
+
+    Calling the marked object calls ``fn`` directly.  Context variables do
+    not cross into the interpreter.
+    """
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"isolated() takes a callable, not {type(fn).__name__}")
+        if isinstance(fn, isolated):
+            fn = fn.__wrapped__
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, /, *args, **kwargs):
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self):
+        return f"interpool.isolated({self.__wrapped__!r})"
+
+    def __reduce__(self):
+        # As a decorator, the module attribute is this object: pickle it by
+        # name.  Otherwise send the function and mark it again on arrival.
+        import sys
+
+        module = sys.modules.get(getattr(self, "__module__", None) or "")
+        target = module
+        for part in getattr(self, "__qualname__", "").split("."):
+            target = getattr(target, part, None)
+        if target is self:
+            return self.__qualname__
+        return (isolated, (self.__wrapped__,))
+
+
+isolated.__module__ = "interpool"
+
+
+def _isolated_call(fn, args, kwargs):
+    """The (fn, args, kwargs) to run in an interpreter, or None for a thread."""
+    if isinstance(fn, isolated):
+        return fn.__wrapped__, args, kwargs
+    # asyncio.to_thread(f, *args) submits partial(context.run, f, *args).
+    if (
+        type(fn) is functools.partial
+        and isinstance(getattr(fn.func, "__self__", None), contextvars.Context)
+        and fn.args
+        and isinstance(fn.args[0], isolated)
+    ):
+        return fn.args[0].__wrapped__, fn.args[1:] + args, {**fn.keywords, **kwargs}
+    return None
+
+
+class HybridPool(Pool, ThreadPoolExecutor):
+    """An executor whose workers run isolated callables in their own
+    interpreters and all other callables as threads of the caller's.
+
+    Args:
+        workers: number of worker threads (each with an interpreter).
+            Defaults to the number of usable CPUs.
+        initializer, initargs, max_tasks_per_worker: as for :class:`Pool`;
+            they concern the worker interpreters.
+
+    It is a ``concurrent.futures.Executor`` and a good default executor for
+    asyncio: ``loop.set_default_executor(interpool.HybridPool())``.  (asyncio
+    takes only ThreadPoolExecutor instances there, so HybridPool is one;
+    none of ThreadPoolExecutor's own threads or methods are used.)  Thread
+    work preserves context variables (asyncio.to_thread passes them).
+    """
+
+    _thread_name_prefix = "interpool-hybrid-"
+    _local_tasks = True
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedule ``fn(*args, **kwargs)``: in an interpreter if ``fn`` is
+        :func:`isolated`, else on a worker thread in this interpreter."""
+        future = Future()
+        call = _isolated_call(fn, args, kwargs)
+        if call is None:
+            future._task = self._engine.submit_local(future, fn, args, kwargs or None)
+        else:
+            future._task = self._engine.submit(future, call[0], call[1], call[2] or None)
+        return future
+
+    async def run(self, fn, /, *args, **kwargs):
+        check_not_coroutine(fn, "run")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        call = _isolated_call(fn, args, kwargs)
+        bridge = bridge_for(loop)
+        if call is None:
+            task = self._engine.submit_local(future, fn, args, kwargs or None, bridge)
+        else:
+            task = self._engine.submit(future, call[0], call[1], call[2] or None, bridge)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    run.__doc__ = Pool.run.__doc__
+
+    def _submit_chunk(self, fn, items, future=None, bridge=None):
+        if isinstance(fn, isolated):
+            return super()._submit_chunk(fn.__wrapped__, items, future, bridge)
+        if future is None:
+            future = Future()
+        future._task = self._engine.submit_local(future, _run_items, (fn, items), None, bridge)
+        return future
+
+
+def _run_items(fn, items):
+    """Run fn(*item) for each item on a thread, as a map chunk: (values, exception)."""
+    values = []
+    try:
+        for item in items:
+            values.append(fn(*item))
+    except BaseException as exc:
+        return values, exc
+    return values, None
+
+
+HybridPool.__module__ = "interpool"

@@ -1,0 +1,84 @@
+// src/runtime/channel.hpp: the core of interpool.Queue.
+//
+// A FIFO of Payloads shared by every interpreter that holds the handle:
+// bounded (capacity > 0) or not, with blocking put/get, timeouts, and close.
+// Putters encode in their interpreter and move the bytes in; getters move
+// them out and decode in theirs.  Only bytes and handles cross.
+//
+// Waiting: a getter (a putter on a full queue) first spins for a few
+// microseconds, watching lock-free mirrors of the size, because in a
+// ping-pong between two interpreters the reply usually comes within that
+// time; then it sleeps on a futex sequence word that put (get) bumps, with a
+// system call only when someone sleeps.  Waits return Interrupted after a
+// signal and TimedOut when the timeout ends, so callers can wait in slices.
+//
+// close() refuses further puts and wakes every waiter; gets drain the items
+// left, then report Closed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "runtime/block.hpp"
+#include "runtime/sync.hpp"
+
+namespace interpool::rt {
+
+enum class ChannelStatus {
+  Ok,           ///< the item was put / got
+  Closed,       ///< put: the channel is closed; get: closed and drained
+  TimedOut,     ///< the timeout ended (at once for a zero timeout): full / empty
+  Interrupted,  ///< a signal arrived: check for handlers, then call again
+};
+
+class Channel final : public Handle {
+ public:
+  /// `capacity` 0: unbounded.  `spin`: how long a blocking call spins before
+  /// it sleeps.
+  explicit Channel(std::size_t capacity = 0, std::chrono::nanoseconds spin = default_spin())
+      : _capacity(capacity), _spin(spin) {}
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  /// Appends `item` (moved from only on Ok), waiting while the channel is full
+  /// for at most `timeout` (forever if empty; a zero timeout never waits).
+  ChannelStatus put(Payload& item, Timeout timeout = std::nullopt);
+  /// Takes the oldest item into `out`, waiting while the channel is empty.
+  ChannelStatus get(Payload& out, Timeout timeout = std::nullopt);
+
+  ChannelStatus try_put(Payload& item) { return put(item, std::chrono::nanoseconds(0)); }
+  ChannelStatus try_get(Payload& out) { return get(out, std::chrono::nanoseconds(0)); }
+
+  /// Refuses further puts and wakes every waiter.  Idempotent.
+  void close();
+
+  bool closed() const { return _closed_flag.load(std::memory_order_acquire); }
+  std::size_t size() const { return _size.load(std::memory_order_acquire); }
+  std::size_t capacity() const { return _capacity; }
+  bool full() const { return _capacity != 0 && size() >= _capacity; }
+
+ private:
+  /// Items are queued only while this is true; _mutex held.
+  bool has_space_locked() const { return _capacity == 0 || _items.size() < _capacity; }
+
+  const std::size_t _capacity;
+  const std::chrono::nanoseconds _spin;
+
+  // _mutex guards _items, _closed and the sleeper counts; _size and
+  // _closed_flag mirror them for lock-free spinning and queries.
+  std::mutex _mutex;
+  std::deque<Payload> _items;
+  bool _closed = false;
+  uint32_t _get_sleepers = 0;
+  uint32_t _put_sleepers = 0;
+  std::atomic<std::size_t> _size{0};
+  std::atomic<bool> _closed_flag{false};
+  std::atomic<uint32_t> _item_seq{0};   ///< bumped when an item arrives (getters sleep here)
+  std::atomic<uint32_t> _space_seq{0};  ///< bumped when space appears (putters sleep here)
+};
+
+}  // namespace interpool::rt
