@@ -7,7 +7,7 @@ pays for them at start.
 
 import sys
 
-__all__ = ["setup", "describe_exception"]
+__all__ = ["setup", "teardown", "describe_exception"]
 
 _SUBINTERPRETER_HINT = (
     "interpool: this module cannot be imported in a worker interpreter because it does not "
@@ -101,6 +101,23 @@ def _load_main(kind, value):
     sys.modules["__main__"] = module
     _loaded_main = module
     return module
+
+
+def teardown():
+    """Run by the engine just before it ends this interpreter.
+
+    On 3.13+, an engine thread that used threading.current_thread() here owns
+    a _DummyThread whose cleanup object lives in a thread-local; dropped
+    during interpreter teardown it would run after the threading module is
+    gone.  Drop it now, while threading still works.
+    """
+    threading = sys.modules.get("threading")
+    info = getattr(threading, "_thread_local_info", None)
+    if info is not None:
+        try:
+            del info._track_dummy_thread_ref
+        except AttributeError:
+            pass
 
 
 def describe_exception(exc):

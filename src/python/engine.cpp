@@ -92,8 +92,13 @@ class WorkerContext {
       _state->shared_cache->sweep();
   }
 
-  /// Drops every reference this interpreter's objects hold.
+  /// Drops every reference this interpreter's objects hold, after running
+  /// interpool._worker.teardown().
   void clear() {
+    if (_worker) {
+      Ref done = Ref::steal(PyObject_CallMethod(_worker.get(), "teardown", nullptr));
+      if (!done) PyErr_WriteUnraisable(_worker.get());
+    }
     _callables.clear();
     _describe.reset();
     _worker.reset();
