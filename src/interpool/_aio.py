@@ -7,9 +7,10 @@ event loop.  The bridge collects them and wakes its loop once per batch: one
 
 import asyncio
 import inspect
+import sys
 import weakref
 
-__all__ = ["LoopBridge", "bridge_for", "check_not_coroutine"]
+__all__ = ["LoopBridge", "bridge_for", "check_not_coroutine", "warm_up_task_parser"]
 
 
 class LoopBridge:
@@ -44,6 +45,13 @@ class LoopBridge:
                 future.set_result(outcome)
             elif isinstance(outcome, asyncio.CancelledError):
                 future.cancel()
+            elif isinstance(outcome, StopIteration):
+                # asyncio futures refuse StopIteration (3.12 raises TypeError
+                # here, which would strand the rest of the batch); 3.13+
+                # converts it the same way.
+                exc = RuntimeError("StopIteration raised in a task")
+                exc.__cause__ = outcome
+                future.set_exception(exc)
             else:
                 future.set_exception(outcome)
 
@@ -91,3 +99,38 @@ def check_not_coroutine(fn, method):
         _plain[fn] = True
     except TypeError:
         pass
+
+
+_warmed_up = False
+
+
+def warm_up_task_parser():
+    """Create one asyncio Task with keyword arguments in this interpreter.
+
+    CPython before 3.12.4 (gh-119213) stores the keyword tuple of a C
+    function's argument parser in process-wide state, allocated by whichever
+    interpreter first passes keywords; if that is a worker, the main
+    interpreter frees foreign memory at exit and the process aborts.
+    AsyncPool workers create Tasks, so the caller creates one first.
+    """
+    global _warmed_up
+    if _warmed_up or sys.version_info >= (3, 12, 4):
+        return
+    _warmed_up = True
+
+    async def nothing():
+        pass
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:  # creating the Task is what matters; let it finish there
+        running.create_task(nothing(), name="interpool-warm-up")
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(loop.create_task(nothing(), name="interpool-warm-up"))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()

@@ -5,7 +5,7 @@ import inspect
 import sys
 
 from . import _aworker, _core, _errors
-from ._aio import bridge_for
+from ._aio import bridge_for, warm_up_task_parser
 from ._pool import _check_not_bootstrapping, _check_positive, _main_spec, default_workers
 
 __all__ = ["AsyncPool"]
@@ -42,6 +42,7 @@ class AsyncPool:
             raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
         self._workers = workers or default_workers()
         self._concurrency = concurrency
+        warm_up_task_parser()
         self._engine = _core.Engine(
             self._workers,
             0,
@@ -99,12 +100,16 @@ class AsyncPool:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _cancel_running(self):
-        futures = list(self._running)
-        for future, task in list(self._running.items()):
+        # Cancel everything running, whichever loop awaits it, but wait only
+        # for this loop's futures: the others belong to their own loops (and
+        # the engine's shutdown waits for all remote work anyway).
+        loop = asyncio.get_running_loop()
+        for task in list(self._running.values()):
             if not task.cancel():
                 task.request_cancel()
-        if futures:
-            await asyncio.gather(*futures, return_exceptions=True)
+        ours = [future for future in list(self._running) if future.get_loop() is loop]
+        if ours:
+            await asyncio.gather(*ours, return_exceptions=True)
 
     def shutdown(self, wait=True):
         """Stop taking work; with ``wait``, block until the workers have ended."""

@@ -7,7 +7,9 @@ original type back, with the worker's traceback attached as ``__cause__`` and
 as a note.  An exception that cannot be rebuilt becomes :class:`RemoteError`.
 """
 
+import logging
 import pickle
+import types
 import queue as _queue
 from concurrent.futures import BrokenExecutor
 from concurrent.futures.thread import BrokenThreadPool
@@ -71,16 +73,26 @@ class RemoteError(Exception):
         return (type(self), (self.type_name, self.message, self.traceback))
 
 
-def rebuild(info):
-    """Turn an exception description from a worker into an exception object."""
+_LOGGER = logging.getLogger("concurrent.futures")
+
+
+def rebuild(info, *, _cause=None):
+    """Turn an exception description from a worker into an exception object.
+
+    ``("broken", reason, cause, notice)`` describes a broken pool; with
+    ``notice`` true, the failure is also logged on the ``concurrent.futures``
+    logger, as the stdlib executors log a failing initializer.
+    """
     if info[0] == "broken":
-        _, reason, cause = info
+        reason, cause = info[1], info[2]
         exc = BrokenPool(reason)
         if cause is not None:
-            exc.__cause__ = rebuild(cause)
+            exc.__cause__ = (_cause or rebuild)(cause)
+        if len(info) > 3 and info[3]:
+            _LOGGER.critical("Exception in initializer:", exc_info=exc.__cause__ or exc)
         return exc
 
-    _, data, type_name, message, tb = info
+    _, data, type_name, message, tb = info[:5]
     exc = None
     if data is not None:
         try:
@@ -95,7 +107,39 @@ def rebuild(info):
     return exc
 
 
+def rebuild_stdlib(info):
+    """rebuild(), with the stdlib InterpreterPoolExecutor's cause on 3.14+.
+
+    The stdlib chains a task's exception from
+    ``concurrent.interpreters.ExecutionFailed``, whose ``excinfo`` names the
+    type and message; InterpreterPoolExecutor does the same where that class
+    exists, keeping the remote traceback in the notes.
+    """
+    exc = rebuild(info, _cause=rebuild_stdlib)
+    if info[0] != "exception" or ExecutionFailed is None or len(info) < 7:
+        return exc
+    _, _, type_name, message, tb, module, qualname = info
+    name = qualname.rpartition(".")[2]
+    excinfo = types.SimpleNamespace(
+        type=types.SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module),
+        msg=message,
+        formatted=f"{type_name}: {message}" if message else type_name,
+        errdisplay=tb,
+    )
+    try:
+        exc.__cause__ = ExecutionFailed(excinfo)
+    except Exception:
+        pass
+    return exc
+
+
+try:
+    from concurrent.interpreters import ExecutionFailed
+except ImportError:
+    ExecutionFailed = None
+
+
 # Users see interpool.BrokenPool, not interpool._errors.BrokenPool.
 for _cls in (BrokenPool, QueueClosed, RemoteError, RemoteTraceback):
     _cls.__module__ = "interpool"
-del _cls, BrokenExecutor
+del _cls

@@ -1,11 +1,19 @@
 """interpool.InterpreterPoolExecutor: the stdlib's signature on interpool's engine."""
 
+from concurrent.futures import ThreadPoolExecutor
+
+from . import _errors
 from ._pool import Pool, default_workers
+
+try:
+    from concurrent.interpreters import NotShareableError
+except ImportError:  # before 3.14
+    NotShareableError = None
 
 __all__ = ["InterpreterPoolExecutor"]
 
 
-class InterpreterPoolExecutor(Pool):
+class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
     """A drop-in for ``concurrent.futures.InterpreterPoolExecutor`` (3.14) on 3.12+.
 
     Args:
@@ -15,13 +23,28 @@ class InterpreterPoolExecutor(Pool):
         initializer: called in each worker interpreter before its first task.
         initargs: arguments for ``initializer``.
 
-    Differences from the stdlib are deliberate and listed in the README:
-    workers start eagerly, all at once, in parallel; arguments of the builtin
-    types are copied natively rather than pickled; ``cancel()`` fails once a
-    worker has started the task.
+    As in the stdlib, it is a ThreadPoolExecutor subclass (asyncio's
+    ``set_default_executor`` takes it), functions that need no state (a lambda
+    or local function without closure, defaults or non-builtin globals) are
+    sent as code, and a task's exception is chained from ``ExecutionFailed``
+    on 3.14.  Differences from the stdlib are deliberate and listed in the
+    README: workers start eagerly, all at once; a callable or argument that
+    cannot be sent raises at ``submit()`` rather than from ``result()``.
     """
 
     _counter = 0
+    _stateless_functions = True
+    _rebuild = staticmethod(_errors.rebuild_stdlib)
+
+    def submit(self, fn, /, *args, **kwargs):
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except TypeError as exc:
+            if NotShareableError is None or isinstance(exc, NotShareableError):
+                raise
+            raise NotShareableError(str(exc)) from exc
+
+    submit.__doc__ = Pool.submit.__doc__
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
         if max_workers is None:

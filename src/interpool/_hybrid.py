@@ -67,9 +67,13 @@ isolated.__module__ = "interpool"
 
 
 def _isolated_call(fn, args, kwargs):
-    """The (fn, args, kwargs) to run in an interpreter, or None for a thread."""
+    """The (fn, args, kwargs) to run in an interpreter, or None for a thread.
+
+    The isolated object itself is sent, not the function it wraps: as a
+    decorator it is the module attribute, so only it pickles by name.
+    """
     if isinstance(fn, isolated):
-        return fn.__wrapped__, args, kwargs
+        return fn, args, kwargs
     # asyncio.to_thread(f, *args) submits partial(context.run, f, *args).
     if (
         type(fn) is functools.partial
@@ -77,7 +81,7 @@ def _isolated_call(fn, args, kwargs):
         and fn.args
         and isinstance(fn.args[0], isolated)
     ):
-        return fn.args[0].__wrapped__, fn.args[1:] + args, {**fn.keywords, **kwargs}
+        return fn.args[0], fn.args[1:] + args, {**fn.keywords, **kwargs}
     return None
 
 
@@ -132,7 +136,7 @@ class HybridPool(Pool, ThreadPoolExecutor):
 
     def _submit_chunk(self, fn, items, future=None, bridge=None):
         if isinstance(fn, isolated):
-            return super()._submit_chunk(fn.__wrapped__, items, future, bridge)
+            return super()._submit_chunk(fn, items, future, bridge)
         if future is None:
             future = Future()
         future._task = self._engine.submit_local(future, _run_items, (fn, items), None, bridge)

@@ -68,6 +68,16 @@ def _check_positive(name, value):
         raise ValueError(f"{name} must be greater than 0, got {value}")
 
 
+def _check_buffersize(buffersize):
+    # Word for word the stdlib's Executor.map checks.
+    if buffersize is None:
+        return
+    if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+
+
 class Pool(_base.Executor):
     """Run Python callables on every core, one own-GIL interpreter per worker.
 
@@ -93,6 +103,8 @@ class Pool(_base.Executor):
 
     _thread_name_prefix = "interpool-"
     _local_tasks = False  # HybridPool: workers also run callables in this interpreter
+    _stateless_functions = False  # InterpreterPoolExecutor: also send stateless functions as code
+    _rebuild = staticmethod(_errors.rebuild)
 
     def __init__(self, workers=None, *, initializer=None, initargs=(), max_tasks_per_worker=None):
         _check_not_bootstrapping()
@@ -105,6 +117,12 @@ class Pool(_base.Executor):
         except TypeError:
             raise TypeError(f"initargs must be an iterable, not {type(initargs).__name__}") from None
         self._workers = workers if workers is not None else default_workers()
+        # Objects of __main__ classes made in a worker pickle as __mp_main__.*
+        # (the name the worker loads the script under): resolve that name
+        # here too, as multiprocessing does.
+        main = sys.modules.get("__main__")
+        if main is not None:
+            sys.modules.setdefault("__mp_main__", main)
         self._engine = _core.Engine(
             self._workers,
             max_tasks_per_worker or 0,
@@ -112,10 +130,14 @@ class Pool(_base.Executor):
             (_main_spec(), list(sys.argv)),
             initializer,
             initargs,
-            _errors.rebuild,
+            self._rebuild,
             _errors.BrokenPool,
             self._thread_name_prefix,
             self._local_tasks,
+            1,
+            None,
+            (),
+            self._stateless_functions,
         )
         self._shutdown_lock = threading.Lock()
 
@@ -123,6 +145,11 @@ class Pool(_base.Executor):
     def workers(self):
         """The number of worker interpreters."""
         return self._workers
+
+    @property
+    def _broken(self):
+        # The stdlib executors' private flag: a message once broken, else False.
+        return self._engine.broken_reason or False
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)`` in a worker; return its Future.
@@ -235,7 +262,7 @@ class Pool(_base.Executor):
         then raises the exception; unfinished tasks are cancelled.
         """
         _check_positive("chunksize", chunksize)
-        _check_positive("buffersize", buffersize)
+        _check_buffersize(buffersize)
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         end_time = None if timeout is None else timeout + time.monotonic()

@@ -44,6 +44,56 @@ def _guard_getsignal():
     signal.getsignal = getsignal
 
 
+# Stdlib extension modules that are single-phase init on 3.12 and have a
+# pure-Python twin that the stdlib falls back to on ImportError.
+_REFUSED_ON_312 = {"_datetime": "_pydatetime", "_decimal": "_pydecimal"}
+
+
+class _Py312ExtensionGuard:
+    """A sys.meta_path finder for 3.12 workers.
+
+    CPython 3.12 runs a single-phase extension module's init function in a
+    subinterpreter *before* it refuses the module; _datetime's init then
+    writes into static types shared with the main interpreter, which frees
+    the main interpreter's objects with this interpreter's allocator and
+    crashes the process.  Refuse such modules before their init runs, so that
+    datetime and decimal load their pure-Python versions.  The classes of
+    _pydatetime are also renamed datetime.*, so that objects made here pickle
+    as the caller's datetime types.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name in _REFUSED_ON_312:
+            raise ImportError(f"module {name} does not support loading in subinterpreters", name=name)
+        if name == "_pydatetime":
+            import importlib.machinery
+
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _RenamingLoader(spec.loader)
+            return spec
+        return None
+
+
+class _RenamingLoader:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        for name in ("date", "time", "datetime", "timedelta", "tzinfo", "timezone"):
+            cls = getattr(module, name, None)
+            if isinstance(cls, type) and cls.__module__ == "_pydatetime":
+                cls.__module__ = "datetime"
+        # The C timezone pickles as its constructor arguments alone; the
+        # Python one adds its slots, which the C class cannot take back.
+        timezone = module.timezone
+        timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
+
+
 def setup(main, argv):
     """Prepare a fresh worker interpreter.
 
@@ -56,6 +106,8 @@ def setup(main, argv):
     """
     sys.argv[:] = list(argv)
     _guard_getsignal()
+    if sys.version_info < (3, 13):
+        sys.meta_path.insert(0, _Py312ExtensionGuard())
     if main is None:
         return
     main_module = sys.modules["__main__"]
@@ -120,10 +172,52 @@ def teardown():
             pass
 
 
+def encode_stateless(fn):
+    """The marshalled code of a stateless function, for InterpreterPoolExecutor.
+
+    As the stdlib's executor does, a function that pickle cannot send by name
+    (a lambda, a local function) may still travel as its code if it needs no
+    state: no closure, no defaults and no globals but builtins.  Raises
+    TypeError otherwise.
+    """
+    import builtins
+    import dis
+    import marshal
+    import types
+
+    if type(fn) is not types.FunctionType:
+        raise TypeError(f"{fn!r} is not a plain function")
+    if fn.__closure__ or fn.__defaults__ or fn.__kwdefaults__:
+        raise TypeError(f"{fn!r} has a closure or defaults, so it is not stateless")
+
+    def check(code):
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and not hasattr(builtins, ins.argval):
+                raise TypeError(f"{fn!r} uses the global {ins.argval!r}, so it is not stateless")
+            if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL", "STORE_NAME", "DELETE_NAME"):
+                raise TypeError(f"{fn!r} changes the global {ins.argval!r}, so it is not stateless")
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                check(const)
+
+    check(fn.__code__)
+    return marshal.dumps(fn.__code__)
+
+
+def decode_stateless(data):
+    """Rebuild a function sent by encode_stateless, against builtins only."""
+    import builtins
+    import marshal
+    import types
+
+    return types.FunctionType(marshal.loads(data), {"__builtins__": builtins, "__name__": "__main__"})
+
+
 def describe_exception(exc):
     """Describe ``exc`` for the trip back to the caller's interpreter.
 
-    Returns ``("exception", pickled or None, type name, message, traceback text)``.
+    Returns ``("exception", pickled or None, type name, message, traceback
+    text, type's module, type's qualname)``.
     """
     import pickle
     import traceback
@@ -144,4 +238,4 @@ def describe_exception(exc):
         message = str(exc)
     except Exception:
         message = "<exception str() failed>"
-    return ("exception", data, type_name, message, tb)
+    return ("exception", data, type_name, message, tb, cls.__module__, cls.__qualname__)

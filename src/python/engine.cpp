@@ -177,13 +177,19 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::P
 PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
   std::string_view flag, blob;
   if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
-  if (flag != "c") {
+  if (flag == "u") {
     holder = Ref::steal(dec.unpickle(blob));
     return holder.get();
   }
   auto it = _callables.find(blob);
   if (it != _callables.end()) return it->second.get();
-  Ref fn = Ref::steal(dec.unpickle(blob));
+  Ref fn;
+  if (flag == "s") {
+    Ref code = Ref::steal(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size())));
+    fn = code ? Ref::steal(PyObject_CallMethod(_worker.get(), "decode_stateless", "O", code.get())) : Ref();
+  } else {
+    fn = Ref::steal(dec.unpickle(blob));
+  }
   if (!fn) return nullptr;
   if (_callables.size() >= kWorkerCallableCacheLimit) _callables.clear();
   return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
@@ -402,6 +408,17 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info) {
     _broken.store(true, std::memory_order_release);
   }
   _tasks.close();
+  // A notice with no future: the delivery thread reports the failure in the
+  // owner interpreter (logged as the stdlib executors do) even if no task
+  // waits.
+  auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
+  notice->try_start();
+  notice->failed = true;
+  notice->broken = true;
+  notice->broken_reason = reason;
+  notice->response = info;
+  notice->finish();
+  _completions.push(std::move(notice));
   for (auto& t : _tasks.drain()) {
     if (!t->try_start()) continue;  // cancelled meanwhile
     t->failed = true;
@@ -607,7 +624,19 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
-  if (!future) return;
+  if (!future) {
+    if (task.broken) {  // the pool-broken notice: ("broken", reason, cause, True) logs it
+      PendingError keep;
+      Decoder dec(state, task.response);
+      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
+      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(), Py_True))
+                       : Ref();
+      Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+      if (!done) PyErr_WriteUnraisable(rebuild);
+      task.response.clear();
+    }
+    return;
+  }
   PendingError keep;  // the caller's own pending exception, if any, survives
 
   Ref outcome;       // the value, or the exception
@@ -648,6 +677,9 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
     }
   }
   task.response.clear();
+  // The response may have held the last reference to a SharedValue that
+  // this interpreter decoded: drop the cached copy now, not at the next decode.
+  if (state.shared_cache->seen_epoch != rt::SharedValue::released_epoch()) state.shared_cache->sweep();
   if (!outcome) {
     // The result could not be received here (say, its class does not import
     // in this interpreter): the future fails with that error.
@@ -670,6 +702,7 @@ struct EngineObject {
   std::shared_ptr<EngineCore> core;
   PyObject* rebuild;       ///< interpool._errors.rebuild
   PyObject* broken_type;   ///< interpool.BrokenPool
+  bool stateless;          ///< also send stateless functions as code (InterpreterPoolExecutor)
 };
 
 struct TaskObject {
@@ -685,7 +718,7 @@ TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
 /// bytes of callables that pickle by name.  A callable whose pickle carries
 /// handles (a partial over a Queue, say) is flagged so that workers decode
 /// it afresh each time instead of caching it by its bytes.
-bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn) {
+bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
   if (!PyCallable_Check(fn)) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
     return false;
@@ -705,7 +738,25 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
   std::size_t flag_at = payload.bytes.size();
   enc.raw("c");
   Ref data;
-  if (!enc.pickled_inband(fn, "callable", data)) return false;
+  if (!enc.pickled_inband(fn, "callable", data)) {
+    if (!stateless || !PyFunction_Check(fn)) return false;
+    // InterpreterPoolExecutor, like the stdlib's, also sends functions that
+    // need no state (a lambda, a local function) as their code.
+    PyObject* unsendable = PyErr_GetRaisedException();
+    Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+    Ref code = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "encode_stateless", "O", fn)) : Ref();
+    if (!code || !PyBytes_Check(code.get())) {
+      PyErr_Clear();
+      PyErr_SetRaisedException(unsendable);
+      return false;
+    }
+    Py_DECREF(unsendable);
+    payload.bytes.resize(flag_at);
+    payload.handles.resize(handles_before);
+    enc.raw("s");
+    enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
+    return true;
+  }
   if (payload.handles.size() != handles_before) {
     payload.bytes[flag_at + 1] = 'u';
     return true;
@@ -770,9 +821,10 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   unsigned int max_deferred = 1;
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
-  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
+  int stateless = 0;
+  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!p:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
                         &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
-                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs))
+                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless))
     return nullptr;
   if (max_deferred < 1) {
     PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
@@ -802,7 +854,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   if (initializer != Py_None) {
     Encoder enc(state, recipe.initializer);
-    if (!encode_callable(state, enc, recipe.initializer, initializer) || !enc.value(initargs)) return nullptr;
+    if (!encode_callable(state, enc, recipe.initializer, initializer, stateless) || !enc.value(initargs))
+      return nullptr;
   }
   if (finalizer != Py_None) {
     Encoder enc(state, recipe.finalizer);
@@ -817,6 +870,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   new (&self->core) std::shared_ptr<EngineCore>();
   self->rebuild = Py_NewRef(rebuild);
   self->broken_type = Py_NewRef(broken_type);
+  self->stateless = stateless;
   PyObject_GC_Track(self);
   Ref owner = Ref::steal(reinterpret_cast<PyObject*>(self));
   try {
@@ -885,7 +939,8 @@ TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt:
     if (!task->local_call) return nullptr;
   } else {
     Encoder enc(state, task->request);
-    if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2]) || !enc.value(args[3]))
+    if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2]) ||
+        !enc.value(args[3]))
       return nullptr;
   }
   if (nargs == 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
@@ -932,7 +987,7 @@ PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs
   }
   task->items = static_cast<uint32_t>(std::max<Py_ssize_t>(1, PyList_GET_SIZE(args[2])));
   Encoder enc(state, task->request);
-  if (!encode_callable(state, enc, task->request, args[1]) || !enc.value(args[2])) return nullptr;
+  if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2])) return nullptr;
   if (nargs == 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
   return enqueue(o, state, std::move(task), args[0]);
 }

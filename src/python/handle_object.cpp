@@ -55,7 +55,8 @@ void handle_dealloc(PyObject* o) {
 
 PyObject* handle_richcompare(PyObject* a, PyObject* b, int op) {
   if ((op != Py_EQ && op != Py_NE) || Py_TYPE(a) != Py_TYPE(b)) Py_RETURN_NOTIMPLEMENTED;
-  bool same = as_handle(a)->handle == as_handle(b)->handle;
+  // Released wrappers stand for nothing: only an object equals itself then.
+  bool same = a == b || (as_handle(a)->handle && as_handle(a)->handle == as_handle(b)->handle);
   return PyBool_FromLong(op == Py_EQ ? same : !same);
 }
 
@@ -218,7 +219,11 @@ static void buffer_releasebuffer(PyObject* o, Py_buffer*) { --as_handle(o)->expo
 
 static Py_ssize_t buffer_len(PyObject* o) {
   auto block = block_of(o);
-  return block ? static_cast<Py_ssize_t>(block->size()) : 0;
+  if (!block) {
+    PyErr_SetString(PyExc_ValueError, "operation on a released SharedBuffer");
+    return -1;
+  }
+  return static_cast<Py_ssize_t>(block->size());
 }
 
 static PyObject* buffer_get_readonly(PyObject* o, void*) {
@@ -226,7 +231,10 @@ static PyObject* buffer_get_readonly(PyObject* o, void*) {
   return PyBool_FromLong(block && block->readonly());
 }
 
-static PyObject* buffer_get_nbytes(PyObject* o, void*) { return PyLong_FromSsize_t(buffer_len(o)); }
+static PyObject* buffer_get_nbytes(PyObject* o, void*) {
+  Py_ssize_t n = buffer_len(o);
+  return n < 0 ? nullptr : PyLong_FromSsize_t(n);
+}
 
 static PyObject* buffer_get_released(PyObject* o, void*) { return PyBool_FromLong(!as_handle(o)->handle); }
 

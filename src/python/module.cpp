@@ -36,6 +36,7 @@ int module_exec(PyObject* module) {
   }
   rt::SharedValue::set_release_hook(&EngineCore::poke_all);
 
+
   Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
   if (!pickle) return -1;
   st.pickle_dumps = PyObject_GetAttrString(pickle.get(), "dumps");
@@ -67,6 +68,27 @@ int module_exec(PyObject* module) {
     st.state_pending = PyObject_GetAttrString(base.get(), "PENDING");
     st.state_finished = PyObject_GetAttrString(base.get(), "FINISHED");
     if (!st.state_pending || !st.state_finished) return -1;
+  }
+  // CPython 3.12 caches the keyword-name tuple of a builtin's argument parser
+  // in process-wide state, allocated by the first interpreter that passes a
+  // keyword: if that is a worker, the main interpreter later frees memory of
+  // the worker's allocator and crashes at exit.  The codec calls pickle.dumps
+  // and pickle.loads with keywords; make this interpreter (the first to
+  // import _core: workers only exist once it has) go first.
+  {
+    Ref five = Ref::steal(PyLong_FromLong(5));
+    Ref empty = Ref::steal(PyTuple_New(0));
+    if (!five || !empty) return -1;
+    PyObject* dump_args[] = {Py_None, five.get(), Py_None};
+    Ref dump_kw = Ref::steal(PyTuple_Pack(1, st.str_buffer_callback));
+    if (!dump_kw) return -1;
+    Ref data = Ref::steal(PyObject_Vectorcall(st.pickle_dumps, dump_args, 2, dump_kw.get()));
+    if (!data) return -1;
+    PyObject* load_args[] = {data.get(), empty.get()};
+    Ref load_kw = Ref::steal(PyTuple_Pack(1, st.str_buffers));
+    if (!load_kw) return -1;
+    Ref back = Ref::steal(PyObject_Vectorcall(st.pickle_loads, load_args, 1, load_kw.get()));
+    if (!back) return -1;
   }
   return 0;
 }

@@ -364,24 +364,25 @@ PyObject* queue_repr(PyObject* self) {
 
 PyMethodDef queue_methods[] = {
     {"put", FASTCALL_KW(queue_put), METH_FASTCALL | METH_KEYWORDS,
-     "put(item, block=True, timeout=None)\n--\n\n"
+     "put($self, item, block=True, timeout=None)\n--\n\n"
      "Put item into the queue (encoded now, in this interpreter).  If the queue is full, wait (at most timeout "
      "seconds) for a free slot, then raise queue.Full; with block=False raise queue.Full at once.  Raises "
      "interpool.QueueClosed once the queue is closed, TypeError if item cannot be sent."},
     {"get", FASTCALL_KW(queue_get), METH_FASTCALL | METH_KEYWORDS,
-     "get(block=True, timeout=None)\n--\n\n"
+     "get($self, block=True, timeout=None)\n--\n\n"
      "Remove and return the oldest item (decoded in this interpreter).  If the queue is empty, wait (at most "
      "timeout seconds), then raise queue.Empty; with block=False raise queue.Empty at once.  A closed queue "
      "still hands out the items left in it, then raises interpool.QueueClosed."},
     {"put_nowait", queue_put_nowait, METH_O,
-     "put_nowait(item, /)\n--\n\nput(item, block=False): raise queue.Full at once if the queue is full."},
+     "put_nowait($self, item, /)\n--\n\nput(item, block=False): raise queue.Full at once if the queue is full."},
     {"get_nowait", queue_get_nowait, METH_NOARGS,
-     "get_nowait()\n--\n\nget(block=False): raise queue.Empty at once if the queue is empty."},
-    {"qsize", queue_qsize, METH_NOARGS, "qsize()\n--\n\nThe number of items in the queue (a snapshot)."},
-    {"empty", queue_empty, METH_NOARGS, "empty()\n--\n\nWhether the queue holds no items (a snapshot)."},
-    {"full", queue_full, METH_NOARGS, "full()\n--\n\nWhether a bounded queue holds maxsize items (a snapshot)."},
+     "get_nowait($self, /)\n--\n\nget(block=False): raise queue.Empty at once if the queue is empty."},
+    {"qsize", queue_qsize, METH_NOARGS, "qsize($self, /)\n--\n\nThe number of items in the queue (a snapshot)."},
+    {"empty", queue_empty, METH_NOARGS, "empty($self, /)\n--\n\nWhether the queue holds no items (a snapshot)."},
+    {"full", queue_full, METH_NOARGS,
+     "full($self, /)\n--\n\nWhether a bounded queue holds maxsize items (a snapshot)."},
     {"close", queue_close, METH_NOARGS,
-     "close()\n--\n\nClose the queue, in every interpreter: put() raises interpool.QueueClosed from now on, "
+     "close($self, /)\n--\n\nClose the queue, in every interpreter: put() raises interpool.QueueClosed from now on, "
      "get() returns the items left, then raises it.  Wakes every blocked put() and get().  Idempotent."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"},
@@ -455,12 +456,12 @@ PyObject* lock_repr(PyObject* self) {
 
 PyMethodDef lock_methods[] = {
     {"acquire", FASTCALL_KW(lock_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1)\n--\n\n"
+     "acquire($self, blocking=True, timeout=-1)\n--\n\n"
      "Acquire the lock, waiting at most timeout seconds (-1: forever) unless blocking is false.  Returns whether "
      "it was acquired.  The GIL is released while waiting."},
     {"release", lock_release, METH_NOARGS,
-     "release()\n--\n\nRelease the lock (any thread, any interpreter may).  RuntimeError if it is not locked."},
-    {"locked", lock_locked, METH_NOARGS, "locked()\n--\n\nWhether the lock is held."},
+     "release($self, /)\n--\n\nRelease the lock (any thread, any interpreter may).  RuntimeError if it is not locked."},
+    {"locked", lock_locked, METH_NOARGS, "locked($self, /)\n--\n\nWhether the lock is held."},
     {"__enter__", lock_enter, METH_NOARGS, nullptr},
     {"__exit__", lock_exit, METH_VARARGS, nullptr},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
@@ -552,13 +553,13 @@ PyObject* rlock_repr(PyObject* self) {
 
 PyMethodDef rlock_methods[] = {
     {"acquire", FASTCALL_KW(rlock_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1)\n--\n\n"
+     "acquire($self, blocking=True, timeout=-1)\n--\n\n"
      "Acquire the lock, or one more level of it if this OS thread holds it already.  Returns whether it was "
      "acquired.  The GIL is released while waiting."},
     {"release", rlock_release, METH_NOARGS,
-     "release()\n--\n\nRelease one level; the lock is free once every level is released.  RuntimeError if "
+     "release($self, /)\n--\n\nRelease one level; the lock is free once every level is released.  RuntimeError if "
      "this OS thread does not hold the lock."},
-    {"locked", rlock_locked, METH_NOARGS, "locked()\n--\n\nWhether some thread holds the lock."},
+    {"locked", rlock_locked, METH_NOARGS, "locked($self, /)\n--\n\nWhether some thread holds the lock."},
     {"_is_owned", rlock_is_owned, METH_NOARGS, nullptr},
     {"_release_save", rlock_release_save, METH_NOARGS, nullptr},
     {"_acquire_restore", rlock_acquire_restore, METH_O, nullptr},
@@ -630,11 +631,11 @@ PyObject* event_repr(PyObject* self) {
 }
 
 PyMethodDef event_methods[] = {
-    {"set", event_set, METH_NOARGS, "set()\n--\n\nSet the flag and wake every waiter, in every interpreter."},
-    {"clear", event_clear, METH_NOARGS, "clear()\n--\n\nReset the flag."},
-    {"is_set", event_is_set, METH_NOARGS, "is_set()\n--\n\nWhether the flag is set."},
+    {"set", event_set, METH_NOARGS, "set($self, /)\n--\n\nSet the flag and wake every waiter, in every interpreter."},
+    {"clear", event_clear, METH_NOARGS, "clear($self, /)\n--\n\nReset the flag."},
+    {"is_set", event_is_set, METH_NOARGS, "is_set($self, /)\n--\n\nWhether the flag is set."},
     {"wait", FASTCALL_KW(event_wait), METH_FASTCALL | METH_KEYWORDS,
-     "wait(timeout=None)\n--\n\n"
+     "wait($self, timeout=None)\n--\n\n"
      "Wait until the flag is set, at most timeout seconds.  Returns True if it is set, or was set while this "
      "call waited; False on timeout.  The GIL is released while waiting."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
@@ -739,11 +740,11 @@ PyObject* semaphore_repr(PyObject* self) {
 
 PyMethodDef semaphore_methods[] = {
     {"acquire", FASTCALL_KW(semaphore_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=None)\n--\n\n"
+     "acquire($self, blocking=True, timeout=None)\n--\n\n"
      "Take one unit, waiting at most timeout seconds (None: forever) unless blocking is false.  Returns whether "
      "a unit was taken.  The GIL is released while waiting."},
     {"release", FASTCALL_KW(semaphore_release), METH_FASTCALL | METH_KEYWORDS,
-     "release(n=1)\n--\n\nGive back n units, waking up to n waiters.  A bounded semaphore raises ValueError "
+     "release($self, n=1)\n--\n\nGive back n units, waking up to n waiters.  A bounded semaphore raises ValueError "
      "rather than exceed its initial value."},
     {"__enter__", semaphore_enter, METH_NOARGS, nullptr},
     {"__exit__", semaphore_exit, METH_VARARGS, nullptr},
@@ -900,15 +901,15 @@ PyObject* barrier_repr(PyObject* self) {
 
 PyMethodDef barrier_methods[] = {
     {"wait", FASTCALL_KW(barrier_wait), METH_FASTCALL | METH_KEYWORDS,
-     "wait(timeout=None)\n--\n\n"
+     "wait($self, timeout=None)\n--\n\n"
      "Wait until `parties` threads (of any interpreters) wait, then pass together.  Returns this thread's "
      "arrival index, 0 to parties-1.  The last to arrive runs the action first, in its interpreter.  Raises "
      "threading.BrokenBarrierError if the barrier is or gets broken (abort(), reset(), a timeout, or an action "
      "that raised).  timeout None: the barrier's default."},
     {"reset", barrier_reset, METH_NOARGS,
-     "reset()\n--\n\nReturn the barrier to its empty state; current waiters get BrokenBarrierError."},
+     "reset($self, /)\n--\n\nReturn the barrier to its empty state; current waiters get BrokenBarrierError."},
     {"abort", barrier_abort, METH_NOARGS,
-     "abort()\n--\n\nBreak the barrier: current and future waiters get BrokenBarrierError until reset()."},
+     "abort($self, /)\n--\n\nBreak the barrier: current and future waiters get BrokenBarrierError until reset()."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

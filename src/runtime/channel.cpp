@@ -35,6 +35,17 @@ bool time_left(const std::optional<Clock::time_point>& deadline, Timeout& left) 
 
 }  // namespace
 
+template <class Pred>
+void Channel::maybe_spin(Pred&& ready) {
+  if (_spin.count() <= 0) return;
+  const uint32_t misses = _spin_misses.load(std::memory_order_relaxed);
+  if (misses >= kMaxMisses && _unspun_waits.fetch_add(1, std::memory_order_relaxed) % kProbeEvery != 0) return;
+  if (spin_until(ready, _spin))
+    _spin_misses.store(0, std::memory_order_relaxed);
+  else if (misses < kMaxMisses)
+    _spin_misses.fetch_add(1, std::memory_order_relaxed);
+}
+
 ChannelStatus Channel::put(Payload& item, Timeout timeout) {
   const bool zero = is_zero(timeout);
   const auto deadline = deadline_of(timeout);
@@ -56,11 +67,9 @@ ChannelStatus Channel::put(Payload& item, Timeout timeout) {
     if (!spun) {
       spun = true;
       lock.unlock();
-      spin_until(
-          [&] {
-            return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed);
-          },
-          _spin);
+      maybe_spin([&] {
+        return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed);
+      });
       lock.lock();
       continue;
     }
@@ -97,11 +106,9 @@ ChannelStatus Channel::get(Payload& out, Timeout timeout) {
     if (!spun) {
       spun = true;
       lock.unlock();
-      spin_until(
-          [&] {
-            return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed);
-          },
-          _spin);
+      maybe_spin([&] {
+        return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed);
+      });
       lock.lock();
       continue;
     }

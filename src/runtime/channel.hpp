@@ -7,10 +7,14 @@
 //
 // Waiting: a getter (a putter on a full queue) first spins for a few
 // microseconds, watching lock-free mirrors of the size, because in a
-// ping-pong between two interpreters the reply usually comes within that
-// time; then it sleeps on a futex sequence word that put (get) bumps, with a
-// system call only when someone sleeps.  Waits return Interrupted after a
-// signal and TimedOut when the timeout ends, so callers can wait in slices.
+// ping-pong between two interpreters on two cores the reply usually comes
+// within that time; then it sleeps on a futex sequence word that put (get)
+// bumps, with a system call only when someone sleeps.  Spinning is adaptive:
+// after a few spins in a row came up empty (the other side runs on the same
+// core, or takes long to answer, or many threads contend) the channel stops
+// spinning, and only probes with a spin now and then.  Waits return
+// Interrupted after a signal and TimedOut when the timeout ends, so callers
+// can wait in slices.
 //
 // close() refuses further puts and wakes every waiter; gets drain the items
 // left, then report Closed.
@@ -64,6 +68,14 @@ class Channel final : public Handle {
  private:
   /// Items are queued only while this is true; _mutex held.
   bool has_space_locked() const { return _capacity == 0 || _items.size() < _capacity; }
+  /// Spins until `ready()` or the spin budget ends, if spinning has paid off
+  /// lately (or a probe is due).  Mutex not held.
+  template <class Pred>
+  void maybe_spin(Pred&& ready);
+
+  /// Spins in a row that ended without the awaited change; spinning stops
+  /// at kMaxMisses, except one probe every kProbeEvery waits.
+  static constexpr uint32_t kMaxMisses = 4, kProbeEvery = 32;
 
   const std::size_t _capacity;
   const std::chrono::nanoseconds _spin;
@@ -77,6 +89,8 @@ class Channel final : public Handle {
   uint32_t _put_sleepers = 0;
   std::atomic<std::size_t> _size{0};
   std::atomic<bool> _closed_flag{false};
+  std::atomic<uint32_t> _spin_misses{0};
+  std::atomic<uint32_t> _unspun_waits{0};
   std::atomic<uint32_t> _item_seq{0};   ///< bumped when an item arrives (getters sleep here)
   std::atomic<uint32_t> _space_seq{0};  ///< bumped when space appears (putters sleep here)
 };

@@ -225,10 +225,11 @@ def test_cli_harness_with_stand_in(tmp_path):
                          **{h.FAKE_ENV: "1"})
     assert proc.returncode == 0, proc.stderr
     assert "WARNING: INTERPOOL_BENCH_FAKE=1" in proc.stdout
-    for title in ("Tiny-task overhead", "CPU-bound scaling", "Grid search"):
+    for title in ("Tiny-task overhead", "CPU-bound scaling", "Grid search", "asyncio: Pool.run"):
         assert title in proc.stdout
     assert "vs. interpool" in proc.stdout and "vs. serial" in proc.stdout
-    doc = _check_json(out, ["overhead", "scaling", "gridsearch"])
+    # Every workload the CLI discovers runs (other bench_*.py modules included).
+    doc = _check_json(out, list(discover()))
     assert doc["meta"]["fake_interpool"] is True
 
 
@@ -252,6 +253,24 @@ def test_cli_gridsearch_real_interpool(tmp_path):
         assert not out.exists()
 
 
+def test_cli_asyncio_real_interpool(tmp_path):
+    """The asyncio workload end to end at tiny sizes: every peer runs or is n/a."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", "asyncio")
+    assert proc.returncode == 0, proc.stderr
+    doc = _check_json(out, ["asyncio"])
+    results = doc["workloads"]["asyncio"]["results"]
+    assert set(results) == {"gather", "async_pool", "gridsearch"}
+    for rows in results.values():
+        assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
+        assert any(r["peer"] == "interpool" and r["status"] == "ok" for r in rows)
+    grid = [r["answer"] for r in results["gridsearch"] if r["status"] == "ok"]
+    assert len(set(grid)) == 1
+
+
 def test_cli_list_and_bad_args(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "interpool.bench", "--list"],
                           env=_bench_env(), capture_output=True, text=True, timeout=60)
@@ -261,7 +280,7 @@ def test_cli_list_and_bad_args(tmp_path):
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch"])
+@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio"])
 def test_wrapper_scripts_call_the_package(name):
     here = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(here, os.pardir, os.pardir, "benchmarks", f"bench_{name}.py")

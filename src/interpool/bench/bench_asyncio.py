@@ -1,0 +1,378 @@
+"""asyncio: what ``await`` costs and buys with interpool.
+
+(a) overhead: N ``noop`` tasks awaited through ``asyncio.gather``:
+    ``await pool.run(noop)`` against ``loop.run_in_executor(ex, noop)`` with
+    ThreadPoolExecutor and the stdlib InterpreterPoolExecutor (3.14), next to
+    the cost of N bare no-op coroutines through gather (the floor).
+(b) AsyncPool: N coroutines that each ``await asyncio.sleep(0.05)`` and then
+    do ~1 ms of pure-Python CPU work, on an AsyncPool against the same
+    coroutines on the main event loop alone.
+(c) grid search (the gridsearch workload, grid passed once with
+    ``interpool.share``): one ``await interpool.to_interpreter(check_loop, ...)``
+    per cell through gather against ``Pool.map`` on the same shared grid.
+
+The coroutine functions are module-level here: AsyncPool workers import this
+module to run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import itertools
+import math
+import time
+
+from . import _harness as h
+from . import _tasks
+
+NAME = "asyncio"
+TITLE = "asyncio: Pool.run, AsyncPool, to_interpreter"
+DESCRIPTION = (
+    "Awaiting work from an event loop: per-task overhead through gather (lower is better), "
+    "sleep-then-compute coroutines on AsyncPool workers vs. the main loop, and the grid "
+    "search through to_interpreter vs. Pool.map (higher speedup is better)."
+)
+
+FAKE_REASON = "n/a (fake interpool stand-in)"
+
+
+# ---------------------------------------------------------------------------
+# Coroutine functions (imported by AsyncPool workers)
+# ---------------------------------------------------------------------------
+
+
+async def bare():
+    """A no-op coroutine: the floor of any awaited task."""
+    return None
+
+
+async def sleep_then_spin(delay, n):
+    """Wait like I/O, then burn ~1 ms of CPU (``sum_squares(n)``)."""
+    await asyncio.sleep(delay)
+    return _tasks.sum_squares(n)
+
+
+async def call(fn, *args):
+    """Run a plain function in a worker loop (used for warm-up)."""
+    return fn(*args)
+
+
+# ---------------------------------------------------------------------------
+# Peers that are not plain executors
+# ---------------------------------------------------------------------------
+
+
+def _interpool_missing():
+    if h.fake_interpool():
+        return FAKE_REASON
+    return None
+
+
+class _DefaultPoolPeer:
+    """interpool.default_pool() in an executor's clothes; never shut down (it is process-wide)."""
+
+    def __init__(self, workers):
+        self.pool = h.load_interpool().default_pool()
+
+    def submit(self, fn, /, *args):
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+class _AsyncPoolPeer:
+    """An AsyncPool with the submit()/shutdown() that the harness warms up and closes."""
+
+    def __init__(self, workers, concurrency):
+        self.apool = h.load_interpool().AsyncPool(workers, concurrency=concurrency)
+
+    def submit(self, fn, /, *args):
+        future = cf.Future()
+        try:
+            future.set_result(asyncio.run(self.apool.run(call, fn, *args)))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        self.apool.shutdown(wait)
+
+
+def _wanted(config, key):
+    return config.peers is None or key in config.peers
+
+
+# ---------------------------------------------------------------------------
+# (a) per-task overhead through gather
+# ---------------------------------------------------------------------------
+
+
+def _gather_bare(ex, n):
+    async def main():
+        return await asyncio.gather(*(bare() for _ in range(n)))
+
+    return len(asyncio.run(main()))
+
+
+def _gather_pool_run(ex, n):
+    async def main():
+        run, fn = ex.run, _tasks.noop
+        return await asyncio.gather(*(run(fn) for _ in range(n)))
+
+    return len(asyncio.run(main()))
+
+
+def _gather_run_in_executor(ex, n):
+    async def main():
+        loop = asyncio.get_running_loop()
+        rie, fn = loop.run_in_executor, _tasks.noop
+        return await asyncio.gather(*(rie(ex, fn) for _ in range(n)))
+
+    return len(asyncio.run(main()))
+
+
+def _check_count(answer, n):
+    assert answer == n, f"expected {n} results, got {answer}"
+
+
+def _overhead(config):
+    n = config.size(100_000, 20_000, minimum=10)
+    reps = config.reps(3, 2)
+    budget = 1.5 if not config.quick else 0.3
+    probe = min(n, 2_000 if not config.quick else 500)
+    peers = [(h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare)]
+    if _wanted(config, "interpool"):
+        peers += [
+            (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing),
+             _gather_pool_run),
+            (h.Benchmark("interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie",
+                         _interpool_missing), _gather_run_in_executor),
+        ]
+    if _wanted(config, "threads"):
+        peers.append((h.Benchmark("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads"),
+                      _gather_run_in_executor))
+    if _wanted(config, "stdlib"):
+        peers.append((h.Benchmark("InterpreterPoolExecutor (stdlib) via run_in_executor", h._make_stdlib_ipe,
+                                  "stdlib", h._stdlib_ipe_missing), _gather_run_in_executor))
+    ms = [
+        h.run_peer(p, config.workers, task, n=n, repeats=reps, config=config, budget_s=budget,
+                   probe_n=probe, check=_check_count, section="gather")
+        for p, task in peers
+    ]
+    floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
+    rows = []
+    for m in h.sort_measurements(ms, lambda m: m.per_item):
+        if not m.ok:
+            rows.append(h.status_row(m))
+            continue
+        rows.append([
+            m.label, f"{m.n:,}", h.fmt_us(m.per_item),
+            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
+            h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
+            h.fmt_ms(m.startup),
+        ])
+    table = h.Table(
+        f"(a) {n:,} awaited noop() tasks through asyncio.gather, {config.workers} workers",
+        ["peer", "items", "µs/task", "vs. interpool", "µs above floor", "startup ms"],
+        rows, notes=h.error_notes(ms),
+    )
+    table.notes.append("Slow peers run fewer items (sized to ~1.5 s per run); all figures are per task.")
+    missing = _interpool_missing() or "missing measurement"
+    targets = [
+        h.target("Pool.run through gather ≤ 5 µs per task", None if ip is None else ip.per_item <= 5e-6,
+                 missing if ip is None else
+                 f"{h.fmt_us(ip.per_item)} µs; bare coroutine floor "
+                 f"{h.fmt_us(floor.per_item) if floor else '-'} µs"),
+        h.target("Pool.run ≥ 15× faster than stdlib InterpreterPoolExecutor via run_in_executor",
+                 None if (ip is None or st is None) else st.per_item / ip.per_item >= 15,
+                 (h._stdlib_ipe_missing() or missing) if (ip is None or st is None)
+                 else h.fmt_ratio(st.per_item / ip.per_item)),
+    ]
+    return table, targets, ms, {"n_gather": n}
+
+
+# ---------------------------------------------------------------------------
+# (b) AsyncPool: sleep, then compute
+# ---------------------------------------------------------------------------
+
+
+def calibrate_spin(seconds):
+    """n such that sum_squares(n) takes about ``seconds`` here (best of 5)."""
+    probe = 20_000
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        _tasks.sum_squares(probe)
+        best = min(best, time.perf_counter() - t0)
+    return max(100, int(probe * seconds / best))
+
+
+def _async_pool(config):
+    n = config.size(5_000, 1_000, minimum=4)
+    delay = 0.05
+    spin = calibrate_spin(0.001)
+    workers = config.workers
+    concurrency = n // workers + 1  # every coroutine may be sleeping at once
+    reps = config.reps(2, 1)
+    expected = n * _tasks.sum_squares(spin)
+
+    def check(answer, k):
+        if k == n:
+            assert answer == expected, f"sum {answer} != expected {expected}"
+
+    def on_main_loop(ex, k):
+        async def main():
+            return await asyncio.gather(*(sleep_then_spin(delay, spin) for _ in range(k)))
+
+        return sum(asyncio.run(main()))
+
+    def on_async_pool(ex, k):
+        apool = ex.apool
+
+        async def main():
+            return await asyncio.gather(*(apool.run(sleep_then_spin, delay, spin) for _ in range(k)))
+
+        return sum(asyncio.run(main()))
+
+    peers = [(h.Benchmark("main event loop alone", None, "serial"), on_main_loop)]
+    if _wanted(config, "interpool"):
+        peers.append((h.Benchmark(f"interpool.AsyncPool({workers}, concurrency={concurrency})",
+                                  lambda w: _AsyncPoolPeer(w, concurrency), "interpool", _interpool_missing),
+                      on_async_pool))
+    ms = [
+        h.run_peer(p, workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 100),
+                   check=check, section="async pool")
+        for p, task in peers
+    ]
+    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
+    rows = []
+    for m in h.sort_measurements(ms, lambda m: m.best):
+        if not m.ok:
+            rows.append(h.status_row(m))
+            continue
+        rows.append([
+            m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
+            h.fmt_ms(m.per_item), h.fmt_ms(m.startup),
+        ])
+    table = h.Table(
+        f"(b) {n:,} coroutines: await asyncio.sleep({delay}), then ~1 ms CPU (sum_squares({spin:,}))",
+        ["peer", "time s", "vs. main loop", "ms/coroutine", "startup ms"],
+        rows, notes=h.error_notes(ms),
+    )
+    ratio = base.best / ip.best if (base and ip) else None
+    targets = [h.target(
+        f"AsyncPool on {workers} workers ≥ 1.7× the main loop alone",
+        None if ratio is None else ratio >= 1.7,
+        (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+    )]
+    return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
+
+
+# ---------------------------------------------------------------------------
+# (c) grid search: to_interpreter vs Pool.map, shared grid
+# ---------------------------------------------------------------------------
+
+
+def _gridsearch(config):
+    from .bench_gridsearch import candidates
+
+    grid, start = _tasks.make_grid()
+    step = 3 if config.quick else 1
+    cells = candidates(grid, start, step=step)
+    if config.scale < 1:
+        cells = cells[: max(1, int(len(cells) * config.scale))]
+    reps = config.reps(3, 2)
+    ipmod = None if _interpool_missing() else h.load_interpool()
+    workers = ipmod.default_workers() if ipmod else config.workers
+    shared = ipmod.share(grid) if ipmod else None
+    check_loop = _tasks.check_loop
+
+    def serial(ex, k):
+        return _tasks.count_loops(grid, start, cells[:k])
+
+    def via_to_interpreter(ex, k):
+        to_interpreter = ipmod.to_interpreter
+
+        async def main():
+            return await asyncio.gather(*(to_interpreter(check_loop, shared, start, c) for c in cells[:k]))
+
+        return sum(asyncio.run(main()))
+
+    def via_map(ex, k):
+        return sum(ex.map(check_loop, itertools.repeat(shared), itertools.repeat(start), cells[:k]))
+
+    answers = {}
+
+    def check(answer, k):
+        if k == len(cells):
+            answers.setdefault("first", answer)
+            assert answer == answers["first"], f"answer {answer} != {answers['first']}"
+
+    peers = [(h.Benchmark("serial (in-process loop)", None, "serial"), serial)]
+    if _wanted(config, "interpool"):
+        peers += [
+            (h.Benchmark("Pool.map, shared grid", h._make_interpool, "interpool-map", _interpool_missing), via_map),
+            (h.Benchmark("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", _interpool_missing),
+             via_to_interpreter),
+        ]
+    ms = [
+        h.run_peer(p, workers, task, n=len(cells), repeats=1 if p.serial else reps, config=config,
+                   probe_n=min(len(cells), 8 * workers), check=check, section="gridsearch")
+        for p, task in peers
+    ]
+    base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
+    rows = []
+    for m in h.sort_measurements(ms, lambda m: m.best):
+        if not m.ok:
+            rows.append(h.status_row(m))
+            continue
+        rows.append([
+            m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
+            h.fmt_ratio(m.best / pm.best) if pm else "-", h.fmt_us(m.per_item), str(m.answer),
+            h.fmt_ms(m.startup),
+        ])
+    table = h.Table(
+        f"(c) grid search, {len(cells):,} cells, {workers} workers (default_pool's size), grid shared once",
+        ["peer", "time s", "vs. serial", "vs. Pool.map", "µs/task", "answer", "startup ms"],
+        rows, notes=h.error_notes(ms),
+    )
+    table.notes.append("to_interpreter runs on interpool.default_pool(); its start-up counts only the first use.")
+    ratio = ti.best / pm.best if (ti and pm) else None
+    targets = [h.target(
+        "to_interpreter grid search within 10% of Pool.map",
+        None if ratio is None else ratio <= 1.10,
+        (_interpool_missing() or "missing measurement") if ratio is None
+        else f"{h.fmt_ratio(ratio)} Pool.map's time",
+    )]
+    return table, targets, ms, {"grid_cells": len(cells), "grid_workers": workers}
+
+
+# ---------------------------------------------------------------------------
+
+
+def run(config: h.Config) -> h.WorkloadResult:
+    # CPython 3.12: let the main interpreter create the first asyncio.Task
+    # (its argument parser's keyword tuple), not an AsyncPool worker; see the
+    # tests (test_unused_async_pool_exits_cleanly).
+    asyncio.run(bare())
+    tables, targets, data, params = [], [], {}, {"workers": config.workers}
+    for name, section in (("gather", _overhead), ("async_pool", _async_pool), ("gridsearch", _gridsearch)):
+        table, section_targets, ms, section_params = section(config)
+        h.fail_if_interpool_failed(section_targets, ms)
+        tables.append(table)
+        targets += section_targets
+        data[name] = ms
+        params.update(section_params)
+    return h.WorkloadResult(NAME, TITLE, DESCRIPTION, params=params, tables=tables, targets=targets, data=data)
+
+
+def main(argv=None):
+    from .__main__ import main as suite_main
+
+    return suite_main(argv, default_only=[NAME])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

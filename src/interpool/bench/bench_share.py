@@ -1,0 +1,203 @@
+"""Grid search with ``interpool.share(grid)``: a large argument passed by handle.
+
+The ``gridsearch`` workload (AoC 2024 day 6 part 2, one task per candidate
+cell) with the unchanged task function, the grid wrapped once:
+
+    g = interpool.share(grid)
+    sum(pool.map(check_loop, itertools.repeat(g), itertools.repeat(start), cells))
+
+Each worker decodes the grid once; every task then receives that same object.
+Compared with the serial loop, with interpool passing the grid per call
+(plain), with interpool setting it once per worker by initializer, and with
+the standard library's best case: an initializer that stores the grid in a
+module global of the task module, read by the task (``InterpreterPoolExecutor``
+on 3.14, ``ProcessPoolExecutor``).  ``share()`` itself is inside the timed run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import pickle
+
+from . import _handle_tasks
+from . import _harness as h
+from . import _tasks
+from .bench_gridsearch import candidates, solve_map, solve_serial
+
+NAME = "share"
+TITLE = "Grid search with share(grid)"
+DESCRIPTION = (
+    "One task per candidate cell; the grid passed as interpool.share(grid), per call, "
+    "or set once per worker by an initializer. Speedup = serial time / peer time (higher is better)."
+)
+
+#: Fraction of perfect scaling the share row must reach (1.85× on 2 workers).
+TARGET_EFFICIENCY = 0.925
+
+
+def _fake_missing() -> str | None:
+    return "n/a (FAKE interpool stand-in)" if h.fake_interpool() else None
+
+
+def _stdlib_init_script(grid) -> str:
+    # The stdlib's subinterpreters start from the initial sys.path, so replay
+    # ours (as the harness's stdlib peer does), then store the grid in the
+    # task module.  exec is a picklable builtin; the grid travels as a literal.
+    return (
+        h._sys_path_sync_script()
+        + "import interpool.bench._handle_tasks as _m\n"
+        + f"_m.set_grid({grid!r})\n"
+    )
+
+
+def peers(grid) -> list[h.Benchmark]:
+    ip = h.load_interpool
+
+    def interpool_init(workers):
+        return ip().Pool(workers, initializer=_handle_tasks.set_grid, initargs=(grid,))
+
+    def stdlib_init(workers):
+        return cf.InterpreterPoolExecutor(
+            max_workers=workers, initializer=exec, initargs=(_stdlib_init_script(grid),)
+        )
+
+    def processes_init(workers):
+        return cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=h._mp_context(),
+            initializer=_handle_tasks.set_grid, initargs=(grid,),
+        )
+
+    return [
+        h.Benchmark(f"{h.interpool_label()} + share(grid)", h._make_interpool, "interpool", _fake_missing),
+        h.Benchmark(f"{h.interpool_label()}, grid per call", h._make_interpool, "interpool-plain"),
+        h.Benchmark(f"{h.interpool_label()}, grid by initializer", interpool_init, "interpool-init",
+                    _fake_missing),
+        h.Benchmark("InterpreterPoolExecutor (stdlib), grid by initializer", stdlib_init, "stdlib",
+                    h._stdlib_ipe_missing),
+        h.Benchmark("ProcessPoolExecutor, grid by initializer", processes_init, "processes"),
+    ]
+
+
+def _selected(config: h.Config, ps: list[h.Benchmark]) -> list[h.Benchmark]:
+    # --peers names the harness's peer kinds; "interpool" covers its variants.
+    return [p for p in ps if config.peers is None or p.key.split("-")[0] in config.peers]
+
+
+def solve_shared(ex, grid, start, cells) -> int:
+    shared = h.load_interpool().share(grid)
+    return sum(ex.map(_tasks.check_loop, itertools.repeat(shared), itertools.repeat(start), cells))
+
+
+def solve_preset(ex, start, cells, chunksize=1) -> int:
+    return sum(ex.map(_handle_tasks.check_loop_preset, itertools.repeat(start), cells, chunksize=chunksize))
+
+
+def run(config: h.Config) -> h.WorkloadResult:
+    grid, start = _tasks.make_grid()
+    path = _tasks.guard_path(grid, start)
+    all_cells = path[1:]
+    step = 3 if config.quick else 1
+    limit = max(1, int(len(all_cells[::step]) * config.scale)) if config.scale < 1 else None
+    cells = candidates(grid, start, step=step, limit=limit)
+    reps = config.reps(3, 2)
+    grid_bytes = len(pickle.dumps(grid))
+    # ProcessPoolExecutor's best case batches items (its map defaults to one
+    # item per round trip); the chunk size interpool's map picks by itself.
+    chunk = max(1, min(1024, len(cells) // (config.workers * 16)))
+    config.log(f"  share: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")
+
+    def run_serial():
+        return h.run_peer(
+            h.SERIAL, 1, lambda ex, n: solve_serial(grid, start, cells[:n]),
+            n=len(cells), repeats=reps, config=config, probe_n=min(len(cells), 20), section="share",
+        )
+
+    serial = run_serial()
+    expected = serial.answer if serial.ok else None
+
+    def check(answer, n):
+        if expected is not None and n == len(cells):
+            assert answer == expected, f"answer {answer} != serial answer {expected}"
+
+    tasks = {
+        "interpool": lambda ex, n: solve_shared(ex, grid, start, cells[:n]),
+        "interpool-plain": lambda ex, n: solve_map(ex, grid, start, cells[:n]),
+        "interpool-init": lambda ex, n: solve_preset(ex, start, cells[:n]),
+        "stdlib": lambda ex, n: solve_preset(ex, start, cells[:n]),
+        "processes": lambda ex, n: solve_preset(ex, start, cells[:n], chunk),
+    }
+    ms = [serial]
+    for p in _selected(config, peers(grid)):
+        ms.append(h.run_peer(
+            p, config.workers, tasks[p.key], n=len(cells), repeats=reps, config=config,
+            probe_n=min(len(cells), 8 * config.workers), check=check, section="share",
+        ))
+
+    ms[0] = serial = h.merge(serial, run_serial())
+    if serial.ok and expected is None:
+        expected = serial.answer
+        for m in ms[1:]:
+            if m.ok and m.answer != expected:
+                m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {expected}"
+    base = serial if serial.ok else None
+
+    def speedup(m):
+        return base.best / m.best if (base is not None and m is not None and m.ok) else None
+
+    rows = []
+    for m in h.sort_measurements(ms, lambda m: m.best):
+        if not m.ok:
+            rows.append(h.status_row(m))
+            continue
+        rows.append([
+            m.label, h.fmt_s(m.best), h.fmt_ratio(speedup(m)), h.fmt_us(m.per_item),
+            str(m.answer), h.fmt_ms(m.startup),
+        ])
+    table = h.Table(
+        f"{len(cells):,} tasks on {config.workers} workers "
+        f"(grid {len(grid)}×{len(grid[0])}, {grid_bytes:,} bytes pickled)",
+        ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"],
+        rows,
+        notes=["share(grid) is inside the timed run."]
+        + ([f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."]
+           if any(m.key == "processes" for m in ms) else [])
+        + h.error_notes(ms),
+    )
+
+    ip = h.find(ms, "interpool")
+    s = speedup(ip)
+    want = TARGET_EFFICIENCY * config.workers
+    stdlib_rows = [m for m in (h.find(ms, "stdlib"), h.find(ms, "processes")) if m is not None]
+    best_stdlib = min(stdlib_rows, key=lambda m: m.best) if stdlib_rows else None
+    targets = [
+        h.target(
+            f"interpool + share(grid) ≥ {want:.2f}× serial on {config.workers} workers",
+            None if s is None else s >= want,
+            "" if s is None else h.fmt_ratio(s),
+        ),
+        h.target(
+            "interpool + share(grid) faster than the stdlib's best (initializer, grid set once per worker)",
+            None if (ip is None or best_stdlib is None) else ip.best < best_stdlib.best,
+            "" if (ip is None or best_stdlib is None)
+            else f"{h.fmt_ratio(speedup(ip))} vs {h.fmt_ratio(speedup(best_stdlib))} ({best_stdlib.label})",
+        ),
+    ]
+    h.fail_if_interpool_failed(targets, ms)
+    return h.WorkloadResult(
+        NAME, TITLE, DESCRIPTION,
+        params={"workers": config.workers, "grid": f"{len(grid)}x{len(grid[0])}", "tasks": len(cells),
+                "grid_pickle_bytes": grid_bytes, "answer": expected, "repeats": reps,
+                "processes_chunksize": chunk},
+        tables=[table], targets=targets, data={"peers": ms},
+    )
+
+
+def main(argv=None):
+    from .__main__ import main as suite_main
+
+    return suite_main(argv, default_only=[NAME])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,333 @@
+"""interpool.AsyncPool: coroutine functions run in event loops of worker interpreters."""
+
+import asyncio
+import functools
+import os
+import sys
+import threading
+import time
+
+import subprocess
+import textwrap
+
+import pytest
+from conftest import child_env
+
+import _async_tasks as t
+import interpool
+
+TIMEOUT = 30
+
+
+
+def arun(coro, timeout=TIMEOUT):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def wait_for_files(paths, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(p) for p in paths):
+        if time.monotonic() > deadline:
+            missing = [p for p in paths if not os.path.exists(p)]
+            raise AssertionError(f"{missing} did not appear within {timeout} s")
+        await asyncio.sleep(0.005)
+
+
+def max_overlap(intervals):
+    """The largest number of (start, end) intervals open at one time."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    depth = best = 0
+    for _, step in events:
+        depth += step
+        best = max(best, depth)
+    return best
+
+
+def test_properties_and_repr():
+    apool = interpool.AsyncPool(2)
+    try:
+        assert apool.workers == 2 and apool.concurrency == 16
+        assert "running" in repr(apool) and "concurrency=16" in repr(apool)
+    finally:
+        apool.shutdown()
+    assert "shut down" in repr(apool)
+    with pytest.raises(ValueError):
+        interpool.AsyncPool(1, concurrency=0)
+    with pytest.raises(TypeError):
+        interpool.AsyncPool(1, initializer=42)
+
+
+def test_run_returns_a_value_computed_in_the_worker_loop(monkeypatch):
+    monkeypatch.setattr(t, "MARKER", "main")
+
+    async def main():
+        async with interpool.AsyncPool(2) as apool:
+            return await apool.run(t.awhere, 5), await apool.run(t.acoro_square, 12)
+
+    info, squared = arun(main())
+    assert squared == 144
+    assert info["x"] == 5 and info["loop_running"] is True
+    assert info["modules_id"] != id(sys.modules)  # another interpreter
+    assert info["marker"] == "default"  # its own copy of the module
+    assert info["thread"] != threading.get_ident()
+
+
+def test_kwargs_are_passed():
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            return await apool.run(t.asleep_interval, seconds=0.01)
+
+    start, end = arun(main())
+    assert end - start >= 0.009
+
+
+def test_initializer_runs_in_each_worker():
+    async def main():
+        async with interpool.AsyncPool(2, initializer=t.set_marker, initargs=("from init",)) as apool:
+            return await asyncio.gather(*(apool.run(t.awhere, i) for i in range(10)))
+
+    infos = arun(main())
+    assert {i["marker"] for i in infos} == {"from init"}
+    assert [i["x"] for i in infos] == list(range(10))
+
+
+def test_concurrency_limit_per_worker():
+    """workers=1, concurrency=3: 9 coroutines of 0.2 s take three rounds."""
+
+    async def main():
+        async with interpool.AsyncPool(1, concurrency=3) as apool:
+            await apool.run(t.acoro_square, 1)  # worker and module ready
+            t0 = time.monotonic()
+            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.2) for _ in range(9)))
+            return intervals, time.monotonic() - t0
+
+    intervals, elapsed = arun(main())
+    assert max_overlap(intervals) == 3, intervals
+    assert 0.55 <= elapsed < 1.5, elapsed  # not 0.2 s (unbounded), not 1.8 s (one at a time)
+
+
+def test_many_workers_share_the_load():
+    async def main():
+        async with interpool.AsyncPool(2, concurrency=4) as apool:
+            await asyncio.gather(*(apool.run(t.acoro_square, i) for i in range(4)))
+            t0 = time.monotonic()
+            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.2) for _ in range(8)))
+            return intervals, time.monotonic() - t0
+
+    intervals, elapsed = arun(main())
+    assert max_overlap(intervals) == 8
+    assert elapsed < 0.6, elapsed
+
+
+def test_map_in_order():
+    async def main():
+        async with interpool.AsyncPool(2) as apool:
+            return [x async for x in apool.map(t.acoro_square, range(100))]
+
+    assert arun(main()) == [i * i for i in range(100)]
+
+
+def test_map_exception_after_earlier_results():
+    async def main():
+        got = []
+        async with interpool.AsyncPool(2) as apool:
+            with pytest.raises(t.Boom, match="stop"):
+                async for x in apool.map(functools.partial(t.asquare_fail_at, bad=3), range(10)):
+                    got.append(x)
+        return got
+
+    assert arun(main()) == [0, 1, 4]
+
+
+def test_exceptions_come_back_as_from_pool():
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            with pytest.raises(t.Boom, match="remote failure") as info:
+                await apool.run(t.afail, "remote failure")
+            # The pool survives the failure.
+            return info.value, await apool.run(t.acoro_square, 3)
+
+    exc, after = arun(main())
+    assert type(exc) is t.Boom and after == 9
+    assert type(exc.__cause__) is interpool.RemoteTraceback
+    assert "in afail" in str(exc.__cause__)
+
+
+def test_cancelling_the_awaiting_task_cancels_the_remote_coroutine(tmp_path):
+    started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
+
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            task = asyncio.ensure_future(apool.run(t.await_cancel, started, cancelled))
+            await wait_for_files([started])
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await wait_for_files([cancelled])  # the remote coroutine saw CancelledError
+            # The worker loop is healthy afterwards.
+            return await apool.run(t.acoro_square, 6)
+
+    assert arun(main()) == 36
+
+
+def test_cancelling_a_queued_run_never_starts_it(tmp_path):
+    # concurrency=1 and a busy worker: the second run waits in the pool's queue.
+    s1, c1 = str(tmp_path / "s1"), str(tmp_path / "c1")
+    s2, c2 = str(tmp_path / "s2"), str(tmp_path / "c2")
+
+    async def main():
+        async with interpool.AsyncPool(1, concurrency=1) as apool:
+            first = asyncio.ensure_future(apool.run(t.await_cancel, s1, c1, 0.5))
+            await wait_for_files([s1])
+            second = asyncio.ensure_future(apool.run(t.await_cancel, s2, c2))
+            await asyncio.sleep(0.05)
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            return await first
+
+    assert arun(main()) == "not cancelled"
+    assert not os.path.exists(s2)
+
+
+def test_leaving_async_with_cancels_running_coroutines_and_waits(tmp_path):
+    n = 3
+    started = [str(tmp_path / f"started{i}") for i in range(n)]
+    cancelled = [str(tmp_path / f"cancelled{i}") for i in range(n)]
+
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            tasks = [asyncio.ensure_future(apool.run(t.await_cancel, s, c)) for s, c in zip(started, cancelled)]
+            await wait_for_files(started)
+            t0 = time.monotonic()
+        # Leaving the block waited for the remote coroutines' handlers to finish.
+        elapsed = time.monotonic() - t0
+        seen = [os.path.exists(c) for c in cancelled]
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        with pytest.raises(RuntimeError):
+            await apool.run(t.acoro_square, 1)  # shut down
+        return seen, outcomes, elapsed
+
+    seen, outcomes, elapsed = arun(main())
+    assert seen == [True] * n
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert elapsed < 10
+
+
+def test_leaving_async_with_on_an_exception_propagates_it(tmp_path):
+    started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
+
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            task = asyncio.ensure_future(apool.run(t.await_cancel, started, cancelled))
+            await wait_for_files([started])
+            raise KeyError("user code failed")
+
+    with pytest.raises(KeyError, match="user code failed"):
+        arun(main())
+    assert os.path.exists(cancelled)
+
+
+def test_shutdown_without_async_with():
+    apool = interpool.AsyncPool(2)
+
+    async def main():
+        return await asyncio.gather(*(apool.run(t.acoro_square, i) for i in range(20)))
+
+    assert arun(main()) == [i * i for i in range(20)]
+    # Reused from a second event loop.
+    assert arun(main()) == [i * i for i in range(20)]
+    apool.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        arun(main())
+
+
+def test_many_coroutines_concurrently():
+    async def main():
+        async with interpool.AsyncPool(2, concurrency=200) as apool:
+            t0 = time.monotonic()
+            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.3) for _ in range(400)))
+            return intervals, time.monotonic() - t0
+
+    intervals, elapsed = arun(main())
+    assert len(intervals) == 400
+    assert max_overlap(intervals) > 200  # both workers held up to 200 each
+    assert elapsed < 5, elapsed
+
+
+
+@pytest.mark.parametrize("shutdown", [True, False], ids=["shutdown", "no-shutdown"])
+def test_unused_async_pool_exits_cleanly(tmp_path, shutdown):
+    script = tmp_path / "unused.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import interpool
+            apool = interpool.AsyncPool(1)
+            if {shutdown}:
+                apool.shutdown()
+            print("done")
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "done", "")
+
+
+def test_async_pool_program_exits_cleanly(tmp_path):
+    """The usual program: asyncio.run, an AsyncPool inside it, then exit."""
+    script = tmp_path / "program.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+            import interpool
+            import _async_tasks as t
+
+            async def main():
+                async with interpool.AsyncPool(2) as apool:
+                    return [x async for x in apool.map(t.acoro_square, range(10))]
+
+            print(sum(asyncio.run(main())))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "285", "")
+
+
+def test_aclose_while_another_loop_awaits(tmp_path):
+    started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
+    apool = interpool.AsyncPool(1)
+    other = {}
+
+    def in_other_thread():
+        async def main():
+            try:
+                return await apool.run(t.await_cancel, started, cancelled, 2)
+            except asyncio.CancelledError:
+                return "cancelled"
+
+        other["result"] = arun(main())
+
+    th = threading.Thread(target=in_other_thread)
+    th.start()
+    try:
+
+        async def main():
+            while not os.path.exists(started):
+                await asyncio.sleep(0.01)
+            await apool.aclose()
+
+        try:
+            arun(main())
+        finally:
+            th.join(TIMEOUT)
+        assert other["result"] == "cancelled"
+        assert "shut down" in repr(apool)
+    finally:
+        apool.shutdown()

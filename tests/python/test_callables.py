@@ -1,0 +1,293 @@
+"""What can be sent as a task: importable callables run; anything else is refused at submit."""
+
+import functools
+import math
+import operator
+import os
+import subprocess
+import sys
+import threading
+
+import _tasks
+import pytest
+from conftest import child_env
+
+# ------------------------------------------------------------ sendable ones
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "expected"),
+    [
+        pytest.param(_tasks.add, (2, 3), 5, id="module_function"),
+        pytest.param(math.sqrt, (16.0,), 4.0, id="builtin_math_sqrt"),
+        pytest.param(len, ([1, 2, 3],), 3, id="builtin_len"),
+        pytest.param(abs, (-7,), 7, id="builtin_abs"),
+        pytest.param(operator.neg, (5,), -5, id="operator_neg"),
+        pytest.param(operator.itemgetter(1), ("abc",), "b", id="itemgetter_instance"),
+        pytest.param(_tasks.Record, ("r", (1,)), _tasks.Record("r", (1,)), id="class_as_callable"),
+        pytest.param(dict, ([("a", 1)],), {"a": 1}, id="builtin_class"),
+        pytest.param(_tasks.Multiplier(3).times, (7,), 21, id="bound_method"),
+        pytest.param(functools.partial(_tasks.mul, 6), (7,), 42, id="partial"),
+        pytest.param(functools.partial(_tasks.describe_call, 1, k=2), (3,), ((1, 3), {"k": 2}), id="partial_kwargs"),
+        pytest.param(_tasks.Multiplier.static_double, (21,), 42, id="staticmethod"),
+        pytest.param(_tasks.Multiplier.class_name, ("!",), "Multiplier!", id="classmethod"),
+        pytest.param("-".join, (["a", "b"],), "a-b", id="builtin_bound_method"),
+    ],
+)
+def test_importable_callable_runs_in_worker(pool, fn, args, expected):
+    assert pool.submit(fn, *args).result(timeout=30) == expected
+
+
+def test_builtin_with_keyword_arguments(pool):
+    assert pool.submit(int, "ff", base=16).result(timeout=30) == 255
+
+
+def test_same_callable_submitted_many_times_uses_fresh_arguments(pool):
+    fn = functools.partial(_tasks.add, 100)
+    assert [pool.submit(fn, i).result(timeout=30) for i in range(5)] == [100, 101, 102, 103, 104]
+    other = functools.partial(_tasks.add, 200)
+    assert pool.submit(other, 1).result(timeout=30) == 201
+
+
+def test_tasks_run_in_a_subinterpreter_not_the_main_one(pool):
+    assert _tasks.is_main_interpreter() is True
+    assert pool.submit(_tasks.is_main_interpreter).result(timeout=30) is False
+
+
+# --------------------------------------------------- functions in __main__
+
+MAIN_SCRIPT = """\
+import os
+import sys
+
+import interpool
+
+
+def f(x):
+    return x * 2
+
+
+class Box:
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+if __name__ == "__main__":
+    print("MAIN-BLOCK-RAN", flush=True)
+    with interpool.Pool(2) as pool:
+        print("SUBMIT", pool.submit(f, 21).result(timeout=30), flush=True)
+        print("MAP", list(pool.map(f, range(5))), flush=True)
+        print("BOX", pool.submit(Box(7).get).result(timeout=30), flush=True)
+        if "--return-instance" in sys.argv:
+            try:
+                print("CLASS", type(pool.submit(Box, 1).result(timeout=30)).__name__, flush=True)
+            except Exception as exc:
+                print("CLASS-ERROR", type(exc).__name__, exc, flush=True)
+"""
+
+
+def run_child(args, cwd, timeout=60):
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.timeout(90)
+def test_function_defined_in_main_script_runs_in_workers(tmp_path):
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    proc = run_child([str(script)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "SUBMIT 42" in lines
+    assert "MAP [0, 2, 4, 6, 8]" in lines
+    assert "BOX 7" in lines
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_instance_of_main_script_class_comes_back_from_worker(tmp_path):
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    proc = run_child([str(script), "--return-instance"], cwd=tmp_path)
+    assert "CLASS Box" in proc.stdout.splitlines(), proc.stdout
+
+
+@pytest.mark.timeout(90)
+def test_main_block_of_script_does_not_rerun_in_workers(tmp_path):
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    proc = run_child([str(script)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("MAIN-BLOCK-RAN") == 1
+
+
+@pytest.mark.timeout(90)
+def test_function_defined_in_main_module_run_with_dash_m(tmp_path):
+    (tmp_path / "main_mod.py").write_text(MAIN_SCRIPT)
+    proc = run_child(["-m", "main_mod"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "SUBMIT 42" in proc.stdout.splitlines()
+    assert proc.stdout.count("MAIN-BLOCK-RAN") == 1
+
+
+@pytest.mark.timeout(90)
+def test_script_run_from_another_directory(tmp_path):
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    script = sub / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    proc = run_child([os.path.relpath(script, tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "SUBMIT 42" in proc.stdout.splitlines()
+
+
+# ---------------------------------------------------------- unsendable ones
+
+
+def _closure_fn():
+    y = 1
+
+    def inner_closure(x):
+        return x + y
+
+    return inner_closure
+
+
+def _local_instance():
+    class LocalClass:
+        pass
+
+    return LocalClass()
+
+
+def _generator():
+    yield 1
+
+
+# Module state that lambdas below refer to, which makes them unsendable for
+# every pool kind (InterpreterPoolExecutor sends only stateless functions).
+OFFSET = 1
+
+
+@pytest.mark.timeout(10)
+def test_lambda_callable_is_refused_at_submit(pool):
+    with pytest.raises(TypeError, match=r"cannot send callable <function .*<lambda>.* to another interpreter"):
+        pool.submit(lambda x: x + OFFSET, 1)
+
+
+@pytest.mark.timeout(10)
+def test_pool_refuses_even_a_stateless_lambda():
+    import interpool
+
+    with interpool.Pool(1) as pool:
+        with pytest.raises(TypeError, match=r"cannot send callable <function .*<lambda>"):
+            pool.submit(lambda: 42)
+
+
+@pytest.mark.timeout(20)
+def test_interpreter_pool_executor_sends_stateless_functions_as_code_like_the_stdlib():
+    import interpool
+
+    def local_stateless(x):
+        return [len(str(x)), abs(-x)]
+
+    with interpool.InterpreterPoolExecutor(1) as executor:
+        assert executor.submit(lambda: 42).result(timeout=10) == 42
+        assert executor.submit(local_stateless, 12).result(timeout=10) == [2, 12]
+
+
+@pytest.mark.timeout(10)
+def test_closure_callable_is_refused_at_submit(pool):
+    with pytest.raises(TypeError, match=r"cannot send callable .*inner_closure.* to another interpreter"):
+        pool.submit(_closure_fn(), 1)
+
+
+@pytest.mark.timeout(10)
+def test_local_function_in_test_module_is_refused_with_advice(pool):
+    def local_fn():
+        return OFFSET
+
+    with pytest.raises(TypeError, match="define functions and classes at module level") as info:
+        pool.submit(local_fn)
+    assert "local_fn" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("make_arg", "named"),
+    [
+        pytest.param(lambda: (lambda: None), "<lambda>", id="lambda_argument"),
+        pytest.param(_local_instance, "LocalClass", id="local_class_instance"),
+        pytest.param(threading.Lock, "lock", id="lock"),
+        pytest.param(_generator, "generator", id="generator"),
+    ],
+)
+@pytest.mark.timeout(10)
+def test_unsendable_argument_is_refused_at_submit_naming_it(pool, make_arg, named):
+    arg = make_arg()
+    with pytest.raises(TypeError, match="cannot send object") as info:
+        pool.submit(_tasks.identity, arg)
+    message = str(info.value)
+    assert named in message
+    assert repr(arg) in message
+
+
+@pytest.mark.timeout(10)
+def test_unsendable_keyword_argument_is_refused_at_submit(pool):
+    with pytest.raises(TypeError, match="cannot send object <unlocked _thread.lock object"):
+        pool.submit(_tasks.describe_call, 1, lock=threading.Lock())
+
+
+@pytest.mark.timeout(10)
+def test_unsendable_argument_nested_in_a_container_is_refused(pool):
+    with pytest.raises(TypeError, match="cannot send object"):
+        pool.submit(_tasks.identity, {"ok": [1, 2, (threading.Lock(),)]})
+
+
+@pytest.mark.timeout(10)
+def test_refused_submit_queues_nothing(make_pool, tmp_path):
+    pool = make_pool(1)
+    marker = tmp_path / "ran"
+    with pytest.raises(TypeError):
+        pool.submit(_tasks.touch, str(marker), threading.Lock())
+    with pytest.raises(TypeError):
+        pool.submit(_tasks.touch, path=str(marker), bad=lambda: None)
+    pool.shutdown(wait=True)
+    assert not marker.exists()
+
+
+@pytest.mark.timeout(10)
+def test_pool_keeps_working_after_a_refused_submit(pool):
+    with pytest.raises(TypeError):
+        pool.submit(_tasks.identity, threading.Lock())
+    assert pool.submit(_tasks.identity, "fine").result(timeout=30) == "fine"
+
+
+@pytest.mark.timeout(10)
+def test_unsendable_error_keeps_the_pickling_error_as_cause(pool):
+    with pytest.raises(TypeError) as info:
+        pool.submit(_tasks.identity, threading.Lock())
+    assert info.value.__cause__ is not None
+    assert "pickle" in str(info.value.__cause__)
+
+
+@pytest.mark.timeout(10)
+def test_non_callable_is_refused_at_submit(pool):
+    with pytest.raises(TypeError, match="^fn must be callable, not int$"):
+        pool.submit(42)
+
+
+@pytest.mark.timeout(10)
+def test_unsendable_return_value_fails_the_future_with_type_error(pool):
+    future = pool.submit(_tasks.return_lambda)
+    with pytest.raises(TypeError, match="cannot send object <function return_lambda.<locals>.<lambda>"):
+        future.result(timeout=30)
+    assert pool.submit(_tasks.identity, 1).result(timeout=30) == 1

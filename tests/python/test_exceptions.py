@@ -1,0 +1,150 @@
+"""Exceptions raised by tasks come back to the caller as themselves, with the worker's traceback."""
+
+import concurrent.futures as cf
+import threading
+
+import _tasks
+import pytest
+
+import interpool
+
+
+def raised_by(pool, fn, *args):
+    future = pool.submit(fn, *args)
+    with pytest.raises(BaseException) as info:
+        future.result(timeout=30)
+    return info.value
+
+
+def test_exception_comes_back_with_same_type_and_message(pool):
+    with pytest.raises(ValueError) as info:
+        pool.submit(_tasks.raise_value_error, "something went wrong").result(timeout=30)
+    assert str(info.value) == "something went wrong"
+    assert info.value.args == ("something went wrong",)
+
+
+def test_exception_cause_is_remote_traceback_naming_the_raising_function(pool):
+    exc = raised_by(pool, _tasks.raise_value_error, "boom")
+    assert type(exc.__cause__) is interpool.RemoteTraceback
+    text = str(exc.__cause__)
+    assert "Traceback (most recent call last):" in text
+    assert "in raise_value_error" in text
+    assert "_tasks.py" in text
+    assert "ValueError: boom" in text
+    assert exc.__cause__.tb == text
+
+
+def test_exception_notes_carry_the_worker_traceback(pool):
+    exc = raised_by(pool, _tasks.raise_value_error, "boom")
+    notes = getattr(exc, "__notes__", [])
+    assert len(notes) == 1
+    assert notes[0].startswith("Traceback in the worker interpreter:\n")
+    assert "in raise_value_error" in notes[0]
+    assert "ValueError: boom" in notes[0]
+
+
+def test_custom_exception_class_comes_back_as_itself(pool):
+    exc = raised_by(pool, _tasks.raise_custom, "custom message")
+    assert type(exc) is _tasks.CustomError
+    assert exc.args == ("custom message",)
+    assert "in raise_custom" in str(exc.__cause__)
+
+
+def test_exception_raised_by_builtin_callable(pool):
+    with pytest.raises(ValueError, match="math domain error"):
+        pool.submit(__import__("math").sqrt, -1.0).result(timeout=30)
+
+
+def test_type_error_from_wrong_arguments_is_reported(pool):
+    with pytest.raises(TypeError, match="add"):
+        pool.submit(_tasks.add, 1).result(timeout=30)
+
+
+def test_future_exception_returns_the_exception(pool):
+    future = pool.submit(_tasks.raise_custom, "via exception()")
+    exc = future.exception(timeout=30)
+    assert type(exc) is _tasks.CustomError
+    assert str(exc) == "via exception()"
+    assert future.done()
+    assert not future.cancelled()
+
+
+def test_future_exception_is_none_on_success(pool):
+    future = pool.submit(_tasks.identity, 3)
+    assert future.exception(timeout=30) is None
+    assert future.result() == 3
+
+
+def test_unpicklable_exception_becomes_remote_error(pool):
+    exc = raised_by(pool, _tasks.raise_lock_holding, "holds a lock")
+    assert type(exc) is interpool.RemoteError
+    assert exc.type_name == "_tasks.LockHoldingError"
+    assert exc.message == "holds a lock"
+    assert "in raise_lock_holding" in exc.traceback
+    assert str(exc) == "_tasks.LockHoldingError: holds a lock"
+    assert type(exc.__cause__) is interpool.RemoteTraceback
+
+
+def test_exception_that_fails_to_unpickle_becomes_remote_error(pool):
+    exc = raised_by(pool, _tasks.raise_two_arg, "needs two args")
+    assert type(exc) is interpool.RemoteError
+    assert exc.type_name == "_tasks.TwoArgError"
+    assert exc.message.startswith("needs two args (could not be rebuilt here: TypeError: ")
+    assert "in raise_two_arg" in exc.traceback
+
+
+def test_remote_error_is_an_exception_and_pickles():
+    import pickle
+
+    exc = interpool.RemoteError("pkg.Error", "msg", "tb text")
+    assert isinstance(exc, Exception)
+    back = pickle.loads(pickle.dumps(exc))
+    assert (back.type_name, back.message, back.traceback) == ("pkg.Error", "msg", "tb text")
+    assert str(interpool.RemoteError("pkg.Error", "")) == "pkg.Error"
+
+
+@pytest.mark.timeout(30)
+def test_system_exit_in_task_fails_only_that_task(make_pool):
+    pool = make_pool(1)
+    with pytest.raises(SystemExit) as info:
+        pool.submit(_tasks.raise_system_exit, 3).result(timeout=30)
+    assert info.value.code == 3
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
+
+
+@pytest.mark.timeout(30)
+def test_keyboard_interrupt_in_task_fails_only_that_task(make_pool):
+    pool = make_pool(1)
+    future = pool.submit(_tasks.raise_keyboard_interrupt)
+    assert isinstance(future.exception(timeout=30), KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        future.result(timeout=30)
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
+
+
+@pytest.mark.timeout(30)
+def test_many_failures_do_not_break_the_pool(sized_pool):
+    futures = [sized_pool.submit(_tasks.fail_at, i, i if i % 2 else -1) for i in range(40)]
+    for i, future in enumerate(futures):
+        if i % 2 == 1:
+            with pytest.raises(ValueError) as info:
+                future.result(timeout=30)
+            assert str(info.value) == f"bad item {i}"
+        else:
+            assert future.result(timeout=30) == i * 10
+
+
+def test_exception_reaches_done_callbacks_and_wait(pool):
+    seen = []
+    called = threading.Event()
+
+    def callback(f):
+        seen.append(type(f.exception()))
+        called.set()
+
+    future = pool.submit(_tasks.raise_value_error, "cb")
+    future.add_done_callback(callback)
+    done, not_done = cf.wait([future], timeout=30)
+    assert done == {future} and not not_done
+    assert called.wait(10)
+    assert seen == [ValueError]
