@@ -5,6 +5,7 @@
 // thread), never on a worker that would swallow it.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -24,15 +25,20 @@ class WorkerGroup {
   /// with all signals blocked.
   void spawn(const std::string& name, std::function<void()> body);
 
-  /// Joins every thread spawned so far.  A thread of the group that calls
-  /// this detaches itself instead of deadlocking.
+  /// Joins every thread spawned so far; when another caller is joining some
+  /// of them at the same time, waits for that too.  A thread of the group
+  /// that calls this detaches itself, and waits for no other joiner (which
+  /// may be joining it).
   void join_all();
 
   std::size_t size() const;
 
  private:
-  mutable std::mutex _mutex;  // guards _threads
-  std::vector<std::thread> _threads;
+  mutable std::mutex _mutex;  // guards _threads, _ids and _joiners
+  std::condition_variable _joined;  // signalled when a join_all() call finishes
+  std::vector<std::thread> _threads;     ///< not yet taken by a joiner
+  std::vector<std::thread::id> _ids;     ///< every thread ever spawned
+  unsigned _joiners = 0;                 ///< join_all() calls joining right now
 };
 
 }  // namespace interpool::rt

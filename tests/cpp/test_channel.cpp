@@ -1,0 +1,421 @@
+// tests/cpp/test_channel.cpp: specification of runtime/channel.hpp.
+//
+// A Channel is a FIFO of Payloads shared by threads of any interpreter:
+// bounded or not; put/get block (sleeping in futex(2), after a short spin),
+// honour timeouts and report signals; close() wakes every waiter, refuses
+// later puts, and lets gets drain what is left.  Handles inside payloads stay
+// alive while queued.
+#include "runtime/channel.hpp"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+using namespace std::chrono_literals;
+using interpool::rt::Block;
+using interpool::rt::Channel;
+using interpool::rt::ChannelStatus;
+using interpool::rt::Handle;
+using interpool::rt::Payload;
+using Clock = std::chrono::steady_clock;
+
+static_assert(std::is_base_of_v<Handle, Channel>, "a Channel is an engine handle, so it can cross interpreters");
+static_assert(!std::is_copy_constructible_v<Channel>, "a Channel is shared by handle, never copied");
+
+namespace {
+
+bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, std::chrono::milliseconds limit = 2000ms) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+  const auto base = reinterpret_cast<std::uintptr_t>(obj);
+  const auto deadline = Clock::now() + limit;
+  for (;;) {
+    std::ifstream in(path);
+    if (!in) {
+      std::this_thread::sleep_for(50ms);
+      return true;
+    }
+    std::string nr, arg0;
+    in >> nr >> arg0;
+    if (nr == std::to_string(SYS_futex)) {
+      const auto addr = std::stoull(arg0, nullptr, 16);
+      if (addr >= base && addr < base + len) return true;
+    }
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+class NoopHandler {
+ public:
+  explicit NoopHandler(int sig) : _sig(sig) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(_sig, &sa, &_old);
+  }
+  ~NoopHandler() { sigaction(_sig, &_old, nullptr); }
+
+ private:
+  int _sig;
+  struct sigaction _old {};
+};
+
+Payload msg(const std::string& text) {
+  Payload p;
+  p.bytes = text;
+  return p;
+}
+
+/// A thread blocked in one channel call.
+struct Blocked {
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> done{false};
+  ChannelStatus status{};
+  Payload item;
+  Clock::duration took{};
+  std::thread thread;
+
+  Blocked(std::function<ChannelStatus(Payload&)> call, Payload with = {}) : item(std::move(with)) {
+    thread = std::thread([this, call = std::move(call)] {
+      tid = gettid();
+      const auto t0 = Clock::now();
+      status = call(item);
+      took = Clock::now() - t0;
+      done = true;
+    });
+    while (tid.load() == 0) std::this_thread::yield();
+  }
+  ~Blocked() {
+    if (thread.joinable()) thread.join();
+  }
+  bool asleep_on(const Channel& ch) { return sleeps_in_futex(tid, &ch, sizeof(Channel)); }
+  void interrupt() {
+    const auto t0 = Clock::now();
+    while (!done.load() && Clock::now() - t0 < 2s) {
+      pthread_kill(thread.native_handle(), SIGUSR1);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  ChannelStatus join() {
+    thread.join();
+    return status;
+  }
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------- basics
+
+TEST(Channel, IsFirstInFirstOut) {
+  Channel ch;
+  for (int i = 0; i < 100; ++i) {
+    Payload p = msg(std::to_string(i));
+    ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  }
+  EXPECT_EQ(ch.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    Payload out;
+    ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
+    EXPECT_EQ(out.bytes, std::to_string(i));
+  }
+  EXPECT_EQ(ch.size(), 0u);
+}
+
+TEST(Channel, UnboundedIsNeverFull) {
+  Channel ch;
+  EXPECT_EQ(ch.capacity(), 0u);
+  for (int i = 0; i < 10000; ++i) {
+    Payload p = msg("x");
+    ASSERT_EQ(ch.try_put(p), ChannelStatus::Ok);
+  }
+  EXPECT_FALSE(ch.full());
+}
+
+TEST(Channel, TryGetOnEmptyAndTryPutOnFullFailAtOnce) {
+  Channel ch(1);
+  Payload out;
+  EXPECT_EQ(ch.try_get(out), ChannelStatus::TimedOut);
+  Payload a = msg("a"), b = msg("b");
+  EXPECT_EQ(ch.try_put(a), ChannelStatus::Ok);
+  EXPECT_TRUE(ch.full());
+  EXPECT_EQ(ch.try_put(b), ChannelStatus::TimedOut);
+  EXPECT_EQ(b.bytes, "b") << "an item that was not put stays with the caller";
+  EXPECT_EQ(ch.size(), 1u);
+}
+
+TEST(Channel, GetHonoursItsTimeout) {
+  Channel ch;
+  Payload out;
+  const auto t0 = Clock::now();
+  EXPECT_EQ(ch.get(out, 60ms), ChannelStatus::TimedOut);
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, 60ms);
+  EXPECT_LT(took, 2s);
+}
+
+TEST(Channel, PutHonoursItsTimeoutWhenFull) {
+  Channel ch(2);
+  Payload a = msg("a"), b = msg("b"), c = msg("c");
+  ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
+  ASSERT_EQ(ch.put(b), ChannelStatus::Ok);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(ch.put(c, 60ms), ChannelStatus::TimedOut);
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, 60ms);
+  EXPECT_LT(took, 2s);
+  EXPECT_EQ(c.bytes, "c");
+}
+
+// ----------------------------------------------------------------- blocking
+
+TEST(Channel, PutWakesASleepingGetter) {
+  Channel ch;
+  Blocked getter([&](Payload& out) { return ch.get(out, 10s); });
+  ASSERT_TRUE(getter.asleep_on(ch)) << "a getter must sleep in futex, not poll";
+  EXPECT_FALSE(getter.done.load());
+  Payload p = msg("hello");
+  ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  EXPECT_EQ(getter.join(), ChannelStatus::Ok);
+  EXPECT_EQ(getter.item.bytes, "hello");
+  EXPECT_LT(getter.took, 5s);
+}
+
+TEST(Channel, GetWakesASleepingPutter) {
+  Channel ch(1);
+  Payload a = msg("a");
+  ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
+  Blocked putter([&](Payload& item) { return ch.put(item, 10s); }, msg("b"));
+  ASSERT_TRUE(putter.asleep_on(ch)) << "a putter on a full channel must sleep in futex, not poll";
+  Payload out;
+  ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
+  EXPECT_EQ(out.bytes, "a");
+  EXPECT_EQ(putter.join(), ChannelStatus::Ok);
+  ASSERT_EQ(ch.get(out, 1s), ChannelStatus::Ok);
+  EXPECT_EQ(out.bytes, "b");
+}
+
+TEST(Channel, EachPutWakesADifferentSleepingGetter) {
+  Channel ch;
+  std::vector<std::unique_ptr<Blocked>> getters;
+  for (int i = 0; i < 4; ++i) {
+    getters.push_back(std::make_unique<Blocked>([&](Payload& out) { return ch.get(out, 10s); }));
+    ASSERT_TRUE(getters.back()->asleep_on(ch));
+  }
+  for (int i = 0; i < 4; ++i) {
+    Payload p = msg(std::to_string(i));
+    ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  }
+  std::vector<std::string> got;
+  for (auto& g : getters) {
+    EXPECT_EQ(g->join(), ChannelStatus::Ok);
+    EXPECT_LT(g->took, 5s);
+    got.push_back(g->item.bytes);
+  }
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2", "3"}));
+}
+
+TEST(Channel, GetReportsInterruptedWhenASignalArrives) {
+  NoopHandler handler(SIGUSR1);
+  Channel ch;
+  Blocked getter([&](Payload& out) { return ch.get(out, 5s); });
+  ASSERT_TRUE(getter.asleep_on(ch));
+  getter.interrupt();
+  EXPECT_EQ(getter.join(), ChannelStatus::Interrupted);
+  EXPECT_LT(getter.took, 3s);
+  Payload p = msg("still works");
+  ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  Payload out;
+  EXPECT_EQ(ch.get(out, 1s), ChannelStatus::Ok);
+}
+
+TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
+  NoopHandler handler(SIGUSR1);
+  Channel ch(1);
+  Payload a = msg("a");
+  ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
+  Blocked putter([&](Payload& item) { return ch.put(item, 5s); }, msg("b"));
+  ASSERT_TRUE(putter.asleep_on(ch));
+  putter.interrupt();
+  EXPECT_EQ(putter.join(), ChannelStatus::Interrupted);
+  EXPECT_EQ(putter.item.bytes, "b") << "an interrupted put keeps its item";
+  EXPECT_EQ(ch.size(), 1u);
+}
+
+TEST(Channel, WithoutSpinningGetStillBlocksAndWakes) {
+  Channel ch(0, std::chrono::nanoseconds(0));
+  Blocked getter([&](Payload& out) { return ch.get(out, 10s); });
+  ASSERT_TRUE(getter.asleep_on(ch));
+  Payload p = msg("x");
+  ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  EXPECT_EQ(getter.join(), ChannelStatus::Ok);
+}
+
+// -------------------------------------------------------------------- close
+
+TEST(Channel, CloseRefusesPutsAndDrainsGets) {
+  Channel ch;
+  Payload a = msg("a"), b = msg("b");
+  ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
+  ASSERT_EQ(ch.put(b), ChannelStatus::Ok);
+  ch.close();
+  EXPECT_TRUE(ch.closed());
+  Payload c = msg("c");
+  EXPECT_EQ(ch.put(c), ChannelStatus::Closed);
+  EXPECT_EQ(ch.try_put(c), ChannelStatus::Closed);
+  EXPECT_EQ(c.bytes, "c");
+  Payload out;
+  ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
+  EXPECT_EQ(out.bytes, "a");
+  ASSERT_EQ(ch.try_get(out), ChannelStatus::Ok);
+  EXPECT_EQ(out.bytes, "b");
+  EXPECT_EQ(ch.get(out), ChannelStatus::Closed) << "closed and drained: no wait at all";
+  EXPECT_EQ(ch.try_get(out), ChannelStatus::Closed);
+  ch.close();  // idempotent
+  EXPECT_TRUE(ch.closed());
+}
+
+TEST(Channel, CloseWakesEveryBlockedGetterAndPutter) {
+  Channel empty, full(1);
+  Payload x = msg("x");
+  ASSERT_EQ(full.put(x), ChannelStatus::Ok);
+  std::vector<std::unique_ptr<Blocked>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_unique<Blocked>([&](Payload& out) { return empty.get(out, 10s); }));
+    ASSERT_TRUE(waiters.back()->asleep_on(empty));
+  }
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_unique<Blocked>([&](Payload& item) { return full.put(item, 10s); }, msg("y")));
+    ASSERT_TRUE(waiters.back()->asleep_on(full));
+  }
+  empty.close();
+  full.close();
+  for (auto& w : waiters) {
+    EXPECT_EQ(w->join(), ChannelStatus::Closed);
+    EXPECT_LT(w->took, 5s);
+  }
+  Payload out;
+  EXPECT_EQ(full.get(out), ChannelStatus::Ok) << "the item queued before close() is still there";
+  EXPECT_EQ(full.get(out), ChannelStatus::Closed);
+}
+
+// ------------------------------------------------------------------ handles
+
+TEST(Channel, KeepsHandlesAliveWhileQueued) {
+  Channel ch;
+  auto block = std::make_shared<Block>(64);
+  std::weak_ptr<Block> weak = block;
+  {
+    Payload p = msg("with a handle");
+    p.handles.push_back(block);
+    ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  }
+  block.reset();
+  EXPECT_FALSE(weak.expired()) << "the queued payload holds the block";
+  Payload out;
+  ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
+  ASSERT_EQ(out.handles.size(), 1u);
+  EXPECT_EQ(out.handles[0].get(), weak.lock().get());
+  out.clear();
+  EXPECT_TRUE(weak.expired());
+}
+
+TEST(Channel, CanCarryAnotherChannel) {
+  auto outer = std::make_shared<Channel>();
+  auto inner = std::make_shared<Channel>();
+  Payload p;
+  p.handles.push_back(inner);
+  ASSERT_EQ(outer->put(p), ChannelStatus::Ok);
+  Payload out;
+  ASSERT_EQ(outer->get(out), ChannelStatus::Ok);
+  auto got = std::dynamic_pointer_cast<Channel>(out.handles.at(0));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got, inner);
+}
+
+TEST(Channel, DestroyingAChannelReleasesWhatItHolds) {
+  auto block = std::make_shared<Block>(8);
+  std::weak_ptr<Block> weak = block;
+  {
+    Channel ch;
+    Payload p;
+    p.handles.push_back(std::move(block));
+    ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
+  }
+  EXPECT_TRUE(weak.expired());
+}
+
+// --------------------------------------------------------------- contention
+
+TEST(Channel, ManyProducersAndConsumersAccountForEveryItemOnce) {
+  constexpr int kProducers = 4, kConsumers = 4, kItems = 20000;
+  Channel ch(16);  // small, so that putters block too
+  std::vector<std::atomic<int>> seen(kProducers * kItems);
+  std::atomic<int> ended{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kConsumers; ++c)
+    threads.emplace_back([&] {
+      for (;;) {
+        Payload out;
+        ChannelStatus s = ch.get(out, 20s);
+        if (s == ChannelStatus::Closed) break;
+        ASSERT_EQ(s, ChannelStatus::Ok);
+        seen[std::stoi(out.bytes)].fetch_add(1);
+      }
+      ended.fetch_add(1);
+    });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kItems; ++i) {
+        Payload item = msg(std::to_string(p * kItems + i));
+        ASSERT_EQ(ch.put(item, 20s), ChannelStatus::Ok);
+      }
+    });
+  for (auto& t : producers) t.join();
+  ch.close();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ended.load(), kConsumers);
+  int missing = 0, duplicated = 0;
+  for (auto& s : seen) {
+    missing += s.load() == 0;
+    duplicated += s.load() > 1;
+  }
+  EXPECT_EQ(missing, 0);
+  EXPECT_EQ(duplicated, 0);
+}
+
+TEST(Channel, PingPongNeverLosesAWakeUp) {
+  Channel ping, pong;
+  constexpr int kRounds = 20000;
+  std::thread echo([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      Payload p;
+      ASSERT_EQ(ping.get(p, 10s), ChannelStatus::Ok);
+      ASSERT_EQ(pong.put(p), ChannelStatus::Ok);
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    Payload p = msg(std::to_string(i));
+    ASSERT_EQ(ping.put(p), ChannelStatus::Ok);
+    Payload back;
+    ASSERT_EQ(pong.get(back, 10s), ChannelStatus::Ok);
+    ASSERT_EQ(back.bytes, std::to_string(i));
+  }
+  echo.join();
+}
