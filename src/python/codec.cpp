@@ -31,7 +31,14 @@ enum Tag : char {
   kFrozenSet = 'Z',
   kPickle = 'P',     // pickle bytes, then out-of-band buffer handle indices
   kHandle = 'H',     // an engine handle: kind byte, handle index
+  kMemo = 'M',       // the next value is remembered (memo index: its order among kMemo)
+  kMemoRef = 'R',    // a remembered value again: memo index
 };
+
+// Objects at least this big are memoized: below it, a reference saves too
+// little to pay for the memo lookup.
+constexpr Py_ssize_t kMemoMinItems = 8;
+constexpr Py_ssize_t kMemoMinBytes = 64;
 
 // Nesting beyond this is encoded by pickle, which also handles cycles.
 constexpr int kMaxNativeDepth = 100;
@@ -98,12 +105,16 @@ void Encoder::raw(std::string_view bytes) {
 bool Encoder::value(PyObject* obj) {
   std::size_t mark = _out.bytes.size();
   std::size_t handles = _out.handles.size();
+  _memo_base = _memo_next;
   try {
     return native(obj, 0);
   } catch (const TooDeep&) {
-    // Deep or cyclic: start over with pickle for the whole value.
+    // Deep or cyclic: start over with pickle for the whole value.  Memo
+    // entries made meanwhile point into the discarded bytes.
     _out.bytes.resize(mark);
     _out.handles.resize(handles);
+    std::erase_if(_memo, [this](const auto& entry) { return entry.second == kInProgress || entry.second >= _memo_base; });
+    _memo_next = _memo_base;
     return pickled(obj);
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
@@ -111,8 +122,41 @@ bool Encoder::value(PyObject* obj) {
   }
 }
 
+Encoder::Memo Encoder::memoized(PyObject* obj) {
+  // Only big containers and strings, which are what repeats in practice.
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type == &PyTuple_Type || type == &PyList_Type || type == &PyDict_Type || type == &PyFrozenSet_Type ||
+      type == &PySet_Type) {
+    if (PyObject_Length(obj) < kMemoMinItems) return Memo::No;
+  } else if (type == &PyUnicode_Type) {
+    if (PyUnicode_GET_LENGTH(obj) < kMemoMinBytes) return Memo::No;
+  } else if (type == &PyBytes_Type) {
+    if (PyBytes_GET_SIZE(obj) < kMemoMinBytes) return Memo::No;
+  } else {
+    return Memo::No;
+  }
+  auto [it, fresh] = _memo.try_emplace(obj, kInProgress);
+  if (!fresh) {
+    if (it->second == kInProgress) throw TooDeep{};  // a cycle: pickle handles those
+    tag(kMemoRef);
+    varint(it->second);
+    return Memo::Referenced;
+  }
+  _memo_keep.push_back(Ref::borrow(obj));  // its address must not be reused meanwhile
+  tag(kMemo);
+  return Memo::Registered;
+}
+
 bool Encoder::native(PyObject* obj, int depth) {
   if (depth > kMaxNativeDepth) throw TooDeep{};
+  Memo memo = memoized(obj);
+  if (memo == Memo::Referenced) return true;
+  bool ok = encode_value(obj, depth);
+  if (ok && memo == Memo::Registered) _memo[obj] = _memo_next++;
+  return ok;
+}
+
+bool Encoder::encode_value(PyObject* obj, int depth) {
   PyTypeObject* type = Py_TYPE(obj);
   if (obj == Py_None) {
     tag(kNone);
@@ -316,6 +360,18 @@ PyObject* Decoder::value() {
   const char* p;
   if (!take(1, p)) return nullptr;
   switch (static_cast<Tag>(*p)) {
+    case kMemo: {
+      PyObject* v = value();
+      if (!v) return nullptr;
+      _memo.push_back(Py_NewRef(v));
+      return v;
+    }
+    case kMemoRef: {
+      std::size_t index;
+      if (!varint(index)) return nullptr;
+      if (index >= _memo.size()) return corrupt();
+      return Py_NewRef(_memo[index]);
+    }
     case kNone: Py_RETURN_NONE;
     case kTrue: Py_RETURN_TRUE;
     case kFalse: Py_RETURN_FALSE;

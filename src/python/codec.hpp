@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "python/module_state.hpp"
 #include "runtime/block.hpp"
@@ -35,10 +38,24 @@ class Encoder {
 
  private:
   bool native(PyObject* obj, int depth);
+  bool encode_value(PyObject* obj, int depth);
   bool pickled(PyObject* obj);
   void tag(char t) { _out.bytes.push_back(t); }
   void varint(std::size_t n);
   void fixed(const void* p, std::size_t n) { _out.bytes.append(static_cast<const char*>(p), n); }
+
+  /// Large objects met again in the same payload (the same grid passed with
+  /// every item of a map chunk, say) are encoded once, then referenced, as
+  /// pickle's memo does: the receiver decodes them once and shares the one
+  /// object, as the sender did.  Value: memo index, or kInProgress while the
+  /// object's own encoding runs (a cycle: left to pickle).
+  static constexpr uint32_t kInProgress = UINT32_MAX;
+  enum class Memo { No, Referenced, Registered };
+  Memo memoized(PyObject* obj);
+  std::unordered_map<PyObject*, uint32_t> _memo;
+  std::vector<Ref> _memo_keep;
+  uint32_t _memo_next = 0;
+  uint32_t _memo_base = 0;  ///< _memo_next when the current top-level value() began
 
   ModuleState& _state;
   rt::Payload& _out;
@@ -48,6 +65,11 @@ class Decoder {
  public:
   Decoder(ModuleState& state, const rt::Payload& in, std::size_t pos = 0)
       : _state(state), _in(in), _pos(pos) {}
+  ~Decoder() {
+    for (PyObject* o : _memo) Py_XDECREF(o);
+  }
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
 
   /// Decodes the next value: a new reference, or NULL with an exception set.
   PyObject* value();
@@ -68,6 +90,7 @@ class Decoder {
   ModuleState& _state;
   const rt::Payload& _in;
   std::size_t _pos;
+  std::vector<PyObject*> _memo;  ///< owned: objects decoded after a kMemo tag
 };
 
 /// While the codec pickles (unpickles), the payload being written (read), so
