@@ -8,6 +8,8 @@ event loop.  The bridge collects them and wakes its loop once per batch: one
 import asyncio
 import inspect
 import sys
+import threading
+import types
 import weakref
 
 __all__ = ["LoopBridge", "bridge_for", "check_not_coroutine", "warm_up_task_parser"]
@@ -16,28 +18,36 @@ __all__ = ["LoopBridge", "bridge_for", "check_not_coroutine", "warm_up_task_pars
 class LoopBridge:
     """Completes futures of one event loop with results from other threads."""
 
-    __slots__ = ("_loop", "_pending", "__weakref__")
+    __slots__ = ("_loop", "_pending", "_lock", "__weakref__")
 
     def __init__(self, loop):
         self._loop = loop
         self._pending = []
+        self._lock = threading.Lock()  # guards _pending: pushers run on other threads
 
     def push(self, future, outcome, is_exception):
-        """Queue a result for ``future``; called with the GIL held, any thread.
+        """Queue one result for ``future``; called with the GIL held, any thread."""
+        self.push_many([(future, outcome, is_exception)])
 
-        Only the first result of a batch schedules a wake-up.  If the loop is
+    def push_many(self, items):
+        """Queue ``(future, outcome, is_exception)`` results; any thread.
+
+        Only the first results of a batch schedule a wake-up.  If the loop is
         closed, the results are dropped: nobody can await them any more.
         """
-        pending = self._pending
-        pending.append((future, outcome, is_exception))
-        if len(pending) == 1:
+        with self._lock:
+            first = not self._pending
+            self._pending.extend(items)
+        if first:
             try:
                 self._loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # the loop is closed
-                pending.clear()
+                with self._lock:
+                    self._pending.clear()
 
     def _drain(self):
-        batch, self._pending = self._pending, []
+        with self._lock:
+            batch, self._pending = self._pending, []
         for future, outcome, is_exception in batch:
             if future.done():  # cancelled by whoever awaited it
                 continue
@@ -73,16 +83,19 @@ def bridge_for(loop):
     return bridge
 
 
-_plain = weakref.WeakKeyDictionary()  # callables already checked
+_COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_PLAIN_TYPES = (types.BuiltinFunctionType, type)
 
 
 def check_not_coroutine(fn, method):
     """Raise a TypeError with a hint for a coroutine (function) where a plain callable belongs."""
-    try:
-        if fn in _plain:
+    # Fast paths for what is submitted most: plain functions and builtins.
+    kind = type(fn)
+    if kind is types.FunctionType:
+        if not fn.__code__.co_flags & _COROUTINE_FLAGS:
             return
-    except TypeError:  # unhashable or not weak-referenceable: check every time
-        pass
+    elif kind in _PLAIN_TYPES:
+        return
     if inspect.iscoroutine(fn):
         fn.close()  # it will never run: no "never awaited" warning
         raise TypeError(
@@ -95,10 +108,6 @@ def check_not_coroutine(fn, method):
             "its result would be an un-run coroutine. Run coroutine functions with "
             "interpool.AsyncPool.run(), which runs them in worker event loops"
         )
-    try:
-        _plain[fn] = True
-    except TypeError:
-        pass
 
 
 _warmed_up = False

@@ -18,10 +18,23 @@
 
 namespace interpool::py {
 
+/// The results of one delivery batch bound for asyncio loops, grouped by
+/// loop bridge: each bridge gets one push_many() call per batch.
+class BridgeBatch {
+ public:
+  void add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
+  void flush(ModuleState& state);
+
+ private:
+  std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of (future, outcome, is_exception))
+};
+
 /// Completes `future` with `outcome` (a value, or an exception object):
-/// through `bridge` on its asyncio loop if there is one, else at once.
-/// Owner interpreter's GIL held; never raises.
-void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception);
+/// through `bridge` on its asyncio loop if there is one (collected in
+/// `batch` when given), else at once.  Owner interpreter's GIL held; never
+/// raises.
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception,
+                     BridgeBatch* batch = nullptr);
 
 namespace {
 
@@ -570,7 +583,9 @@ void EngineCore::deliverer_main() {
     auto batch = _completions.pop_all();
     if (batch.empty()) break;  // closed and drained: every worker has exited
     AttachedThread attached(tstate);
-    for (auto& t : batch) deliver(state, _rebuild, *t);
+    BridgeBatch to_loops;
+    for (auto& t : batch) deliver(state, _rebuild, *t, &to_loops);
+    to_loops.flush(state);
     batch.clear();
   }
   // Every worker has exited: this thread is the engine's last user of the
@@ -606,8 +621,35 @@ bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome
 
 }  // namespace
 
-void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception) {
+void BridgeBatch::add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception) {
+  Ref item = Ref::steal(PyTuple_Pack(3, future, outcome, is_exception ? Py_True : Py_False));
+  if (!item) return PyErr_WriteUnraisable(bridge);
+  for (auto& [b, items] : _bridges)
+    if (b.get() == bridge) {
+      if (PyList_Append(items.get(), item.get()) < 0) PyErr_WriteUnraisable(bridge);
+      return;
+    }
+  Ref items = Ref::steal(PyList_New(0));
+  if (!items || PyList_Append(items.get(), item.get()) < 0) return PyErr_WriteUnraisable(bridge);
+  _bridges.emplace_back(Ref::borrow(bridge), std::move(items));
+}
+
+void BridgeBatch::flush(ModuleState& state) {
   PendingError keep;
+  for (auto& [bridge, items] : _bridges) {
+    Ref done = Ref::steal(PyObject_CallMethodOneArg(bridge.get(), state.str_push_many, items.get()));
+    if (!done) PyErr_WriteUnraisable(bridge.get());
+  }
+  _bridges.clear();
+}
+
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception,
+                     BridgeBatch* batch) {
+  PendingError keep;
+  if (bridge && batch) {
+    batch->add(bridge, future, outcome, is_exception);
+    return;
+  }
   if (bridge) {
     PyObject* args[] = {bridge, future, outcome, is_exception ? Py_True : Py_False};
     Ref done = Ref::steal(PyObject_VectorcallMethod(state.str_push, args, 4, nullptr));
@@ -620,7 +662,7 @@ void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyO
   if (!done) PyErr_WriteUnraisable(future);
 }
 
-void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
+void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch) {
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
@@ -690,7 +732,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task) {
       is_exception = false;
     }
   }
-  complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception);
+  complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception, batch);
 }
 
 // ----------------------------------------------------------- Python types

@@ -156,7 +156,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
 
 /// Completes `task`'s future from its response, if this caller wins the
 /// delivery.  Runs under the owner interpreter's GIL; never raises.
-void deliver(ModuleState& state, PyObject* rebuild, PyTask& task);
+class BridgeBatch;
+void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch = nullptr);
 
 extern PyType_Spec engine_spec;
 extern PyType_Spec task_spec;

@@ -50,7 +50,8 @@ int module_exec(PyObject* module) {
   st.str_set_result = PyUnicode_InternFromString("set_result");
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
   st.str_push = PyUnicode_InternFromString("push");
-  if (!st.str_push) return -1;
+  st.str_push_many = PyUnicode_InternFromString("push_many");
+  if (!st.str_push || !st.str_push_many) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -100,6 +101,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.completion_type));
   f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
   f(st.str_push);
+  f(st.str_push_many);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.pickle_dumps);

@@ -39,7 +39,8 @@ struct ModuleState {
   // Interned names used on hot paths.
   PyObject* str_set_result = nullptr;
   PyObject* str_set_exception = nullptr;
-  PyObject* str_push = nullptr;  ///< LoopBridge.push
+  PyObject* str_push = nullptr;       ///< LoopBridge.push
+  PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;
