@@ -116,6 +116,20 @@ def _gather_bare(ex, n):
     return len(asyncio.run(main()))
 
 
+def _gather_awaiting_future(ex, n):
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        async def await_a_future():
+            future = loop.create_future()
+            loop.call_soon(future.set_result, None)
+            return await future
+
+        return await asyncio.gather(*(await_a_future() for _ in range(n)))
+
+    return len(asyncio.run(main()))
+
+
 def _gather_pool_run(ex, n):
     async def main():
         run, fn = ex.run, _tasks.noop
@@ -142,7 +156,13 @@ def _overhead(config):
     reps = config.reps(3, 2)
     budget = 1.5 if not config.quick else 0.3
     probe = min(n, 2_000 if not config.quick else 500)
-    peers = [(h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare)]
+    peers = [
+        (h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare),
+        # What any awaited result costs asyncio itself: a coroutine that
+        # suspends on a future and is resumed when the loop completes it.
+        (h.Benchmark("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future"),
+         _gather_awaiting_future),
+    ]
     if _wanted(config, "interpool"):
         peers += [
             (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing),
@@ -162,6 +182,7 @@ def _overhead(config):
         for p, task in peers
     ]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
+    awaiting = h.find(ms, "serial-future")
     rows = []
     for m in h.sort_measurements(ms, lambda m: m.per_item):
         if not m.ok:
@@ -184,7 +205,8 @@ def _overhead(config):
         h.target("Pool.run through gather ≤ 5 µs per task", None if ip is None else ip.per_item <= 5e-6,
                  missing if ip is None else
                  f"{h.fmt_us(ip.per_item)} µs; bare coroutine floor "
-                 f"{h.fmt_us(floor.per_item) if floor else '-'} µs"),
+                 f"{h.fmt_us(floor.per_item) if floor else '-'} µs, a coroutine awaiting a future "
+                 f"{h.fmt_us(awaiting.per_item) if awaiting else '-'} µs"),
         h.target("Pool.run ≥ 15× faster than stdlib InterpreterPoolExecutor via run_in_executor",
                  None if (ip is None or st is None) else st.per_item / ip.per_item >= 15,
                  (h._stdlib_ipe_missing() or missing) if (ip is None or st is None)
