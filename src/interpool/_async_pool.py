@@ -73,7 +73,7 @@ class AsyncPool:
         _check_coroutine_function(coro_fn)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        task = self._engine.submit_deferred(future, _aworker.launch, (coro_fn, args, kwargs), None, bridge_for(loop))
+        task = self._engine.submit_deferred(future, coro_fn, args, kwargs or None, bridge_for(loop))
         self._running[future] = task
         try:
             return await future

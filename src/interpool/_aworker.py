@@ -1,10 +1,11 @@
 """The worker side of AsyncPool: an asyncio event loop in each worker interpreter.
 
 The engine's worker thread stays in charge of taking tasks from the pool's
-queue (at most ``concurrency`` at a time) and hands each one to this
-interpreter's event loop, which runs on a thread of its own.  Each task
-completes through its ``Completion`` when the coroutine ends.  Cancellation
-requests arrive through the worker slot's eventfd, watched by the loop.
+queue (at most ``concurrency`` at a time) and hands each one, without the
+GIL, to this interpreter's event loop, which runs on a thread of its own:
+launch and cancellation requests arrive through the worker slot's eventfd,
+which the loop watches.  Each task completes through its ``Completion`` when
+the coroutine ends.
 """
 
 import asyncio
@@ -30,7 +31,7 @@ def start(initializer, initargs):
         global _loop
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.add_reader(slot.fileno(), _cancel_requested, slot)
+        loop.add_reader(slot.fileno(), _requests_arrived, slot)
         _loop = loop
         ready.set()
         try:
@@ -56,11 +57,6 @@ def stop():
     if _loop is not None and _thread is not None:
         _loop.call_soon_threadsafe(_loop.stop)
         _thread.join()
-
-
-def launch(completion, coro_fn, args, kwargs):
-    """Run on the engine worker thread: hand the coroutine to the loop."""
-    _loop.call_soon_threadsafe(_begin, completion, coro_fn, args, kwargs)
 
 
 def _begin(completion, coro_fn, args, kwargs):
@@ -91,8 +87,11 @@ async def _drive(completion, coro):
         _running.pop(completion.id, None)
 
 
-def _cancel_requested(slot):
-    for task_id in slot.take_cancel_requests():
+def _requests_arrived(slot):
+    launches, cancels = slot.take_requests()
+    for completion, coro_fn, args, kwargs in launches:
+        _begin(completion, coro_fn, args, kwargs or {})
+    for task_id in cancels:
         task = _running.get(task_id)
         if task is not None:
             task.cancel()

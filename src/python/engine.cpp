@@ -269,31 +269,10 @@ bool WorkerContext::run(const TaskPtr& task_ptr, const std::shared_ptr<EngineCor
   PyObject* fn = callable(dec, holder);
   if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr), true;
 
-  if (task.kind() == rt::Task::Kind::Call || task.kind() == rt::Task::Kind::Deferred) {
+  if (task.kind() == rt::Task::Kind::Call) {
     Ref args = Ref::steal(dec.value());
     Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
     if (!kwargs) return fail(task, nullptr), true;
-    if (task.kind() == rt::Task::Kind::Deferred) {
-      // fn(completion, *args, **kwargs) launches the work; the completion
-      // finishes the task later, from whichever thread of this interpreter.
-      Ref completion = Ref::steal(new_completion(*_state, task_ptr, core, slot));
-      if (!completion) return fail(task, nullptr), true;
-      Py_ssize_t n = PyTuple_GET_SIZE(args.get());
-      Ref full = Ref::steal(PyTuple_New(n + 1));
-      if (!full) return fail(task, nullptr), true;
-      PyTuple_SET_ITEM(full.get(), 0, Py_NewRef(completion.get()));
-      for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(full.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(args.get(), i)));
-      slot->in_flight.fetch_add(1, std::memory_order_acq_rel);
-      Ref launched = Ref::steal(PyObject_Call(fn, full.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
-      if (launched) return false;
-      auto* c = reinterpret_cast<CompletionObject*>(completion.get());
-      if (c->done.exchange(true)) {  // completed, then raised: the completion won
-        PyErr_WriteUnraisable(fn);
-        return false;
-      }
-      slot->in_flight.fetch_sub(1, std::memory_order_acq_rel);
-      return fail(task, nullptr), true;
-    }
     Ref result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
     if (!result) return fail(task, nullptr), true;
     Encoder enc(*_state, task.response);
@@ -330,22 +309,36 @@ WorkerSlot::~WorkerSlot() {
   if (wakeup_fd >= 0) close(wakeup_fd);
 }
 
-void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
-  {
-    std::lock_guard lock(_mutex);
-    _cancel_requests.push_back(std::move(task));
-  }
+void WorkerSlot::signal() {
   uint64_t one = 1;
   while (write(wakeup_fd, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
 
-std::vector<std::shared_ptr<PyTask>> WorkerSlot::take_cancel_requests() {
+void WorkerSlot::request_launch(std::shared_ptr<PyTask> task) {
+  {
+    std::lock_guard lock(_mutex);
+    _launch_requests.push_back(std::move(task));
+  }
+  signal();
+}
+
+void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
+  {
+    std::lock_guard lock(_mutex);
+    _cancel_requests.push_back(std::move(task));
+  }
+  signal();
+}
+
+void WorkerSlot::take_requests(std::vector<std::shared_ptr<PyTask>>& launches,
+                               std::vector<std::shared_ptr<PyTask>>& cancels) {
   uint64_t count;
   while (read(wakeup_fd, &count, sizeof count) < 0 && errno == EINTR) {
   }
   std::lock_guard lock(_mutex);
-  return std::exchange(_cancel_requests, {});
+  launches = std::exchange(_launch_requests, {});
+  cancels = std::exchange(_cancel_requests, {});
 }
 
 // -------------------------------------------------------------- EngineCore
@@ -360,7 +353,10 @@ EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
     : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0) {}
 
 void EngineCore::start(PyObject* module, PyObject* rebuild) {
-  for (std::size_t i = 0; i < _recipe.workers; ++i) _slots.push_back(std::make_shared<WorkerSlot>());
+  for (std::size_t i = 0; i < _recipe.workers; ++i) {
+    _slots.push_back(std::make_shared<WorkerSlot>());
+    _slots.back()->core = weak_from_this();
+  }
   _owner_module = Py_NewRef(module);
   _rebuild = Py_NewRef(rebuild);
   register_engine(shared_from_this());
@@ -502,6 +498,13 @@ void EngineCore::worker_main(std::size_t index) {
           t->worker = static_cast<int>(index);
           if (t->kind() == rt::Task::Kind::Local) {
             run_local(*t, owner_tstate);
+            continue;
+          }
+          if (t->kind() == rt::Task::Kind::Deferred) {
+            // The event loop of this worker's interpreter decodes and starts
+            // it (WorkerSlot.take_requests); this thread needs no GIL for it.
+            slot->in_flight.fetch_add(1, std::memory_order_acq_rel);
+            slot->request_launch(std::move(t));
             continue;
           }
           PyEval_RestoreThread(tstate);
@@ -1004,8 +1007,9 @@ PyObject* engine_submit_local(PyObject* o, PyObject* const* args, Py_ssize_t nar
   return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
 }
 
-// submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: runs
-// fn(completion, *args, **kwargs) in a worker; done when completion is.
+// submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: the
+// event loop of a worker's interpreter gets (completion, fn, args, kwargs)
+// from WorkerSlot.take_requests(); done when completion is.
 PyObject* engine_submit_deferred(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Deferred, "submit_deferred");
   if (!task) return nullptr;
@@ -1083,7 +1087,7 @@ PyMethodDef engine_methods[] = {
     {"submit_local", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_local)),
      METH_FASTCALL, "submit_local(future, fn, args, kwargs, bridge=None) -> Task: run on a worker thread, here"},
     {"submit_deferred", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_deferred)),
-     METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: fn(completion, ...)"},
+     METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: for a worker's event loop"},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_shutdown)), METH_FASTCALL,
      "shutdown(wait, cancel_futures) -> [(future, bridge)] of the cancelled tasks"},
     {nullptr, nullptr, 0, nullptr},
@@ -1311,7 +1315,7 @@ PyMethodDef completion_methods[] = {
 PyGetSetDef completion_getset[] = {
     {"cancel_requested", completion_get_cancel_requested, nullptr, "Whether the submitter asked to cancel.", nullptr},
     {"done", completion_get_done, nullptr, "Whether the task was completed.", nullptr},
-    {"id", completion_get_id, nullptr, "An id of the task, as WorkerSlot.take_cancel_requests() reports it.", nullptr},
+    {"id", completion_get_id, nullptr, "An id of the task, as WorkerSlot.take_requests() reports it.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -1335,15 +1339,44 @@ PyObject* slot_fileno(PyObject* o, PyObject*) {
   return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup_fd);
 }
 
-PyObject* slot_take_cancel_requests(PyObject* o, PyObject*) {
-  auto tasks = reinterpret_cast<WorkerSlotObject*>(o)->slot->take_cancel_requests();
-  Ref ids = Ref::steal(PyList_New(0));
-  if (!ids) return nullptr;
-  for (auto& t : tasks) {
-    Ref id = Ref::steal(PyLong_FromVoidPtr(t.get()));
-    if (!id || PyList_Append(ids.get(), id.get()) < 0) return nullptr;
+// take_requests() -> ([(completion, fn, args, kwargs)], [ids to cancel])
+// Runs on the worker interpreter's event-loop thread, under its GIL: decodes
+// each launched task here.  A task that cannot be decoded fails at once.
+PyObject* slot_take_requests(PyObject* o, PyObject*) {
+  auto& slot = reinterpret_cast<WorkerSlotObject*>(o)->slot;
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  std::vector<TaskPtr> launches, cancels;
+  slot->take_requests(launches, cancels);
+  auto core = slot->core.lock();
+  Ref started = Ref::steal(PyList_New(0));
+  Ref cancel_ids = Ref::steal(PyList_New(0));
+  if (!started || !cancel_ids) return nullptr;
+  for (auto& t : launches) {
+    if (!core) break;  // the engine is gone: nobody waits for these
+    Ref completion = Ref::steal(new_completion(state, t, core, slot));
+    if (!completion) return nullptr;
+    Decoder dec(state, t->request);
+    std::string_view flag, blob;
+    Ref fn, args, kwargs;
+    if (dec.raw(flag) && dec.raw(blob)) fn = Ref::steal(dec.unpickle(blob));
+    if (fn) args = Ref::steal(dec.value());
+    if (args) kwargs = Ref::steal(dec.value());
+    if (!kwargs) {
+      PyObject* exc = PyErr_GetRaisedException();
+      Ref done = Ref::steal(completion_set_exception(completion.get(), exc));
+      Py_XDECREF(exc);
+      if (!done) return nullptr;
+      continue;
+    }
+    t->request.clear();
+    Ref item = Ref::steal(PyTuple_Pack(4, completion.get(), fn.get(), args.get(), kwargs.get()));
+    if (!item || PyList_Append(started.get(), item.get()) < 0) return nullptr;
   }
-  return ids.release();
+  for (auto& t : cancels) {
+    Ref id = Ref::steal(PyLong_FromVoidPtr(t.get()));
+    if (!id || PyList_Append(cancel_ids.get(), id.get()) < 0) return nullptr;
+  }
+  return PyTuple_Pack(2, started.get(), cancel_ids.get());
 }
 
 void slot_dealloc(PyObject* o) {
@@ -1354,9 +1387,9 @@ void slot_dealloc(PyObject* o) {
 }
 
 PyMethodDef slot_methods[] = {
-    {"fileno", slot_fileno, METH_NOARGS, "An eventfd that is readable while cancellation requests wait."},
-    {"take_cancel_requests", slot_take_cancel_requests, METH_NOARGS,
-     "Take the ids of the tasks whose submitters asked to cancel them."},
+    {"fileno", slot_fileno, METH_NOARGS, "An eventfd that is readable while launch or cancellation requests wait."},
+    {"take_requests", slot_take_requests, METH_NOARGS,
+     "take_requests() -> ([(completion, fn, args, kwargs)], [task ids to cancel])"},
     {nullptr, nullptr, 0, nullptr},
 };
 

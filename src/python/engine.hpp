@@ -53,23 +53,31 @@ using TaskPtr = std::shared_ptr<PyTask>;
 /// One worker thread's mailbox for deferred tasks (AsyncPool): how many run,
 /// and which of them the submitters asked to cancel.  Shared with the
 /// Completion objects of that worker, which may outlive the thread.
+class EngineCore;
+
 struct WorkerSlot {
   WorkerSlot();
   ~WorkerSlot();
   WorkerSlot(const WorkerSlot&) = delete;
   WorkerSlot& operator=(const WorkerSlot&) = delete;
 
-  /// Asks the worker's event loop to cancel `task`: queues it and signals
-  /// the eventfd the loop watches.  Any thread, no Python.
+  /// Hands a deferred task to the worker's event loop (AsyncPool): queues it
+  /// and signals the eventfd the loop watches.  Any thread, no Python, no GIL.
+  void request_launch(std::shared_ptr<PyTask> task);
+  /// Asks the worker's event loop to cancel `task`, the same way.
   void request_cancel(std::shared_ptr<PyTask> task);
-  /// Takes the queued cancellation requests and resets the eventfd.
-  std::vector<std::shared_ptr<PyTask>> take_cancel_requests();
+  /// Resets the eventfd, then takes both kinds of requests (one read serves
+  /// both, so no signal is consumed for requests left behind).
+  void take_requests(std::vector<std::shared_ptr<PyTask>>& launches, std::vector<std::shared_ptr<PyTask>>& cancels);
 
   std::atomic<uint32_t> in_flight{0};  ///< deferred tasks started, not yet completed
   int wakeup_fd = -1;                  ///< eventfd, readable while requests wait
+  std::weak_ptr<EngineCore> core;      ///< the engine, for the Completions of launched tasks
 
  private:
-  std::mutex _mutex;  // guards _cancel_requests
+  void signal();
+  std::mutex _mutex;  // guards the two request lists
+  std::vector<std::shared_ptr<PyTask>> _launch_requests;
   std::vector<std::shared_ptr<PyTask>> _cancel_requests;
 };
 
