@@ -420,11 +420,13 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info) {
   // A notice with no future: the delivery thread reports the failure in the
   // owner interpreter (logged as the stdlib executors do) even if no task
   // waits.
+  auto logged = std::make_shared<std::atomic<bool>>(false);
   auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
   notice->try_start();
   notice->failed = true;
   notice->broken = true;
   notice->broken_reason = reason;
+  notice->broken_logged = logged;
   notice->response = info;
   notice->finish();
   _completions.push(std::move(notice));
@@ -433,6 +435,7 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info) {
     t->failed = true;
     t->broken = true;
     t->broken_reason = reason;
+    t->broken_logged = logged;
     t->response = info;
     t->finish();
     _completions.push(std::move(t));
@@ -669,8 +672,11 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+  // A pool that broke: the first delivery of its failure logs it, with
+  // ("broken", reason, cause, True).
+  bool log_broken = task.broken && task.broken_logged && !task.broken_logged->exchange(true);
   if (!future) {
-    if (task.broken) {  // the pool-broken notice: ("broken", reason, cause, True) logs it
+    if (log_broken) {
       PendingError keep;
       Decoder dec(state, task.response);
       Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
@@ -678,8 +684,8 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
                        : Ref();
       Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       if (!done) PyErr_WriteUnraisable(rebuild);
-      task.response.clear();
     }
+    task.response.clear();
     return;
   }
   PendingError keep;  // the caller's own pending exception, if any, survives
@@ -691,7 +697,8 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
     if (task.broken) {
       // ("broken", reason, cause_info or None)
       Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
-      Ref info = cause ? Ref::steal(Py_BuildValue("(ssO)", "broken", task.broken_reason.c_str(), cause.get()))
+      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(),
+                                                  log_broken ? Py_True : Py_False))
                        : Ref();
       outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       is_exception = true;

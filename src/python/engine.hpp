@@ -46,6 +46,10 @@ struct PyTask final : rt::Task {
   /// and the response (if any) describes the exception that broke it.
   bool broken = false;
   std::string broken_reason;
+  /// Shared by every task that failed when the pool broke: whoever delivers
+  /// the first of them (or the notice) logs the failure, exactly once, so
+  /// the log precedes any result a caller can see.
+  std::shared_ptr<std::atomic<bool>> broken_logged;
 };
 
 using TaskPtr = std::shared_ptr<PyTask>;
