@@ -6,13 +6,59 @@ event loop.  The bridge collects them and wakes its loop once per batch: one
 """
 
 import asyncio
+import collections.abc
 import inspect
 import sys
 import threading
 import types
 import weakref
 
-__all__ = ["LoopBridge", "bridge_for", "check_not_coroutine", "warm_up_task_parser"]
+__all__ = ["LoopBridge", "RunFuture", "bridge_for", "check_not_coroutine", "running_loop", "warm_up_task_parser"]
+
+# The running loop of this thread, or None: the cheap form of get_running_loop().
+running_loop = asyncio.events._get_running_loop
+
+
+class RunFuture(asyncio.Future):
+    """What ``Pool.run()`` returns inside a running event loop.
+
+    An asyncio Future, so ``await``, ``asyncio.gather`` and ``wait_for`` use
+    it as it is (no Task per call), and also a coroutine, so that
+    ``TaskGroup.create_task`` and ``loop.create_task`` accept it: driving it
+    as a coroutine drives its own ``__await__``.  Cancelling it cancels the
+    work if no worker has started it.
+    """
+
+    __slots__ = ("_interpool_task", "_awaiting")
+
+    def cancel(self, msg=None):
+        task = getattr(self, "_interpool_task", None)
+        if task is not None and not self.done():
+            task.cancel()
+        return super().cancel(msg)
+
+    # The coroutine protocol (send/throw/close), over self.__await__().
+    def _awaiter(self):
+        try:
+            return self._awaiting
+        except AttributeError:
+            self._awaiting = self.__await__()
+            return self._awaiting
+
+    def send(self, value):
+        return self._awaiter().send(value)
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None and tb is None:
+            return self._awaiter().throw(typ)
+        return self._awaiter().throw(typ, val, tb)
+
+    def close(self):
+        self._awaiter().close()
+
+
+collections.abc.Coroutine.register(RunFuture)
+
 
 
 class LoopBridge:

@@ -26,12 +26,12 @@ def default_pool():
     return pool
 
 
-async def to_interpreter(fn, /, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` in a worker interpreter and return its result.
+def to_interpreter(fn, /, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` in a worker interpreter: ``await interpool.to_interpreter(f, x)``.
 
-    The interpreter counterpart of ``asyncio.to_thread``: ``await
-    interpool.to_interpreter(f, x)``.  It runs on :func:`default_pool`.
-    ``fn`` and the arguments are sent as for :meth:`Pool.submit`; context
-    variables do not cross interpreters.
+    The interpreter counterpart of ``asyncio.to_thread``, on
+    :func:`default_pool`; it returns what :meth:`Pool.run` returns, an
+    awaitable that TaskGroups also take.  ``fn`` and the arguments are sent
+    as for :meth:`Pool.submit`; context variables do not cross interpreters.
     """
-    return await default_pool().run(fn, *args, **kwargs)
+    return default_pool().run(fn, *args, **kwargs)

@@ -6,12 +6,10 @@ same worker thread in the caller's interpreter, like ThreadPoolExecutor: for
 I/O, and for libraries that cannot be imported in subinterpreters.
 """
 
-import asyncio
 import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
-from ._aio import bridge_for, check_not_coroutine
 from ._future import Future
 from ._pool import Pool
 
@@ -116,23 +114,11 @@ class HybridPool(Pool, ThreadPoolExecutor):
             future._task = self._engine.submit(future, call[0], call[1], call[2] or None)
         return future
 
-    async def run(self, fn, /, *args, **kwargs):
-        check_not_coroutine(fn, "run")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+    def _submit_for_loop(self, future, fn, args, kwargs, bridge):
         call = _isolated_call(fn, args, kwargs)
-        bridge = bridge_for(loop)
         if call is None:
-            task = self._engine.submit_local(future, fn, args, kwargs or None, bridge)
-        else:
-            task = self._engine.submit(future, call[0], call[1], call[2] or None, bridge)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-
-    run.__doc__ = Pool.run.__doc__
+            return self._engine.submit_local(future, fn, args, kwargs or None, bridge)
+        return self._engine.submit(future, call[0], call[1], call[2] or None, bridge)
 
     def _submit_chunk(self, fn, items, future=None, bridge=None):
         if isinstance(fn, isolated):

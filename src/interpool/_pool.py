@@ -10,7 +10,7 @@ import time
 from concurrent.futures import _base
 
 from . import _core, _errors
-from ._aio import bridge_for, check_not_coroutine
+from ._aio import RunFuture, bridge_for, check_not_coroutine, running_loop
 from ._future import Future
 
 __all__ = ["Pool", "default_workers"]
@@ -174,24 +174,33 @@ class Pool(_base.Executor):
         future._task = self._engine.submit_map(future, fn, items, bridge)
         return future
 
-    async def run(self, fn, /, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` in a worker and return its result: ``await pool.run(f, x)``.
+    def run(self, fn, /, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in a worker; await the result: ``await pool.run(f, x)``.
 
-        A coroutine, so TaskGroups and ``asyncio.gather`` take it as is.  The
-        result reaches the event loop in a batch with others that completed
-        meanwhile.  Cancelling the awaiting task cancels the work if no worker
-        has started it; a running call finishes and its result is dropped.
-        It may be awaited in any event loop of any thread.
+        Called in a running event loop, it submits at once and returns a
+        :class:`~interpool._aio.RunFuture`: an asyncio Future that ``await``
+        and ``asyncio.gather`` take as it is, and that TaskGroups and
+        ``create_task`` also take, as a coroutine.  Called with no running
+        loop (``asyncio.run(pool.run(f))``), it returns a coroutine that
+        submits when it runs.  Results reach the event loop in batches with
+        others that completed meanwhile.  Cancelling it cancels the work if
+        no worker has started it; a running call finishes and its result is
+        dropped.  Each call belongs to the loop it was made in; another
+        thread's loop can make its own calls on the same pool.
         """
         check_not_coroutine(fn, "run")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        task = self._engine.submit(future, fn, args, kwargs or None, bridge_for(loop))
-        try:
-            return await future
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
+        loop = running_loop()
+        if loop is None:
+            return self._run_when_awaited(fn, args, kwargs)
+        future = RunFuture(loop=loop)
+        future._interpool_task = self._submit_for_loop(future, fn, args, kwargs, bridge_for(loop))
+        return future
+
+    def _submit_for_loop(self, future, fn, args, kwargs, bridge):
+        return self._engine.submit(future, fn, args, kwargs or None, bridge)
+
+    async def _run_when_awaited(self, fn, args, kwargs):
+        return await self.run(fn, *args, **kwargs)
 
     async def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
         """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.

@@ -59,6 +59,10 @@ constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 // Worker-side cache bound: distinct callables (partials with different bound
 // arguments count separately) kept per worker interpreter.
 constexpr std::size_t kWorkerCallableCacheLimit = 512;
+// Completion batching in workers (see worker_main).
+constexpr std::size_t kBatchLimit = 64;
+constexpr auto kBatchAge = std::chrono::microseconds(200);
+
 // Caller-side cache bound: callables whose pickled form is remembered.
 constexpr Py_ssize_t kCallerCallableCacheLimit = 4096;
 
@@ -481,14 +485,30 @@ void EngineCore::worker_main(std::size_t index) {
       } else {
         std::size_t done = 0;
         uint64_t pokes_seen = 0;
+        // Finished tasks go to the delivery thread in batches: at once when
+        // no work waits, else after kBatchLimit tasks or kBatchAge.  A
+        // caller blocked in result() is woken by finish() regardless.
+        std::vector<TaskPtr> finished_batch;
+        std::chrono::steady_clock::time_point batch_started;
+        auto flush = [&] { _completions.push_many(finished_batch); };
         PyEval_SaveThread();  // idle without holding this interpreter's GIL
         for (;;) {
           // Deferred tasks: take no more than max_deferred at a time, so the
           // other workers get the rest.
-          for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;)
+          for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;) {
+            flush();  // never sleep on results
             rt::futex_wait(slot->in_flight, n);
-          bool poked;
-          auto task = _tasks.pop(pokes_seen, poked);
+          }
+          // With results pending, never block: take work only if some is
+          // there, else hand the results over first.
+          std::optional<TaskPtr> task;
+          bool poked = false;
+          if (!finished_batch.empty()) {
+            if (finished_batch.size() < kBatchLimit && std::chrono::steady_clock::now() - batch_started < kBatchAge)
+              task = _tasks.try_pop();
+            if (!task) flush();
+          }
+          if (!task) task = _tasks.pop(pokes_seen, poked);
           if (poked) {
             PyEval_RestoreThread(tstate);
             context.sweep_shared();
@@ -517,7 +537,8 @@ void EngineCore::worker_main(std::size_t index) {
           PyEval_SaveThread();
           if (finished) {
             t->finish();
-            _completions.push(t);
+            if (finished_batch.empty()) batch_started = std::chrono::steady_clock::now();
+            finished_batch.push_back(t);
           }
           done += t->items;
           if (_recipe.max_tasks && done >= _recipe.max_tasks) {
@@ -525,6 +546,7 @@ void EngineCore::worker_main(std::size_t index) {
             break;
           }
         }
+        flush();
         // Deferred work still running finishes before the interpreter ends.
         for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot->in_flight, n);
         PyEval_RestoreThread(tstate);

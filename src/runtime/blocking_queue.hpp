@@ -41,6 +41,23 @@ class BlockingQueue {
     return true;
   }
 
+  /// Appends every item of `items` (which is left empty) under one lock, with
+  /// at most one wake-up.  Returns false (and drops nothing) once closed.
+  bool push_many(std::vector<T>& items) {
+    if (items.empty()) return true;
+    bool wake;
+    {
+      std::lock_guard lock(_mutex);
+      if (_closed) return false;
+      for (auto& item : items) _items.push_back(std::move(item));
+      _size.store(_items.size(), std::memory_order_release);
+      wake = _sleepers > 0;
+    }
+    items.clear();
+    if (wake) _cv.notify_one();
+    return true;
+  }
+
   /// Blocks for the next item.  Empty once the queue is closed and drained.
   std::optional<T> pop() {
     spin_for_items();
@@ -87,6 +104,17 @@ class BlockingQueue {
       ++_pokes;
     }
     _cv.notify_all();
+  }
+
+  /// The next item if there is one, without blocking.
+  std::optional<T> try_pop() {
+    if (_size.load(std::memory_order_acquire) == 0) return std::nullopt;
+    std::lock_guard lock(_mutex);
+    if (_items.empty()) return std::nullopt;
+    T item = std::move(_items.front());
+    _items.pop_front();
+    _size.store(_items.size(), std::memory_order_release);
+    return item;
   }
 
   /// Blocks until at least one item is there, then takes all of them.  Empty
