@@ -43,13 +43,17 @@ def solve_map(ex, grid, start, cells) -> int:
     return sum(ex.map(_tasks.check_loop, itertools.repeat(grid), itertools.repeat(start), cells))
 
 
-def run(config: h.Config) -> h.WorkloadResult:
+def problem(config: h.Config):
+    """The grid, the guard's start, its route and the candidate cells, sized for ``config``."""
     grid, start = _tasks.make_grid()
     path = _tasks.guard_path(grid, start)
-    all_cells = path[1:]
     step = 3 if config.quick else 1
-    limit = max(1, int(len(all_cells[::step]) * config.scale)) if config.scale < 1 else None
-    cells = candidates(grid, start, step=step, limit=limit)
+    limit = max(1, int(len(path[1:][::step]) * config.scale)) if config.scale < 1 else None
+    return grid, start, path, candidates(grid, start, step=step, limit=limit)
+
+
+def run(config: h.Config) -> h.WorkloadResult:
+    grid, start, path, cells = problem(config)
     reps = config.reps(3, 2)
     grid_bytes = len(pickle.dumps(grid))
     config.log(f"  gridsearch: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")

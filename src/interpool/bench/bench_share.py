@@ -23,7 +23,7 @@ import pickle
 from . import _handle_tasks
 from . import _harness as h
 from . import _tasks
-from .bench_gridsearch import candidates, solve_map, solve_serial
+from .bench_gridsearch import problem, solve_map, solve_serial
 
 NAME = "share"
 TITLE = "Grid search with share(grid)"
@@ -94,12 +94,7 @@ def solve_preset(ex, start, cells, chunksize=1) -> int:
 
 
 def run(config: h.Config) -> h.WorkloadResult:
-    grid, start = _tasks.make_grid()
-    path = _tasks.guard_path(grid, start)
-    all_cells = path[1:]
-    step = 3 if config.quick else 1
-    limit = max(1, int(len(all_cells[::step]) * config.scale)) if config.scale < 1 else None
-    cells = candidates(grid, start, step=step, limit=limit)
+    grid, start, _, cells = problem(config)
     reps = config.reps(3, 2)
     grid_bytes = len(pickle.dumps(grid))
     # ProcessPoolExecutor's best case batches items (its map defaults to one
