@@ -10,14 +10,12 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,12 +23,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "test_support.hpp"
+
 using namespace std::chrono_literals;
 using interpool::rt::Block;
 using interpool::rt::Channel;
 using interpool::rt::ChannelStatus;
 using interpool::rt::Handle;
 using interpool::rt::Payload;
+using interpool::test::NoopHandler;
 using Clock = std::chrono::steady_clock;
 
 static_assert(std::is_base_of_v<Handle, Channel>, "a Channel is an engine handle, so it can cross interpreters");
@@ -38,83 +39,23 @@ static_assert(!std::is_copy_constructible_v<Channel>, "a Channel is shared by ha
 
 namespace {
 
-bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, std::chrono::milliseconds limit = 2000ms) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  const auto base = reinterpret_cast<std::uintptr_t>(obj);
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::this_thread::sleep_for(50ms);
-      return true;
-    }
-    std::string nr, arg0;
-    in >> nr >> arg0;
-    if (nr == std::to_string(SYS_futex)) {
-      const auto addr = std::stoull(arg0, nullptr, 16);
-      if (addr >= base && addr < base + len) return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
-class NoopHandler {
- public:
-  explicit NoopHandler(int sig) : _sig(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(_sig, &sa, &_old);
-  }
-  ~NoopHandler() { sigaction(_sig, &_old, nullptr); }
-
- private:
-  int _sig;
-  struct sigaction _old {};
-};
-
 Payload msg(const std::string& text) {
   Payload p;
   p.bytes = text;
   return p;
 }
 
-/// A thread blocked in one channel call.
-struct Blocked {
-  std::atomic<pid_t> tid{0};
-  std::atomic<bool> done{false};
-  ChannelStatus status{};
+/// The item a channel call puts or gets; a base of Blocked below so that it
+/// is built before, and destroyed after, the thread that uses it.
+struct HeldItem {
   Payload item;
-  Clock::duration took{};
-  std::thread thread;
+};
 
-  Blocked(std::function<ChannelStatus(Payload&)> call, Payload with = {}) : item(std::move(with)) {
-    thread = std::thread([this, call = std::move(call)] {
-      tid = gettid();
-      const auto t0 = Clock::now();
-      status = call(item);
-      took = Clock::now() - t0;
-      done = true;
-    });
-    while (tid.load() == 0) std::this_thread::yield();
-  }
-  ~Blocked() {
-    if (thread.joinable()) thread.join();
-  }
-  bool asleep_on(const Channel& ch) { return sleeps_in_futex(tid, &ch, sizeof(Channel)); }
-  void interrupt() {
-    const auto t0 = Clock::now();
-    while (!done.load() && Clock::now() - t0 < 2s) {
-      pthread_kill(thread.native_handle(), SIGUSR1);
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-  ChannelStatus join() {
-    thread.join();
-    return status;
-  }
+/// A thread blocked in one channel call on `item` (given or filled in).
+struct Blocked : HeldItem, interpool::test::Blocked<ChannelStatus> {
+  Blocked(std::function<ChannelStatus(Payload&)> call, Payload with = {})
+      : HeldItem{std::move(with)},
+        interpool::test::Blocked<ChannelStatus>([this, call = std::move(call)] { return call(item); }) {}
 };
 
 }  // namespace

@@ -4,90 +4,37 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "test_support.hpp"
 
 using namespace std::chrono_literals;
 using interpool::rt::futex_wait;
 using interpool::rt::futex_wake_all;
 using interpool::rt::futex_wake_one;
 using interpool::rt::WaitStatus;
+using interpool::test::Blocked;
+using interpool::test::eventually;
+using interpool::test::NoopHandler;
+using interpool::test::sleeps_in_futex;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// Polls /proc until thread `tid` sleeps in futex(2) on the word at `word`.
-/// False after `limit`.  Where /proc cannot tell, sleeps a little and says yes.
-bool sleeps_in_futex(pid_t tid, const void* word, std::chrono::milliseconds limit) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::this_thread::sleep_for(50ms);
-      return true;
-    }
-    std::string nr, arg0;
-    in >> nr >> arg0;
-    if (nr == std::to_string(SYS_futex) &&
-        std::stoull(arg0, nullptr, 16) == reinterpret_cast<std::uintptr_t>(word))
-      return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
-/// Installs a no-op handler for `sig` WITHOUT SA_RESTART for the scope.
-class NoopHandler {
- public:
-  explicit NoopHandler(int sig) : _sig(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(_sig, &sa, &_old);
-  }
-  ~NoopHandler() { sigaction(_sig, &_old, nullptr); }
-
- private:
-  int _sig;
-  struct sigaction _old {};
-};
-
 /// One thread sleeping in futex_wait(word, expected, timeout).
-struct Sleeper {
-  std::atomic<pid_t> tid{0};
-  std::atomic<bool> done{false};
-  WaitStatus status{};
-  std::thread thread;
-
+struct Sleeper : Blocked<WaitStatus> {
   void start(std::atomic<uint32_t>& word, uint32_t expected, std::chrono::nanoseconds timeout) {
-    thread = std::thread([this, &word, expected, timeout] {
-      tid = gettid();
-      status = futex_wait(word, expected, timeout);
-      done = true;
-    });
-    while (tid.load() == 0) std::this_thread::yield();
+    Blocked::start([&word, expected, timeout] { return futex_wait(word, expected, timeout); });
   }
 };
-
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!cond()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -129,7 +76,7 @@ TEST(Futex, TimeoutsOfSeveralSecondsAreAccepted) {
   std::atomic<uint32_t> word{0};
   Sleeper s;
   s.start(word, 0, 2'500ms);
-  EXPECT_TRUE(sleeps_in_futex(s.tid, &word, 2s)) << "never went to sleep";
+  EXPECT_TRUE(sleeps_in_futex(s.tid, &word, sizeof word, 2s)) << "never went to sleep";
   EXPECT_FALSE(s.done.load());
   word = 1;
   futex_wake_all(word);
@@ -142,7 +89,7 @@ TEST(Futex, WakeAllWakesEverySleeper) {
   std::atomic<uint32_t> word{0};
   std::vector<Sleeper> sleepers(kSleepers);
   for (auto& s : sleepers) s.start(word, 0, 5s);
-  for (auto& s : sleepers) EXPECT_TRUE(sleeps_in_futex(s.tid, &word, 2s));
+  for (auto& s : sleepers) EXPECT_TRUE(sleeps_in_futex(s.tid, &word, sizeof word, 2s));
   const auto t0 = Clock::now();
   word = 1;
   futex_wake_all(word);
@@ -158,7 +105,7 @@ TEST(Futex, WakeOneWakesExactlyOneSleeper) {
   std::atomic<uint32_t> word{0};
   std::vector<Sleeper> sleepers(kSleepers);
   for (auto& s : sleepers) s.start(word, 0, 5s);
-  for (auto& s : sleepers) EXPECT_TRUE(sleeps_in_futex(s.tid, &word, 2s));
+  for (auto& s : sleepers) EXPECT_TRUE(sleeps_in_futex(s.tid, &word, sizeof word, 2s));
 
   auto woken = [&] {
     int n = 0;
@@ -190,7 +137,7 @@ TEST(Futex, SignalInterruptsWaitAndIsReported) {
   std::atomic<uint32_t> word{0};
   Sleeper s;
   s.start(word, 0, 5s);
-  EXPECT_TRUE(sleeps_in_futex(s.tid, &word, 2s));
+  EXPECT_TRUE(sleeps_in_futex(s.tid, &word, sizeof word, 2s));
   const auto t0 = Clock::now();
   // Repeat in case a signal lands just before the thread entered the kernel.
   while (!s.done.load() && Clock::now() - t0 < 2s) {

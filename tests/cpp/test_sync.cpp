@@ -9,14 +9,12 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <set>
@@ -24,6 +22,8 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include "test_support.hpp"
 
 using namespace std::chrono_literals;
 using interpool::rt::Barrier;
@@ -33,6 +33,8 @@ using interpool::rt::Mutex;
 using interpool::rt::RLock;
 using interpool::rt::Semaphore;
 using interpool::rt::WaitStatus;
+using interpool::test::Blocked;
+using interpool::test::NoopHandler;
 using Clock = std::chrono::steady_clock;
 using Result = Barrier::Result;
 
@@ -42,88 +44,6 @@ static_assert(std::is_base_of_v<Handle, Semaphore> && std::is_base_of_v<Handle, 
               "every primitive is an engine handle, so it can cross interpreters");
 
 namespace {
-
-/// Polls /proc until thread `tid` sleeps in futex(2) on a word inside
-/// [obj, obj + len).  False after `limit`.  Where /proc cannot tell, sleeps a
-/// little and says yes.
-bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, std::chrono::milliseconds limit = 2000ms) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  const auto base = reinterpret_cast<std::uintptr_t>(obj);
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::this_thread::sleep_for(50ms);
-      return true;
-    }
-    std::string nr, arg0;
-    in >> nr >> arg0;
-    if (nr == std::to_string(SYS_futex)) {
-      const auto addr = std::stoull(arg0, nullptr, 16);
-      if (addr >= base && addr < base + len) return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
-/// Installs a no-op handler for `sig` WITHOUT SA_RESTART for the scope.
-class NoopHandler {
- public:
-  explicit NoopHandler(int sig) : _sig(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(_sig, &sa, &_old);
-  }
-  ~NoopHandler() { sigaction(_sig, &_old, nullptr); }
-
- private:
-  int _sig;
-  struct sigaction _old {};
-};
-
-/// A thread running one blocking call, recording its status and duration.
-template <class R>
-struct Blocked {
-  std::atomic<pid_t> tid{0};
-  std::atomic<bool> done{false};
-  R result{};
-  Clock::duration took{};
-  std::thread thread;
-
-  explicit Blocked(std::function<R()> call) {
-    thread = std::thread([this, call = std::move(call)] {
-      tid = gettid();
-      const auto t0 = Clock::now();
-      result = call();
-      took = Clock::now() - t0;
-      done = true;
-    });
-    while (tid.load() == 0) std::this_thread::yield();
-  }
-  ~Blocked() {
-    if (thread.joinable()) thread.join();
-  }
-  template <class T>
-  bool asleep_on(const T& obj) {
-    return sleeps_in_futex(tid, &obj, sizeof(T));
-  }
-  /// Sends SIGUSR1 until the call returns (a signal may land just before the
-  /// thread enters the kernel).
-  void interrupt() {
-    const auto t0 = Clock::now();
-    while (!done.load() && Clock::now() - t0 < 2s) {
-      pthread_kill(thread.native_handle(), SIGUSR1);
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-  R join() {
-    thread.join();
-    return result;
-  }
-};
 
 using BlockedWait = Blocked<WaitStatus>;
 

@@ -8,25 +8,27 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <barrier>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "test_support.hpp"
+
 using namespace std::chrono_literals;
 using interpool::rt::Task;
 using interpool::rt::WaitStatus;
 using State = Task::State;
 using Kind = Task::Kind;
+using interpool::test::Blocked;
+using interpool::test::NoopHandler;
 using Clock = std::chrono::steady_clock;
 
 static_assert(!std::is_copy_constructible_v<Task>, "a Task is shared by pointer, never copied");
@@ -35,68 +37,17 @@ static_assert(std::has_virtual_destructor_v<Task>, "tasks are destroyed through 
 
 namespace {
 
-/// Polls /proc until thread `tid` sleeps in futex(2) on a word inside the
-/// object at [obj, obj + len).  False after `limit`.  Where /proc cannot
-/// tell, sleeps a little and says yes.
-bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, std::chrono::milliseconds limit) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  const auto base = reinterpret_cast<std::uintptr_t>(obj);
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::this_thread::sleep_for(50ms);
-      return true;
-    }
-    std::string nr, arg0;
-    in >> nr >> arg0;
-    if (nr == std::to_string(SYS_futex)) {
-      const auto addr = std::stoull(arg0, nullptr, 16);
-      if (addr >= base && addr < base + len) return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
-/// Installs a no-op handler for `sig` WITHOUT SA_RESTART for the scope.
-class NoopHandler {
- public:
-  explicit NoopHandler(int sig) : _sig(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(_sig, &sa, &_old);
-  }
-  ~NoopHandler() { sigaction(_sig, &_old, nullptr); }
-
- private:
-  int _sig;
-  struct sigaction _old {};
-};
-
-/// A thread blocked in task.wait(timeout).
-struct Waiter {
-  std::atomic<pid_t> tid{0};
-  std::atomic<bool> done{false};
-  WaitStatus status{};
-  Clock::duration took{};
+/// A thread blocked in task.wait(timeout), which also records the response it saw.
+struct Waiter : Blocked<WaitStatus> {
   std::string seen_response;
-  std::thread thread;
 
   void start(Task& task, std::chrono::nanoseconds timeout) {
-    thread = std::thread([this, &task, timeout] {
-      tid = gettid();
-      const auto t0 = Clock::now();
-      status = task.wait(timeout);
-      took = Clock::now() - t0;
+    Blocked::start([this, &task, timeout] {
+      const WaitStatus result = task.wait(timeout);
       seen_response = task.response.bytes;
-      done = true;
+      return result;
     });
-    while (tid.load() == 0) std::this_thread::yield();
   }
-  bool asleep_on(const Task& task) { return sleeps_in_futex(tid, &task, sizeof(Task), 2s); }
 };
 
 /// A task taken through its whole life to Done.

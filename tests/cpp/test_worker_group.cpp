@@ -19,20 +19,14 @@
 #include <thread>
 #include <vector>
 
+#include "test_support.hpp"
+
 using namespace std::chrono_literals;
 using interpool::rt::WorkerGroup;
+using interpool::test::eventually;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!cond()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 /// Signals a thread can block: every standard and real-time signal but
 /// SIGKILL and SIGSTOP (and glibc's reserved 32, 33 below SIGRTMIN).
