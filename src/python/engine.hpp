@@ -166,15 +166,17 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::once_flag _joined;
 };
 
-/// Completes `task`'s future from its response, if this caller wins the
-/// delivery.  Runs under the owner interpreter's GIL; never raises.
-class BridgeBatch;
-void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch = nullptr);
-
 extern PyType_Spec engine_spec;
 extern PyType_Spec task_spec;
 extern PyType_Spec completion_spec;
 extern PyType_Spec worker_slot_spec;
+
+/// The layout of a _core.WorkerSlot object: its type lives in
+/// completion_object.cpp; current_worker_slot() (engine.cpp) makes them.
+struct WorkerSlotObject {
+  PyObject_HEAD
+  std::shared_ptr<WorkerSlot> slot;
+};
 
 /// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
 /// calling it (from an initializer, say).

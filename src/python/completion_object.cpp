@@ -1,0 +1,228 @@
+// src/python/completion_object.cpp: the _core.Completion and _core.WorkerSlot types.
+#include "python/engine.hpp"
+
+#include <atomic>
+#include <new>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "python/codec.hpp"
+
+namespace interpool::py {
+namespace {
+
+// -------------------------------------------------------------- Completion
+
+struct CompletionObject {
+  PyObject_HEAD
+  TaskPtr task;
+  std::shared_ptr<EngineCore> core;
+  std::shared_ptr<WorkerSlot> slot;
+  std::atomic<bool> done;  ///< completed (or failed to launch): exactly once
+};
+
+PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<EngineCore> core,
+                         std::shared_ptr<WorkerSlot> slot);
+
+CompletionObject* as_completion(PyObject* o) { return reinterpret_cast<CompletionObject*>(o); }
+
+/// Claims the completion; raises if it was completed already.
+bool claim_completion(CompletionObject* self) {
+  if (self->done.exchange(true)) {
+    PyErr_SetString(PyExc_RuntimeError, "this task was completed already");
+    return false;
+  }
+  return true;
+}
+
+/// Writes an exception description of `exc` into the task's response.
+void describe_failure(ModuleState& state, PyTask& task, PyObject* exc) {
+  task.failed = true;
+  task.response.clear();
+  Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+  Ref info = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "describe_exception", "O", exc)) : Ref();
+  if (info) {
+    Encoder enc(state, task.response);
+    if (enc.value(info.get())) return;
+  }
+  PyErr_Clear();
+  task.response.clear();  // the caller then reports an undescribable failure
+}
+
+PyObject* completion_set_result(PyObject* o, PyObject* value) {
+  auto* self = as_completion(o);
+  if (!claim_completion(self)) return nullptr;
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  Encoder enc(state, self->task->response);
+  if (!enc.value(value)) {
+    PyObject* exc = PyErr_GetRaisedException();
+    describe_failure(state, *self->task, exc);
+    Py_XDECREF(exc);
+  }
+  self->core->finish_deferred(self->task, *self->slot);
+  Py_RETURN_NONE;
+}
+
+PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
+  auto* self = as_completion(o);
+  if (!PyExceptionInstance_Check(exc)) {
+    PyErr_SetString(PyExc_TypeError, "set_exception() takes an exception instance");
+    return nullptr;
+  }
+  if (!claim_completion(self)) return nullptr;
+  describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc);
+  self->core->finish_deferred(self->task, *self->slot);
+  Py_RETURN_NONE;
+}
+
+PyObject* completion_get_cancel_requested(PyObject* o, void*) {
+  return PyBool_FromLong(as_completion(o)->task->cancel_requested.load());
+}
+PyObject* completion_get_done(PyObject* o, void*) { return PyBool_FromLong(as_completion(o)->done.load()); }
+PyObject* completion_get_id(PyObject* o, void*) { return PyLong_FromVoidPtr(as_completion(o)->task.get()); }
+
+void completion_dealloc(PyObject* o) {
+  auto* self = as_completion(o);
+  PyTypeObject* type = Py_TYPE(o);
+  PyObject_GC_UnTrack(o);
+  if (!self->done.exchange(true)) {
+    // Dropped without completing: fail the task rather than hang its caller.
+    Ref exc = Ref::steal(PyObject_CallFunction(PyExc_RuntimeError, "s",
+                                               "the worker dropped the task without completing it"));
+    if (exc) describe_failure(state_of_type(type), *self->task, exc.get());
+    PyErr_Clear();
+    self->core->finish_deferred(self->task, *self->slot);
+  }
+  self->task.~TaskPtr();
+  self->core.~shared_ptr();
+  self->slot.~shared_ptr();
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+int completion_traverse(PyObject* o, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(o));
+  return 0;
+}
+
+PyMethodDef completion_methods[] = {
+    {"set_result", completion_set_result, METH_O, "Complete the task with a value (sent back by the codec)."},
+    {"set_exception", completion_set_exception, METH_O, "Complete the task with an exception."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef completion_getset[] = {
+    {"cancel_requested", completion_get_cancel_requested, nullptr, "Whether the submitter asked to cancel.", nullptr},
+    {"done", completion_get_done, nullptr, "Whether the task was completed.", nullptr},
+    {"id", completion_get_id, nullptr, "An id of the task, as WorkerSlot.take_requests() reports it.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot completion_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(completion_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(completion_traverse)},
+    {Py_tp_methods, completion_methods},
+    {Py_tp_getset, completion_getset},
+    {Py_tp_doc, const_cast<char*>("The worker side of a deferred task: complete it exactly once.")},
+    {0, nullptr},
+};
+
+// -------------------------------------------------------------- WorkerSlot
+
+PyObject* slot_fileno(PyObject* o, PyObject*) {
+  return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup_fd);
+}
+
+// take_requests() -> ([(completion, fn, args, kwargs)], [ids to cancel])
+// Runs on the worker interpreter's event-loop thread, under its GIL: decodes
+// each launched task here.  A task that cannot be decoded fails at once.
+PyObject* slot_take_requests(PyObject* o, PyObject*) {
+  auto& slot = reinterpret_cast<WorkerSlotObject*>(o)->slot;
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  std::vector<TaskPtr> launches, cancels;
+  slot->take_requests(launches, cancels);
+  auto core = slot->core.lock();
+  Ref started = Ref::steal(PyList_New(0));
+  Ref cancel_ids = Ref::steal(PyList_New(0));
+  if (!started || !cancel_ids) return nullptr;
+  for (auto& t : launches) {
+    if (!core) break;  // the engine is gone: nobody waits for these
+    Ref completion = Ref::steal(new_completion(state, t, core, slot));
+    if (!completion) return nullptr;
+    Decoder dec(state, t->request);
+    std::string_view flag, blob;
+    Ref fn, args, kwargs;
+    if (dec.raw(flag) && dec.raw(blob)) fn = Ref::steal(dec.unpickle(blob));
+    if (fn) args = Ref::steal(dec.value());
+    if (args) kwargs = Ref::steal(dec.value());
+    if (!kwargs) {
+      PyObject* exc = PyErr_GetRaisedException();
+      Ref done = Ref::steal(completion_set_exception(completion.get(), exc));
+      Py_XDECREF(exc);
+      if (!done) return nullptr;
+      continue;
+    }
+    t->request.clear();
+    Ref item = Ref::steal(PyTuple_Pack(4, completion.get(), fn.get(), args.get(), kwargs.get()));
+    if (!item || PyList_Append(started.get(), item.get()) < 0) return nullptr;
+  }
+  for (auto& t : cancels) {
+    Ref id = Ref::steal(PyLong_FromVoidPtr(t.get()));
+    if (!id || PyList_Append(cancel_ids.get(), id.get()) < 0) return nullptr;
+  }
+  return PyTuple_Pack(2, started.get(), cancel_ids.get());
+}
+
+void slot_dealloc(PyObject* o) {
+  PyTypeObject* type = Py_TYPE(o);
+  reinterpret_cast<WorkerSlotObject*>(o)->slot.~shared_ptr();
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+PyMethodDef slot_methods[] = {
+    {"fileno", slot_fileno, METH_NOARGS, "An eventfd that is readable while launch or cancellation requests wait."},
+    {"take_requests", slot_take_requests, METH_NOARGS,
+     "take_requests() -> ([(completion, fn, args, kwargs)], [task ids to cancel])"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot slot_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(slot_dealloc)},
+    {Py_tp_methods, slot_methods},
+    {Py_tp_doc, const_cast<char*>("One engine worker's mailbox for deferred tasks (internal).")},
+    {0, nullptr},
+};
+
+PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<EngineCore> core,
+                         std::shared_ptr<WorkerSlot> slot) {
+  auto* self = PyObject_GC_New(CompletionObject, state.completion_type);
+  if (!self) return nullptr;
+  new (&self->task) TaskPtr(std::move(task));
+  new (&self->core) std::shared_ptr<EngineCore>(std::move(core));
+  new (&self->slot) std::shared_ptr<WorkerSlot>(std::move(slot));
+  new (&self->done) std::atomic<bool>(false);
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+}  // namespace
+
+PyType_Spec completion_spec = {
+    "interpool._core.Completion",
+    sizeof(CompletionObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    completion_slots,
+};
+
+PyType_Spec worker_slot_spec = {
+    "interpool._core.WorkerSlot",
+    sizeof(WorkerSlotObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    slot_slots,
+};
+
+}  // namespace interpool::py

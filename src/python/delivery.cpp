@@ -1,0 +1,150 @@
+// src/python/delivery.cpp: completing futures in the owner interpreter.
+#include "python/delivery.hpp"
+
+#include <utility>
+
+#include "python/codec.hpp"
+#include "python/handle_object.hpp"
+
+namespace interpool::py {
+namespace {
+
+/// Completes an interpool.Future that nobody has observed yet: no thread
+/// waits on it, no waiter or callback is registered, since each of those
+/// first creates the future's lazy Condition ("_cond").  Then setting the
+/// state is all set_result() would do.  Runs without releasing the GIL, so
+/// no other thread can start observing half-way.  False: use set_result().
+bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome, bool is_exception) {
+  Ref dict = Ref::steal(PyObject_GenericGetDict(future, nullptr));
+  if (!dict) return PyErr_Clear(), false;
+  int observed = PyDict_Contains(dict.get(), state.str_cond);
+  if (observed != 0) return PyErr_Clear(), false;
+  PyObject* current = PyDict_GetItemWithError(dict.get(), state.str_state);
+  if (!current || current != state.state_pending) return PyErr_Clear(), false;
+  if (PyDict_SetItem(dict.get(), is_exception ? state.str_exception : state.str_result, outcome) < 0 ||
+      PyDict_SetItem(dict.get(), state.str_state, state.state_finished) < 0)
+    return PyErr_Clear(), false;
+  return true;
+}
+
+}  // namespace
+
+void BridgeBatch::add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception) {
+  Ref item = Ref::steal(PyTuple_Pack(3, future, outcome, is_exception ? Py_True : Py_False));
+  if (!item) return PyErr_WriteUnraisable(bridge);
+  for (auto& [b, items] : _bridges)
+    if (b.get() == bridge) {
+      if (PyList_Append(items.get(), item.get()) < 0) PyErr_WriteUnraisable(bridge);
+      return;
+    }
+  Ref items = Ref::steal(PyList_New(0));
+  if (!items || PyList_Append(items.get(), item.get()) < 0) return PyErr_WriteUnraisable(bridge);
+  _bridges.emplace_back(Ref::borrow(bridge), std::move(items));
+}
+
+void BridgeBatch::flush(ModuleState& state) {
+  PendingError keep;
+  for (auto& [bridge, items] : _bridges) {
+    Ref done = Ref::steal(PyObject_CallMethodOneArg(bridge.get(), state.str_push_many, items.get()));
+    if (!done) PyErr_WriteUnraisable(bridge.get());
+  }
+  _bridges.clear();
+}
+
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception,
+                     BridgeBatch* batch) {
+  PendingError keep;
+  if (bridge && batch) {
+    batch->add(bridge, future, outcome, is_exception);
+    return;
+  }
+  if (bridge) {
+    PyObject* args[] = {bridge, future, outcome, is_exception ? Py_True : Py_False};
+    Ref done = Ref::steal(PyObject_VectorcallMethod(state.str_push, args, 4, nullptr));
+    if (!done) PyErr_WriteUnraisable(bridge);
+    return;
+  }
+  if (complete_unobserved(state, future, outcome, is_exception)) return;
+  Ref done = Ref::steal(
+      PyObject_CallMethodOneArg(future, is_exception ? state.str_set_exception : state.str_set_result, outcome));
+  if (!done) PyErr_WriteUnraisable(future);
+}
+
+void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch) {
+  if (!task.claim_delivery()) return;
+  Ref future = Ref::steal(std::exchange(task.future, nullptr));
+  Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+  // A pool that broke: the first delivery of its failure logs it, with
+  // ("broken", reason, cause, True).
+  bool log_broken = task.broken && task.broken_logged && !task.broken_logged->exchange(true);
+  if (!future) {
+    if (log_broken) {
+      PendingError keep;
+      Decoder dec(state, task.response);
+      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
+      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(), Py_True))
+                       : Ref();
+      Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+      if (!done) PyErr_WriteUnraisable(rebuild);
+    }
+    task.response.clear();
+    return;
+  }
+  PendingError keep;  // the caller's own pending exception, if any, survives
+
+  Ref outcome;       // the value, or the exception
+  bool is_exception = false;
+  {
+    Decoder dec(state, task.response);
+    if (task.broken) {
+      // ("broken", reason, cause_info or None)
+      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
+      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(),
+                                                  log_broken ? Py_True : Py_False))
+                       : Ref();
+      outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+      is_exception = true;
+      if (outcome && task.kind() == rt::Task::Kind::Map) {
+        outcome = Ref::steal(Py_BuildValue("([]O)", outcome.get()));
+        is_exception = false;
+      }
+    } else if (task.failed && task.response.empty()) {
+      outcome = Ref::steal(PyObject_CallFunction(rebuild, "((sOsss))", "exception", Py_None, "Exception",
+                                                 "the task failed and its exception could not be described", ""));
+      is_exception = true;
+    } else if (task.failed) {
+      Ref info = Ref::steal(dec.value());
+      if (info && task.kind() == rt::Task::Kind::Map) {
+        // (info, partial values) -> (partial values, exception)
+        Ref exc = Ref::steal(PyObject_CallOneArg(rebuild, PyTuple_GET_ITEM(info.get(), 0)));
+        outcome = exc ? Ref::steal(PyTuple_Pack(2, PyTuple_GET_ITEM(info.get(), 1), exc.get())) : Ref();
+      } else if (info) {
+        outcome = Ref::steal(PyObject_CallOneArg(rebuild, info.get()));
+        is_exception = true;
+      }
+    } else {
+      Ref value = Ref::steal(dec.value());
+      if (value && task.kind() == rt::Task::Kind::Map)
+        outcome = Ref::steal(PyTuple_Pack(2, value.get(), Py_None));
+      else
+        outcome = std::move(value);
+    }
+  }
+  task.response.clear();
+  // The response may have held the last reference to a SharedValue that
+  // this interpreter decoded: drop the cached copy now, not at the next decode.
+  if (state.shared_cache->seen_epoch != rt::SharedValue::released_epoch()) state.shared_cache->sweep();
+  if (!outcome) {
+    // The result could not be received here (say, its class does not import
+    // in this interpreter): the future fails with that error.
+    outcome = Ref::steal(PyErr_GetRaisedException());
+    is_exception = true;
+    if (task.kind() == rt::Task::Kind::Map) {
+      outcome = Ref::steal(Py_BuildValue("([]O)", outcome.get()));
+      is_exception = false;
+    }
+  }
+  complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception, batch);
+}
+
+}  // namespace interpool::py

@@ -1,0 +1,33 @@
+// src/python/delivery.hpp: completing futures in the owner interpreter.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "python/engine.hpp"
+
+namespace interpool::py {
+
+/// The results of one delivery batch bound for asyncio loops, grouped by
+/// loop bridge: each bridge gets one push_many() call per batch.
+class BridgeBatch {
+ public:
+  void add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
+  void flush(ModuleState& state);
+
+ private:
+  std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of (future, outcome, is_exception))
+};
+
+/// Completes `future` with `outcome` (a value, or an exception object):
+/// through `bridge` on its asyncio loop if there is one (collected in
+/// `batch` when given), else at once.  Owner interpreter's GIL held; never
+/// raises.
+void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception,
+                     BridgeBatch* batch = nullptr);
+
+/// Completes `task`'s future from its response, if this caller wins the
+/// delivery.  Runs under the owner interpreter's GIL; never raises.
+void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch = nullptr);
+
+}  // namespace interpool::py

@@ -1,0 +1,523 @@
+// src/python/engine_object.cpp: the _core.Engine and _core.Task types.
+#include "python/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "python/codec.hpp"
+#include "python/delivery.hpp"
+
+namespace interpool::py {
+namespace {
+
+// How long a waiting caller sleeps before it checks for signals, should a
+// signal slip in between its check and its sleep.  The futex wait normally
+// returns at once on a signal (EINTR); this only bounds the unlucky case.
+constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
+
+// Caller-side cache bound: callables whose pickled form is remembered.
+constexpr Py_ssize_t kCallerCallableCacheLimit = 4096;
+
+struct EngineObject {
+  PyObject_HEAD
+  std::shared_ptr<EngineCore> core;
+  PyObject* rebuild;       ///< interpool._errors.rebuild
+  PyObject* broken_type;   ///< interpool.BrokenPool
+  bool stateless;          ///< also send stateless functions as code (InterpreterPoolExecutor)
+};
+
+struct TaskObject {
+  PyObject_HEAD
+  TaskPtr task;
+  PyObject* engine;  ///< the EngineObject that made the task
+};
+
+EngineObject* as_engine(PyObject* o) { return reinterpret_cast<EngineObject*>(o); }
+TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
+
+/// Appends `fn` to a request: a flag, then its pickled bytes.  Remembers the
+/// bytes of callables that pickle by name.  A callable whose pickle carries
+/// handles (a partial over a Queue, say) is flagged so that workers decode
+/// it afresh each time instead of caching it by its bytes.
+bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
+  if (!PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
+    return false;
+  }
+  bool by_name = PyFunction_Check(fn) || PyType_Check(fn) ||
+                 (PyCFunction_Check(fn) && (!PyCFunction_GET_SELF(fn) || PyModule_Check(PyCFunction_GET_SELF(fn))));
+  if (by_name) {
+    PyObject* hit = PyDict_GetItemWithError(state.callable_cache, fn);
+    if (hit) {
+      enc.raw("c");
+      enc.raw({PyBytes_AS_STRING(hit), static_cast<std::size_t>(PyBytes_GET_SIZE(hit))});
+      return true;
+    }
+    if (PyErr_Occurred()) return false;
+  }
+  std::size_t handles_before = payload.handles.size();
+  std::size_t flag_at = payload.bytes.size();
+  enc.raw("c");
+  Ref data;
+  if (!enc.pickled_inband(fn, "callable", data)) {
+    if (!stateless || !PyFunction_Check(fn)) return false;
+    // InterpreterPoolExecutor, like the stdlib's, also sends functions that
+    // need no state (a lambda, a local function) as their code.
+    PyObject* unsendable = PyErr_GetRaisedException();
+    Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+    Ref code = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "encode_stateless", "O", fn)) : Ref();
+    if (!code || !PyBytes_Check(code.get())) {
+      PyErr_Clear();
+      PyErr_SetRaisedException(unsendable);
+      return false;
+    }
+    Py_DECREF(unsendable);
+    payload.bytes.resize(flag_at);
+    payload.handles.resize(handles_before);
+    enc.raw("s");
+    enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
+    return true;
+  }
+  if (payload.handles.size() != handles_before) {
+    payload.bytes[flag_at + 1] = 'u';
+    return true;
+  }
+  if (by_name) {
+    if (PyDict_GET_SIZE(state.callable_cache) >= kCallerCallableCacheLimit) PyDict_Clear(state.callable_cache);
+    if (PyDict_SetItem(state.callable_cache, fn, data.get()) < 0) return false;
+  }
+  return true;
+}
+
+PyObject* new_task_object(ModuleState& state, PyObject* engine, TaskPtr task) {
+  auto* self = PyObject_GC_New(TaskObject, state.task_type);
+  if (!self) return nullptr;
+  new (&self->task) TaskPtr(std::move(task));
+  self->engine = Py_NewRef(engine);
+  PyObject_GC_Track(self);
+  return reinterpret_cast<PyObject*>(self);
+}
+
+/// Drops the owner-interpreter references of a task that never ran.
+void release_unqueued(PyTask& task) {
+  Py_CLEAR(task.future);
+  Py_CLEAR(task.bridge);
+  Py_CLEAR(task.local_call);
+}
+
+/// Raises the error that submit() gives once the pool takes no more work.
+PyObject* refuse(EngineObject* self) {
+  if (self->core->broken()) {
+    std::string reason = self->core->broken_reason();
+    PyErr_SetString(self->broken_type, reason.c_str());
+  } else {
+    PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+  }
+  return nullptr;
+}
+
+/// Queues `task` for `future` and returns the _core.Task handle.
+PyObject* enqueue(PyObject* engine, ModuleState& state, TaskPtr task, PyObject* future) {
+  auto* self = as_engine(engine);
+  Ref handle = Ref::steal(new_task_object(state, engine, task));
+  if (!handle) return nullptr;
+  task->future = Py_NewRef(future);
+  if (!self->core->submit(task)) {
+    release_unqueued(*task);
+    return refuse(self);
+  }
+  return handle.release();
+}
+
+// Engine(workers, max_tasks, sys_path, setup, initializer, initargs, rebuild, broken_type, name_prefix)
+PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
+  Py_ssize_t workers, max_tasks;
+  PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
+  const char* prefix;
+  if (kwds && PyDict_GET_SIZE(kwds)) {
+    PyErr_SetString(PyExc_TypeError, "Engine() takes positional arguments only");
+    return nullptr;
+  }
+  int local_tasks = 0;
+  unsigned int max_deferred = 1;
+  PyObject* finalizer = Py_None;
+  PyObject* finalargs = nullptr;
+  int stateless = 0;
+  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!p:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
+                        &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
+                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless))
+    return nullptr;
+  if (max_deferred < 1) {
+    PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
+    return nullptr;
+  }
+  if (workers < 1) {
+    PyErr_SetString(PyExc_ValueError, "workers must be greater than 0");
+    return nullptr;
+  }
+  ModuleState& state = state_of_type(type);
+  WorkerRecipe recipe;
+  recipe.workers = static_cast<std::size_t>(workers);
+  recipe.max_tasks = max_tasks > 0 ? static_cast<std::size_t>(max_tasks) : 0;
+  recipe.thread_name_prefix = prefix;
+  recipe.local_tasks = local_tasks;
+  recipe.max_deferred = max_deferred;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sys_path); ++i) {
+    PyObject* entry = PyList_GET_ITEM(sys_path, i);
+    if (!PyUnicode_Check(entry)) continue;  // sys.path may hold odd things; workers get the strings
+    Ref encoded = Ref::steal(PyUnicode_EncodeFSDefault(entry));
+    if (!encoded) return nullptr;
+    recipe.sys_path.emplace_back(PyBytes_AS_STRING(encoded.get()), PyBytes_GET_SIZE(encoded.get()));
+  }
+  {
+    Encoder enc(state, recipe.setup);
+    if (!enc.value(setup)) return nullptr;
+  }
+  if (initializer != Py_None) {
+    Encoder enc(state, recipe.initializer);
+    if (!encode_callable(state, enc, recipe.initializer, initializer, stateless) || !enc.value(initargs))
+      return nullptr;
+  }
+  if (finalizer != Py_None) {
+    Encoder enc(state, recipe.finalizer);
+    Ref none = Ref::steal(PyTuple_New(0));
+    if (!none || !encode_callable(state, enc, recipe.finalizer, finalizer) ||
+        !enc.value(finalargs ? finalargs : none.get()))
+      return nullptr;
+  }
+
+  auto* self = PyObject_GC_New(EngineObject, type);
+  if (!self) return nullptr;
+  new (&self->core) std::shared_ptr<EngineCore>();
+  self->rebuild = Py_NewRef(rebuild);
+  self->broken_type = Py_NewRef(broken_type);
+  self->stateless = stateless;
+  PyObject_GC_Track(self);
+  Ref owner = Ref::steal(reinterpret_cast<PyObject*>(self));
+  try {
+    self->core = std::make_shared<EngineCore>(std::move(recipe), PyInterpreterState_Get());
+    PyObject* module = PyType_GetModule(type);
+    if (!module) return nullptr;
+    self->core->start(module, rebuild);
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_Format(PyExc_RuntimeError, "could not start the pool: %s", e.what());
+    return nullptr;
+  }
+  return owner.release();
+}
+
+int engine_traverse(PyObject* o, visitproc visit, void* arg) {
+  auto* self = as_engine(o);
+  Py_VISIT(Py_TYPE(o));
+  Py_VISIT(self->rebuild);
+  Py_VISIT(self->broken_type);
+  return 0;
+}
+
+int engine_clear(PyObject* o) {
+  auto* self = as_engine(o);
+  Py_CLEAR(self->rebuild);
+  Py_CLEAR(self->broken_type);
+  return 0;
+}
+
+void engine_dealloc(PyObject* o) {
+  auto* self = as_engine(o);
+  PyTypeObject* type = Py_TYPE(o);
+  PyObject_GC_UnTrack(o);
+  // Like an executor that is garbage collected: take no more work, let the
+  // queued work finish, and let interpreter shutdown join the threads.
+  if (self->core) self->core->shutdown(false);
+  self->core.~shared_ptr();
+  engine_clear(o);
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+/// Parses (future, fn, args, kwargs[, bridge]) and makes a task of `kind`.
+TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt::Task::Kind kind, const char* usage) {
+  if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
+    PyErr_Format(PyExc_TypeError, "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None)", usage);
+    return nullptr;
+  }
+  auto* self = as_engine(o);
+  if (!self->core->accepting()) return refuse(self), nullptr;
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  TaskPtr task;
+  try {
+    task = std::make_shared<PyTask>(kind);
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory(), nullptr;
+  }
+  if (kind == rt::Task::Kind::Local) {
+    if (!PyCallable_Check(args[1])) {
+      PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(args[1])->tp_name);
+      return nullptr;
+    }
+    task->local_call = PyTuple_Pack(3, args[1], args[2], args[3]);
+    if (!task->local_call) return nullptr;
+  } else {
+    Encoder enc(state, task->request);
+    if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2]) ||
+        !enc.value(args[3]))
+      return nullptr;
+  }
+  if (nargs == 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
+  return task;
+}
+
+// submit(future, fn, args, kwargs, bridge=None) -> Task
+PyObject* engine_submit(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Call, "submit");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_local(future, fn, args, kwargs, bridge=None) -> Task: runs on a
+// worker thread in this interpreter (HybridPool).
+PyObject* engine_submit_local(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Local, "submit_local");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: the
+// event loop of a worker's interpreter gets (completion, fn, args, kwargs)
+// from WorkerSlot.take_requests(); done when completion is.
+PyObject* engine_submit_deferred(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Deferred, "submit_deferred");
+  if (!task) return nullptr;
+  return enqueue(o, state_of_type(Py_TYPE(o)), std::move(task), args[0]);
+}
+
+// submit_map(future, fn, items: list[tuple], bridge=None) -> Task
+PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs < 3 || nargs > 4 || !PyList_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "submit_map(future, fn, items: list, bridge=None)");
+    return nullptr;
+  }
+  auto* self = as_engine(o);
+  if (!self->core->accepting()) return refuse(self);
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  TaskPtr task;
+  try {
+    task = std::make_shared<PyTask>(rt::Task::Kind::Map);
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
+  task->items = static_cast<uint32_t>(std::max<Py_ssize_t>(1, PyList_GET_SIZE(args[2])));
+  Encoder enc(state, task->request);
+  if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2])) return nullptr;
+  if (nargs == 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
+  return enqueue(o, state, std::move(task), args[0]);
+}
+
+// shutdown(wait, cancel_futures) -> [(future, bridge or None)] of the cancelled tasks
+PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "shutdown(wait, cancel_futures)");
+    return nullptr;
+  }
+  int wait = PyObject_IsTrue(args[0]);
+  int cancel = PyObject_IsTrue(args[1]);
+  if (wait < 0 || cancel < 0) return nullptr;
+  auto* self = as_engine(o);
+  auto cancelled = self->core->shutdown(cancel);
+  Ref futures = Ref::steal(PyList_New(0));
+  if (!futures) return nullptr;
+  for (auto& t : cancelled) {
+    Ref f = Ref::steal(std::exchange(t->future, nullptr));
+    Ref bridge = Ref::steal(std::exchange(t->bridge, nullptr));
+    Py_CLEAR(t->local_call);
+    if (!f) continue;
+    Ref pair = Ref::steal(PyTuple_Pack(2, f.get(), bridge ? bridge.get() : Py_None));
+    if (!pair || PyList_Append(futures.get(), pair.get()) < 0) return nullptr;
+  }
+  if (wait) {
+    std::shared_ptr<EngineCore> core = self->core;
+    ReleasedGil released;
+    core->join();
+  }
+  return futures.release();
+}
+
+PyObject* engine_get_broken(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->broken()); }
+
+PyObject* engine_get_broken_reason(PyObject* o, void*) {
+  auto* self = as_engine(o);
+  if (!self->core->broken()) Py_RETURN_NONE;
+  return PyUnicode_FromString(self->core->broken_reason().c_str());
+}
+
+PyObject* engine_get_workers(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->workers()); }
+PyObject* engine_get_queued(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->queued()); }
+PyObject* engine_get_accepting(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->accepting()); }
+
+PyMethodDef engine_methods[] = {
+    {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit)), METH_FASTCALL,
+     "submit(future, fn, args, kwargs) -> Task"},
+    {"submit_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_map)), METH_FASTCALL,
+     "submit_map(future, fn, items, bridge=None) -> Task: fn(*item) for each item, one task"},
+    {"submit_local", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_local)),
+     METH_FASTCALL, "submit_local(future, fn, args, kwargs, bridge=None) -> Task: run on a worker thread, here"},
+    {"submit_deferred", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_deferred)),
+     METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: for a worker's event loop"},
+    {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_shutdown)), METH_FASTCALL,
+     "shutdown(wait, cancel_futures) -> [(future, bridge)] of the cancelled tasks"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef engine_getset[] = {
+    {"broken", engine_get_broken, nullptr, "Whether a worker failed to start.", nullptr},
+    {"broken_reason", engine_get_broken_reason, nullptr, "Why the pool is broken, or None.", nullptr},
+    {"workers", engine_get_workers, nullptr, "Number of worker interpreters.", nullptr},
+    {"queued", engine_get_queued, nullptr, "Tasks waiting for a worker.", nullptr},
+    {"accepting", engine_get_accepting, nullptr, "Whether submit() still takes work.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot engine_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(engine_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(engine_clear)},
+    {Py_tp_methods, engine_methods},
+    {Py_tp_getset, engine_getset},
+    {Py_tp_doc, const_cast<char*>("The C++ core of one pool (internal: use interpool.Pool).")},
+    {0, nullptr},
+};
+
+// ------------------------------------------------------------------- Task
+
+int task_traverse(PyObject* o, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(o));
+  Py_VISIT(as_task(o)->engine);
+  return 0;
+}
+
+int task_clear(PyObject* o) {
+  Py_CLEAR(as_task(o)->engine);
+  return 0;
+}
+
+void task_dealloc(PyObject* o) {
+  auto* self = as_task(o);
+  PyTypeObject* type = Py_TYPE(o);
+  PyObject_GC_UnTrack(o);
+  if (self->task && self->task->state() == rt::Task::State::Cancelled) release_unqueued(*self->task);
+  self->task.~TaskPtr();
+  task_clear(o);
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+// cancel() -> bool: True if the task was still queued and now never runs.
+PyObject* task_cancel(PyObject* o, PyObject*) {
+  auto* self = as_task(o);
+  if (!self->task->try_cancel()) Py_RETURN_FALSE;
+  release_unqueued(*self->task);
+  Py_RETURN_TRUE;
+}
+
+// request_cancel() -> bool: ask a running Deferred task's worker to cancel it.
+PyObject* task_request_cancel(PyObject* o, PyObject*) {
+  auto* self = as_task(o);
+  PyTask& task = *self->task;
+  if (task.kind() != rt::Task::Kind::Deferred || task.state() != rt::Task::State::Running || task.worker < 0 ||
+      task.cancel_requested.exchange(true))
+    Py_RETURN_FALSE;
+  as_engine(self->engine)->core->slot(static_cast<std::size_t>(task.worker)).request_cancel(self->task);
+  Py_RETURN_TRUE;
+}
+
+// settle(timeout: float | None) -> bool
+// Waits, without holding the GIL and interruptibly, until the task finished,
+// then delivers its result to the future unless someone already did.  Returns
+// False on timeout.  Raises whatever a signal handler raises (Ctrl-C).
+PyObject* task_settle(PyObject* o, PyObject* arg) {
+  auto* self = as_task(o);
+  rt::Task& task = *self->task;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (arg != Py_None) {
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
+    deadline = std::chrono::steady_clock::now() +
+               std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(std::max(0.0, seconds)));
+  }
+  while (!task.finished()) {
+    std::chrono::nanoseconds slice = kSignalCheckInterval;
+    if (deadline) {
+      auto left = *deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) Py_RETURN_FALSE;
+      slice = std::min<std::chrono::nanoseconds>(slice, left);
+    }
+    rt::WaitStatus status;
+    {
+      ReleasedGil released;
+      status = task.wait(slice);
+    }
+    if (status != rt::WaitStatus::Woken && PyErr_CheckSignals() < 0) return nullptr;
+  }
+  if (task.state() == rt::Task::State::Done) {
+    auto* engine = as_engine(self->engine);
+    deliver(state_of_type(Py_TYPE(o)), engine->rebuild, *self->task);
+  }
+  Py_RETURN_TRUE;
+}
+
+PyObject* task_get_running(PyObject* o, void*) {
+  return PyBool_FromLong(as_task(o)->task->state() == rt::Task::State::Running);
+}
+
+PyObject* task_get_finished(PyObject* o, void*) { return PyBool_FromLong(as_task(o)->task->finished()); }
+
+PyMethodDef task_methods[] = {
+    {"cancel", task_cancel, METH_NOARGS, "Cancel the task if it has not started.  Returns whether it was."},
+    {"request_cancel", task_request_cancel, METH_NOARGS,
+     "Ask the worker running a deferred task to cancel it.  Returns whether the request was sent."},
+    {"settle", task_settle, METH_O,
+     "settle(timeout) -> bool: wait for the task and deliver its result to its future."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef task_getset[] = {
+    {"running", task_get_running, nullptr, "Whether a worker runs the task now.", nullptr},
+    {"finished", task_get_finished, nullptr, "Whether the task completed or was cancelled.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot task_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(task_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(task_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(task_clear)},
+    {Py_tp_methods, task_methods},
+    {Py_tp_getset, task_getset},
+    {Py_tp_doc, const_cast<char*>("The engine side of one submitted task (internal).")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec engine_spec = {
+    "interpool._core.Engine",
+    sizeof(EngineObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    engine_slots,
+};
+
+PyType_Spec task_spec = {
+    "interpool._core.Task",
+    sizeof(TaskObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    task_slots,
+};
+
+}  // namespace interpool::py

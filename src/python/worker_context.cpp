@@ -1,0 +1,181 @@
+// src/python/worker_context.cpp: a worker interpreter's side of running a task.
+#include "python/worker_context.hpp"
+
+#include <string_view>
+#include <utility>
+
+namespace interpool::py {
+namespace {
+
+// Worker-side cache bound: distinct callables (partials with different bound
+// arguments count separately) kept per worker interpreter.
+constexpr std::size_t kWorkerCallableCacheLimit = 512;
+
+/// "TypeName: message" for an exception object, for broken-pool reasons.
+std::string exception_summary(PyObject* exc) {
+  std::string out = Py_TYPE(exc)->tp_name;
+  Ref text = Ref::steal(PyObject_Str(exc));
+  if (text) {
+    const char* s = PyUnicode_AsUTF8(text.get());
+    if (s && *s) (out += ": ") += s;
+  }
+  PyErr_Clear();
+  return out;
+}
+
+}  // namespace
+
+bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info) {
+  auto fail_here = [&](const char* step) {
+    PyObject* exc = PyErr_GetRaisedException();
+    reason = std::string(step) + (exc ? " (" + exception_summary(exc) + ")" : "");
+    if (exc && _describe) {
+      std::string original = exception_summary(exc);
+      if (describe(exc, info, nullptr)) reason = std::string(step) + ": " + original;
+    }
+    Py_XDECREF(exc);
+    PyErr_Clear();
+    return false;
+  };
+
+  // sys.path first: interpool itself may only be importable through it.
+  Ref path = Ref::steal(PyList_New(static_cast<Py_ssize_t>(recipe.sys_path.size())));
+  if (!path) return fail_here("could not set up sys.path in a worker interpreter");
+  for (std::size_t i = 0; i < recipe.sys_path.size(); ++i) {
+    const std::string& entry = recipe.sys_path[i];
+    PyObject* s = PyUnicode_DecodeFSDefaultAndSize(entry.data(), static_cast<Py_ssize_t>(entry.size()));
+    if (!s) return fail_here("could not set up sys.path in a worker interpreter");
+    PyList_SET_ITEM(path.get(), i, s);
+  }
+  if (PySys_SetObject("path", path.get()) < 0) return fail_here("could not set sys.path in a worker interpreter");
+
+  _core = Ref::steal(PyImport_ImportModule("interpool._core"));
+  if (!_core) return fail_here("could not import interpool._core in a worker interpreter");
+  _state = &state_of(_core.get());
+  _worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+  if (!_worker) return fail_here("could not import interpool._worker in a worker interpreter");
+  _describe = Ref::steal(PyObject_GetAttrString(_worker.get(), "describe_exception"));
+  if (!_describe) return fail_here("interpool._worker is incomplete");
+
+  {
+    Decoder dec(*_state, recipe.setup);
+    Ref args = Ref::steal(dec.value());
+    if (!args) return fail_here("could not decode the worker setup");
+    Ref setup = Ref::steal(PyObject_GetAttrString(_worker.get(), "setup"));
+    if (!setup) return fail_here("interpool._worker is incomplete");
+    Ref done = Ref::steal(PyObject_Call(setup.get(), args.get(), nullptr));
+    if (!done) return fail_here("worker setup failed");
+  }
+
+  if (!recipe.initializer.empty()) {
+    Decoder dec(*_state, recipe.initializer);
+    Ref holder;
+    PyObject* fn = callable(dec, holder);
+    if (!fn) return fail_here("initializer failed");
+    Ref args = Ref::steal(dec.value());
+    if (!args) return fail_here("initializer failed");
+    Ref done = Ref::steal(PyObject_Call(fn, args.get(), nullptr));
+    if (!done) return fail_here("initializer failed");
+  }
+  return true;
+}
+
+PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
+  std::string_view flag, blob;
+  if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
+  if (flag == "u") {
+    holder = Ref::steal(dec.unpickle(blob));
+    return holder.get();
+  }
+  auto it = _callables.find(blob);
+  if (it != _callables.end()) return it->second.get();
+  Ref fn;
+  if (flag == "s") {
+    Ref code = Ref::steal(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size())));
+    fn = code ? Ref::steal(PyObject_CallMethod(_worker.get(), "decode_stateless", "O", code.get())) : Ref();
+  } else {
+    fn = Ref::steal(dec.unpickle(blob));
+  }
+  if (!fn) return nullptr;
+  if (_callables.size() >= kWorkerCallableCacheLimit) _callables.clear();
+  return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
+}
+
+bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial) {
+  out.clear();
+  Ref info = Ref::steal(PyObject_CallOneArg(_describe.get(), exc));
+  if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
+  if (!info) {
+    PyErr_Clear();
+    // describe_exception itself failed: fall back to what C++ can say.
+    Ref type_name = Ref::steal(PyUnicode_FromString(Py_TYPE(exc)->tp_name));
+    Ref message = Ref::steal(PyUnicode_FromString(exception_summary(exc).c_str()));
+    Ref empty = Ref::steal(PyUnicode_FromString(""));
+    Ref kind = Ref::steal(PyUnicode_FromString("exception"));
+    if (!type_name || !message || !empty || !kind) return PyErr_Clear(), false;
+    info = Ref::steal(PyTuple_Pack(5, kind.get(), Py_None, type_name.get(), message.get(), empty.get()));
+    if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
+    if (!info) return PyErr_Clear(), false;
+  }
+  Encoder enc(*_state, out);
+  if (!enc.value(info.get())) {
+    PyErr_Clear();
+    out.clear();
+    return false;
+  }
+  return true;
+}
+
+void WorkerContext::fail(PyTask& task, PyObject* partial) {
+  PyObject* exc = PyErr_GetRaisedException();
+  task.failed = true;
+  if (!describe(exc, task.response, partial)) task.response.clear();
+  Py_XDECREF(exc);
+}
+
+void WorkerContext::finalize(const WorkerRecipe& recipe) {
+  if (recipe.finalizer.empty() || !_state) return;
+  Decoder dec(*_state, recipe.finalizer);
+  Ref holder;
+  PyObject* fn = callable(dec, holder);
+  Ref args = fn ? Ref::steal(dec.value()) : Ref();
+  Ref done = args ? Ref::steal(PyObject_Call(fn, args.get(), nullptr)) : Ref();
+  if (!done) PyErr_WriteUnraisable(nullptr);
+}
+
+void WorkerContext::run(PyTask& task) {
+  Decoder dec(*_state, task.request);
+  Ref holder;
+  PyObject* fn = callable(dec, holder);
+  if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr);
+
+  if (task.kind() == rt::Task::Kind::Call) {
+    Ref args = Ref::steal(dec.value());
+    Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
+    if (!kwargs) return fail(task, nullptr);
+    Ref result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+    if (!result) return fail(task, nullptr);
+    Encoder enc(*_state, task.response);
+    if (!enc.value(result.get())) return fail(task, nullptr);
+    return;
+  }
+
+  // Map: fn(*item) for each item of the chunk, stopping at the first error.
+  Ref results = Ref::steal(PyList_New(0));
+  Ref items = results ? Ref::steal(dec.value()) : Ref();
+  if (!items) return fail(task, results.get());
+  Py_ssize_t n = PyList_GET_SIZE(items.get());
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PyList_GET_ITEM(items.get(), i);
+    Ref r = Ref::steal(PyObject_Call(fn, item, nullptr));
+    if (!r || PyList_Append(results.get(), r.get()) < 0) return fail(task, results.get());
+  }
+  Encoder enc(*_state, task.response);
+  if (!enc.value(results.get())) {
+    Ref none = Ref::steal(PyList_New(0));
+    task.response.clear();
+    return fail(task, none.get());
+  }
+}
+
+}  // namespace interpool::py

@@ -1,0 +1,72 @@
+// src/python/worker_context.hpp: a worker interpreter's side of running a task.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "python/codec.hpp"
+#include "python/engine.hpp"
+#include "python/handle_object.hpp"
+
+namespace interpool::py {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+/// The state of one worker interpreter, on its own thread, under its own GIL.
+class WorkerContext {
+ public:
+  /// Prepares the interpreter: sys.path, interpool imports, __main__, then
+  /// the user's initializer.  On failure fills `reason` and, when possible,
+  /// `info` (the encoded exception description).
+  bool setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info);
+
+  /// Runs a Call or Map `task` and writes its response.
+  void run(PyTask& task);
+
+  /// Runs the recipe's finalizer, if any; errors are reported as unraisable.
+  void finalize(const WorkerRecipe& recipe);
+
+  /// Fails `task` with the pending exception.
+  void fail_with_pending(PyTask& task) { fail(task, nullptr); }
+
+  /// Drops decoded copies of SharedValues that were released.
+  void sweep_shared() {
+    if (_state && _state->shared_cache->seen_epoch != rt::SharedValue::released_epoch())
+      _state->shared_cache->sweep();
+  }
+
+  /// Drops every reference this interpreter's objects hold, after running
+  /// interpool._worker.teardown().
+  void clear() {
+    if (_worker) {
+      Ref done = Ref::steal(PyObject_CallMethod(_worker.get(), "teardown", nullptr));
+      if (!done) PyErr_WriteUnraisable(_worker.get());
+    }
+    _callables.clear();
+    _describe.reset();
+    _worker.reset();
+    _core.reset();
+  }
+
+ private:
+  /// The callable a request starts with: a flag byte ('c': pickled by name,
+  /// cacheable; 'u': carries handles, decoded afresh), then the pickle.
+  PyObject* callable(Decoder& dec, Ref& holder);
+  void fail(PyTask& task, PyObject* partial);
+  bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
+
+  Ref _core;      // interpool._core, imported in this interpreter
+  Ref _worker;    // interpool._worker
+  Ref _describe;  // interpool._worker.describe_exception
+  ModuleState* _state = nullptr;
+  std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
+};
+
+}  // namespace interpool::py
