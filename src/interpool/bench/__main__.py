@@ -134,7 +134,7 @@ def main(argv=None, default_only=None) -> int:
         result = workloads[name].run(config)
         results[name] = result
         print()
-        print(result.render())
+        print(result.render(quick=config.quick))
         print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
     meta["suite_seconds"] = round(time.perf_counter() - t_suite, 3)
 

@@ -330,12 +330,14 @@ class WorkloadResult:
             "targets": [t.as_dict() for t in self.targets],
         }
 
-    def render(self) -> str:
+    def render(self, quick: bool = False) -> str:
         out = [f"== {self.title} ==", self.description]
         for t in self.tables:
             out += ["", t.render()]
         if self.targets:
             out += ["", "Targets:"]
+            if quick:
+                out.append("  (--quick: sizes too small to judge the targets by; run without --quick to do so)")
             for t in self.targets:
                 extra = f"  ({t.detail})" if t.detail else ""
                 out.append(f"  [{t.status:>4}] {t.text}{extra}")
