@@ -55,6 +55,21 @@ def pool(make_pool):
     return make_pool(2)
 
 
+@pytest.fixture
+def pools():
+    """Factory for interpool.Pool objects that are shut down after the test."""
+    made = []
+
+    def factory(workers=1, **kwargs):
+        pool = interpool.Pool(workers, **kwargs)
+        made.append(pool)
+        return pool
+
+    yield factory
+    for pool in made:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(params=[1, 2], ids=["1worker", "2workers"])
 def sized_pool(request, make_pool):
     """A fresh pool of each kind, with 1 and with 2 workers."""

@@ -34,21 +34,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def pools():
-    """Factory for interpool.Pool objects that are shut down after the test."""
-    made = []
-
-    def factory(workers=1, **kwargs):
-        pool = interpool.Pool(workers, **kwargs)
-        made.append(pool)
-        return pool
-
-    yield factory
-    for pool in made:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
 def pool(pools):
     """One worker: every task runs in the same interpreter."""
     return pools(1)

@@ -31,20 +31,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def pools():
-    made = []
-
-    def factory(workers=1, **kwargs):
-        pool = interpool.Pool(workers, **kwargs)
-        made.append(pool)
-        return pool
-
-    yield factory
-    for pool in made:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
 def pool(pools):
     return pools(1)
 
