@@ -500,6 +500,12 @@ def sort_measurements(ms: list[Measurement], key: Callable[[Measurement], float]
     return sorted(ms, key=lambda m: (rank[m.status], key(m) if m.ok else 0.0))
 
 
+def rows(ms: list[Measurement], key: Callable[[Measurement], float],
+         row: Callable[[Measurement], list[str]]) -> list:
+    """Table rows sorted by ``key``: ``row(m)`` for OK peers, status rows for the rest."""
+    return [row(m) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
+
+
 def error_notes(ms: list[Measurement]) -> list[str]:
     return [f"ERROR {m.label}: {m.detail}" for m in ms if m.status == "error"]
 

@@ -183,17 +183,12 @@ def _overhead(config):
     ]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
     awaiting = h.find(ms, "serial-future")
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.per_item):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label, f"{m.n:,}", h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-            h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
-            h.fmt_ms(m.startup),
-        ])
+    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
+        m.label, f"{m.n:,}", h.fmt_us(m.per_item),
+        h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
+        h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
+        h.fmt_ms(m.startup),
+    ])
     table = h.Table(
         f"(a) {n:,} awaited noop() tasks through asyncio.gather, {config.workers} workers",
         ["peer", "items", "µs/task", "vs. interpool", "µs above floor", "startup ms"],
@@ -269,15 +264,10 @@ def _async_pool(config):
         for p, task in peers
     ]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.best):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
-            h.fmt_ms(m.per_item), h.fmt_ms(m.startup),
-        ])
+    rows = h.rows(ms, lambda m: m.best, lambda m: [
+        m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
+        h.fmt_ms(m.per_item), h.fmt_ms(m.startup),
+    ])
     table = h.Table(
         f"(b) {n:,} coroutines: await asyncio.sleep({delay}), then ~1 ms CPU (sum_squares({spin:,}))",
         ["peer", "time s", "vs. main loop", "ms/coroutine", "startup ms"],
@@ -345,16 +335,11 @@ def _gridsearch(config):
         for p, task in peers
     ]
     base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.best):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
-            h.fmt_ratio(m.best / pm.best) if pm else "-", h.fmt_us(m.per_item), str(m.answer),
-            h.fmt_ms(m.startup),
-        ])
+    rows = h.rows(ms, lambda m: m.best, lambda m: [
+        m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
+        h.fmt_ratio(m.best / pm.best) if pm else "-", h.fmt_us(m.per_item), str(m.answer),
+        h.fmt_ms(m.startup),
+    ])
     table = h.Table(
         f"(c) grid search, {len(cells):,} cells, {workers} workers (default_pool's size), grid shared once",
         ["peer", "time s", "vs. serial", "vs. Pool.map", "µs/task", "answer", "startup ms"],

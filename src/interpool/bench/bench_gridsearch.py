@@ -92,19 +92,14 @@ def run(config: h.Config) -> h.WorkloadResult:
     def speedup(m):
         return base.best / m.best if (base is not None and m.ok) else None
 
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.best):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(speedup(m)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ])
+    rows = h.rows(ms, lambda m: m.best, lambda m: [
+        m.label,
+        h.fmt_s(m.best),
+        h.fmt_ratio(speedup(m)),
+        h.fmt_us(m.per_item),
+        str(m.answer),
+        h.fmt_ms(m.startup),
+    ])
     table = h.Table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, route {len(path):,} cells)",

@@ -71,18 +71,13 @@ def _section(config, peers, task, *, n, probe, budget, repeats, check, section):
 
 def _table(title: str, ms: list[h.Measurement], unit: str) -> h.Table:
     base = h.find(ms, "interpool")
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.per_item):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-            h.fmt_ms(m.startup),
-        ])
+    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
+        m.label,
+        f"{m.n:,}",
+        h.fmt_us(m.per_item),
+        h.fmt_ratio(m.per_item / base.per_item) if base else "-",
+        h.fmt_ms(m.startup),
+    ])
     return h.Table(
         title,
         ["peer", "items", f"µs/{unit}", "vs. interpool", "startup ms"],

@@ -97,15 +97,10 @@ def run(config: h.Config) -> h.WorkloadResult:
         ))
 
     ip = h.find(ms, "interpool")
-    rows = []
-    for m in h.sort_measurements(ms, lambda m: m.per_item):
-        if not m.ok:
-            rows.append(h.status_row(m))
-            continue
-        rows.append([
-            m.label, f"{m.n:,}", f"{1 / m.per_item:,.0f}", h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-        ])
+    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
+        m.label, f"{m.n:,}", f"{1 / m.per_item:,.0f}", h.fmt_us(m.per_item),
+        h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
+    ])
     table = h.Table(
         "ping-pong between the caller and 1 worker",
         ["peer", "round trips", "round trips/s", "µs/round trip", "vs. interpool"],
