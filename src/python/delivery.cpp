@@ -133,7 +133,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   task.response.clear();
   // The response may have held the last reference to a SharedValue that
   // this interpreter decoded: drop the cached copy now, not at the next decode.
-  if (state.shared_cache->seen_epoch != rt::SharedValue::released_epoch()) state.shared_cache->sweep();
+  state.shared_cache->sweep_if_released();
   if (!outcome) {
     // The result could not be received here (say, its class does not import
     // in this interpreter): the future fails with that error.

@@ -131,7 +131,7 @@ void SharedCache::clear() {
 
 static PyObject* materialize(ModuleState& state, const std::shared_ptr<rt::SharedValue>& shared) {
   SharedCache& cache = *state.shared_cache;
-  if (cache.seen_epoch != rt::SharedValue::released_epoch()) cache.sweep();
+  cache.sweep_if_released();
   auto it = cache.entries.find(shared.get());
   if (it != cache.entries.end() && !it->second.weak.expired()) return Py_NewRef(it->second.value);
   Decoder dec(state, shared->payload());

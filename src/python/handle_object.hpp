@@ -57,6 +57,10 @@ struct SharedCache {
 
   /// Drops the copies of SharedValues that are gone.  GIL held.
   void sweep();
+  /// sweep(), if any SharedValue was released since the last one.  GIL held.
+  void sweep_if_released() {
+    if (seen_epoch != rt::SharedValue::released_epoch()) sweep();
+  }
   /// Drops every copy.  GIL held.
   void clear();
 };

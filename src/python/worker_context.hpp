@@ -38,8 +38,7 @@ class WorkerContext {
 
   /// Drops decoded copies of SharedValues that were released.
   void sweep_shared() {
-    if (_state && _state->shared_cache->seen_epoch != rt::SharedValue::released_epoch())
-      _state->shared_cache->sweep();
+    if (_state) _state->shared_cache->sweep_if_released();
   }
 
   /// Drops every reference this interpreter's objects hold, after running
