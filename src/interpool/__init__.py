@@ -7,13 +7,13 @@
 """
 
 from ._core import Barrier, Event, Lock, Queue, RLock, Semaphore, Shared, SharedBuffer, share
-from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback
+from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback, TaskInterrupted
 from ._async_pool import AsyncPool
 from ._default import default_pool, to_interpreter
 from ._executor import InterpreterPoolExecutor
 from ._future import Future
 from ._hybrid import HybridPool, isolated
-from ._pool import Pool, default_workers
+from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
 
 # The names the asyncio world knows these by.
 InterpreterThreadPoolExecutor = HybridPool
@@ -31,6 +31,7 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenPool",
+    "CallOptions",
     "Event",
     "Future",
     "HybridPool",
@@ -38,6 +39,7 @@ __all__ = [
     "InterpreterThreadPoolExecutor",
     "Lock",
     "Pool",
+    "PoolStats",
     "Queue",
     "QueueClosed",
     "RLock",
@@ -45,7 +47,9 @@ __all__ = [
     "RemoteTraceback",
     "Semaphore",
     "Shared",
+    "TaskInterrupted",
     "SharedBuffer",
+    "WorkerStats",
     "default_pool",
     "default_workers",
     "interpreter",

@@ -26,15 +26,15 @@ class RunFuture(asyncio.Future):
     it as it is (no Task per call), and also a coroutine, so that
     ``TaskGroup.create_task`` and ``loop.create_task`` accept it: driving it
     as a coroutine drives its own ``__await__``.  Cancelling it cancels the
-    work if no worker has started it.
+    work if no worker has started it, and interrupts it if one has.
     """
 
     __slots__ = ("_interpool_task", "_awaiting")
 
     def cancel(self, msg=None):
         task = getattr(self, "_interpool_task", None)
-        if task is not None and not self.done():
-            task.cancel()
+        if task is not None and not self.done() and not task.cancel():
+            task.interrupt()  # already running: stop it in the worker
         return super().cancel(msg)
 
     # The coroutine protocol (send/throw/close), over self.__await__().

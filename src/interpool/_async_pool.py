@@ -44,19 +44,18 @@ class AsyncPool:
         self._concurrency = concurrency
         warm_up_task_parser()
         self._engine = _core.Engine(
-            self._workers,
-            0,
-            list(sys.path),
-            (_main_spec(), list(sys.argv)),
-            _aworker.start,
-            (initializer, tuple(initargs)),
-            _errors.rebuild,
-            _errors.BrokenPool,
-            "interpool-async-",
-            False,
-            concurrency,
-            _aworker.stop,
-            (),
+            workers=self._workers,
+            max_tasks=0,
+            sys_path=list(sys.path),
+            setup=(_main_spec(), list(sys.argv)),
+            initializer=_aworker.start,
+            initargs=(initializer, tuple(initargs)),
+            rebuild=_errors.rebuild,
+            broken_type=_errors.BrokenPool,
+            name_prefix="interpool-async-",
+            max_deferred=concurrency,
+            finalizer=_aworker.stop,
+            finalargs=(),
         )
         self._running = {}  # asyncio future -> engine task
 

@@ -14,12 +14,14 @@ import queue as _queue
 from concurrent.futures import BrokenExecutor
 from concurrent.futures.thread import BrokenThreadPool
 
+from ._core import TaskInterrupted
+
 try:  # 3.14+: let `except BrokenInterpreterPool` catch ours too
     from concurrent.futures.interpreter import BrokenInterpreterPool as _StdlibBroken
 except ImportError:
     _StdlibBroken = BrokenThreadPool
 
-__all__ = ["BrokenPool", "QueueClosed", "RemoteError", "RemoteTraceback"]
+__all__ = ["BrokenPool", "QueueClosed", "RemoteError", "RemoteTraceback", "TaskInterrupted"]
 
 
 class BrokenPool(_StdlibBroken):
@@ -83,6 +85,10 @@ def rebuild(info, *, _cause=None):
     ``notice`` true, the failure is also logged on the ``concurrent.futures``
     logger, as the stdlib executors log a failing initializer.
     """
+    if info[0] == "cancelled":  # a task stopped on request, for an asyncio future
+        import asyncio
+
+        return asyncio.CancelledError()
     if info[0] == "broken":
         reason, cause = info[1], info[2]
         exc = BrokenPool(reason)

@@ -36,15 +36,13 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
     _stateless_functions = True
     _rebuild = staticmethod(_errors.rebuild_stdlib)
 
-    def submit(self, fn, /, *args, **kwargs):
+    def _submit(self, fn, args, kwargs, timeout):
         try:
-            return super().submit(fn, *args, **kwargs)
+            return super()._submit(fn, args, kwargs, timeout)
         except TypeError as exc:
             if NotShareableError is None or isinstance(exc, NotShareableError):
                 raise
             raise NotShareableError(str(exc)) from exc
-
-    submit.__doc__ = Pool.submit.__doc__
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
         if max_workers is None:

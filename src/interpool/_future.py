@@ -22,6 +22,9 @@ class Future(_base.Future):
       one future does not depend on the pool's delivery thread.
     * ``running()`` reports whether a worker is running the task right now,
       and ``cancel()`` succeeds only while the task is still queued.
+
+    And one thing a plain Future cannot do: :meth:`interrupt` stops a task
+    that already runs.
     """
 
     _task = None  # the engine's handle, set by the pool right after creation
@@ -55,6 +58,26 @@ class Future(_base.Future):
             self._mark_cancelled()
             return True
         return super().cancel()
+
+    def interrupt(self):
+        """Stop the task, even if it already runs.
+
+        A queued task is cancelled.  A running one gets
+        :class:`interpool.TaskInterrupted` raised in its Python code, within
+        milliseconds even in a tight loop; once it has stopped, this future
+        is cancelled.  A task that finishes first keeps its result.  Code
+        blocked in C (``time.sleep``, a blocking read) cannot see the
+        exception: if the task has not stopped after the pool's
+        ``interrupt_grace``, its worker is abandoned and replaced, and this
+        future is cancelled.
+
+        Returns True if the task was cancelled or asked to stop, False if it
+        had already finished.
+        """
+        if self.cancel():
+            return True
+        task = self._task
+        return task is not None and self._state == _PENDING and task.interrupt()
 
     def _mark_cancelled(self):
         # The engine already dropped the task: move the future to

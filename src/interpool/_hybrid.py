@@ -106,26 +106,20 @@ class HybridPool(Pool, ThreadPoolExecutor):
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)``: in an interpreter if ``fn`` is
         :func:`isolated`, else on a worker thread in this interpreter."""
-        future = Future()
+        return self._submit(fn, args, kwargs, None)
+
+    def _start(self, future, fn, args, kwargs, bridge=None, timeout=None):
         call = _isolated_call(fn, args, kwargs)
         if call is None:
-            future._task = self._engine.submit_local(future, fn, args, kwargs or None)
-        else:
-            future._task = self._engine.submit(future, call[0], call[1], call[2] or None)
-        return future
+            return self._engine.submit_local(future, fn, args, kwargs or None, bridge, timeout)
+        return self._engine.submit(future, call[0], call[1], call[2] or None, bridge, timeout)
 
-    def _submit_for_loop(self, future, fn, args, kwargs, bridge):
-        call = _isolated_call(fn, args, kwargs)
-        if call is None:
-            return self._engine.submit_local(future, fn, args, kwargs or None, bridge)
-        return self._engine.submit(future, call[0], call[1], call[2] or None, bridge)
-
-    def _submit_chunk(self, fn, items, future=None, bridge=None):
+    def _submit_chunk(self, fn, items, future=None, bridge=None, timeout=None):
         if isinstance(fn, isolated):
-            return super()._submit_chunk(fn, items, future, bridge)
+            return super()._submit_chunk(fn, items, future, bridge, timeout)
         if future is None:
             future = Future()
-        future._task = self._engine.submit_local(future, _run_items, (fn, items), None, bridge)
+        future._task = self._engine.submit_local(future, _run_items, (fn, items), None, bridge, timeout)
         return future
 
 

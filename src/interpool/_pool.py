@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import os
 import sys
@@ -68,6 +69,16 @@ def _check_positive(name, value):
         raise ValueError(f"{name} must be greater than 0, got {value}")
 
 
+def _check_seconds(name, value, *, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds{' or None' if allow_none else ''}, not {type(value).__name__}")
+    if not value > 0 or value > 1e9:
+        raise ValueError(f"{name} must be greater than 0 seconds (and at most 1e9), got {value!r}")
+    return float(value)
+
+
 def _check_buffersize(buffersize):
     # Word for word the stdlib's Executor.map checks.
     if buffersize is None:
@@ -106,10 +117,21 @@ class Pool(_base.Executor):
     _stateless_functions = False  # InterpreterPoolExecutor: also send stateless functions as code
     _rebuild = staticmethod(_errors.rebuild)
 
-    def __init__(self, workers=None, *, initializer=None, initargs=(), max_tasks_per_worker=None):
+    def __init__(
+        self,
+        workers=None,
+        *,
+        initializer=None,
+        initargs=(),
+        max_tasks_per_worker=None,
+        task_timeout=None,
+        interrupt_grace=1.0,
+    ):
         _check_not_bootstrapping()
         _check_positive("workers", workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
+        task_timeout = _check_seconds("task_timeout", task_timeout)
+        interrupt_grace = _check_seconds("interrupt_grace", interrupt_grace, allow_none=False)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
         try:
@@ -124,20 +146,19 @@ class Pool(_base.Executor):
         if main is not None:
             sys.modules.setdefault("__mp_main__", main)
         self._engine = _core.Engine(
-            self._workers,
-            max_tasks_per_worker or 0,
-            list(sys.path),
-            (_main_spec(), list(sys.argv)),
-            initializer,
-            initargs,
-            self._rebuild,
-            _errors.BrokenPool,
-            self._thread_name_prefix,
-            self._local_tasks,
-            1,
-            None,
-            (),
-            self._stateless_functions,
+            workers=self._workers,
+            max_tasks=max_tasks_per_worker or 0,
+            sys_path=list(sys.path),
+            setup=(_main_spec(), list(sys.argv)),
+            initializer=initializer,
+            initargs=initargs,
+            rebuild=self._rebuild,
+            broken_type=_errors.BrokenPool,
+            name_prefix=self._thread_name_prefix,
+            local_tasks=self._local_tasks,
+            stateless=self._stateless_functions,
+            task_timeout=task_timeout or 0.0,
+            interrupt_grace=interrupt_grace,
         )
         self._shutdown_lock = threading.Lock()
 
@@ -159,20 +180,52 @@ class Pool(_base.Executor):
             RuntimeError: the pool was shut down.
             BrokenPool: a worker failed to start.
         """
+        return self._submit(fn, args, kwargs, None)
+
+    def _submit(self, fn, args, kwargs, timeout):
         future = Future()
         try:
-            future._task = self._engine.submit(future, fn, args, kwargs or None)
+            future._task = self._start(future, fn, args, kwargs, None, timeout)
         except TypeError:
             check_not_coroutine(fn, "submit")
             raise
         return future
 
-    def _submit_chunk(self, fn, items, future=None, bridge=None):
+    def _start(self, future, fn, args, kwargs, bridge=None, timeout=None):
+        """Queue ``fn(*args, **kwargs)`` to complete ``future``; returns the engine task."""
+        return self._engine.submit(future, fn, args, kwargs or None, bridge, timeout)
+
+    def _submit_chunk(self, fn, items, future=None, bridge=None, timeout=None):
         """Submit one map chunk; its future's result is (values, exception or None)."""
         if future is None:
             future = Future()
-        future._task = self._engine.submit_map(future, fn, items, bridge)
+        future._task = self._engine.submit_map(future, fn, items, bridge, timeout)
         return future
+
+    def options(self, *, timeout=None):
+        """This pool's calls with per-call settings: ``pool.options(timeout=0.5).submit(f, x)``.
+
+        Args:
+            timeout: seconds a task may run once a worker starts it (each map
+                chunk counts as one task).  When it is up, ``TaskInterrupted``
+                is raised in the task's code and its future raises the builtin
+                ``TimeoutError``.  None: the pool's ``task_timeout``.
+
+        The returned object has ``submit``, ``map``, ``run`` and ``map_async``
+        with the pool's signatures; the user function's own keyword arguments
+        are never taken for options.
+        """
+        return CallOptions(self, _check_seconds("timeout", timeout))
+
+    def stats(self):
+        """A snapshot of what the pool does now: a :class:`PoolStats`.
+
+        Counts cover tasks (a map chunk counts as one) since the pool
+        started; ``workers`` lists each worker's current task.
+        """
+        raw = self._engine.stats()
+        workers = tuple(WorkerStats(**w) for w in raw.pop("workers"))
+        return PoolStats(workers=workers, **raw)
 
     def run(self, fn, /, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a worker; await the result: ``await pool.run(f, x)``.
@@ -183,26 +236,27 @@ class Pool(_base.Executor):
         ``create_task`` also take, as a coroutine.  Called with no running
         loop (``asyncio.run(pool.run(f))``), it returns a coroutine that
         submits when it runs.  Results reach the event loop in batches with
-        others that completed meanwhile.  Cancelling it cancels the work if
-        no worker has started it; a running call finishes and its result is
-        dropped.  Each call belongs to the loop it was made in; another
-        thread's loop can make its own calls on the same pool.
+        others that completed meanwhile.  Cancelling it (``asyncio.timeout``,
+        ``wait_for``, a failing TaskGroup sibling) cancels the work if no
+        worker has started it, and interrupts it if one has.  Each call
+        belongs to the loop it was made in; another thread's loop can make
+        its own calls on the same pool.
         """
+        return self._run(fn, args, kwargs, None)
+
+    def _run(self, fn, args, kwargs, timeout):
         check_not_coroutine(fn, "run")
         loop = running_loop()
         if loop is None:
-            return self._run_when_awaited(fn, args, kwargs)
+            return self._run_when_awaited(fn, args, kwargs, timeout)
         future = RunFuture(loop=loop)
-        future._interpool_task = self._submit_for_loop(future, fn, args, kwargs, bridge_for(loop))
+        future._interpool_task = self._start(future, fn, args, kwargs, bridge_for(loop), timeout)
         return future
 
-    def _submit_for_loop(self, future, fn, args, kwargs, bridge):
-        return self._engine.submit(future, fn, args, kwargs or None, bridge)
+    async def _run_when_awaited(self, fn, args, kwargs, timeout):
+        return await self._run(fn, args, kwargs, timeout)
 
-    async def _run_when_awaited(self, fn, args, kwargs):
-        return await self.run(fn, *args, **kwargs)
-
-    async def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
+    def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
         """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
 
         Args:
@@ -211,8 +265,12 @@ class Pool(_base.Executor):
             ordered: yield results in input order (True) or as they complete.
             chunksize: items per task; None picks one as ``map`` does.
 
-        Closing or cancelling the iteration cancels the work not yet started.
+        Closing or cancelling the iteration (``break`` included) cancels the
+        work not yet started and interrupts the work that runs.
         """
+        return self._map_async(fn, iterable, ordered, chunksize, None)
+
+    async def _map_async(self, fn, iterable, ordered, chunksize, timeout):
         check_not_coroutine(fn, "map_async")
         _check_positive("chunksize", chunksize)
         if hasattr(iterable, "__aiter__"):
@@ -225,7 +283,7 @@ class Pool(_base.Executor):
         pending = []
         try:
             for i in range(0, len(items), size):
-                pending.append(self._submit_chunk(fn, items[i : i + size], loop.create_future(), bridge))
+                pending.append(self._submit_chunk(fn, items[i : i + size], loop.create_future(), bridge, timeout))
             del items
             if ordered:
                 for future in pending:
@@ -244,7 +302,7 @@ class Pool(_base.Executor):
         finally:
             for future in pending:
                 if not future.done():
-                    future._task.cancel()
+                    _stop_task(future._task)
                     future.cancel()
 
     def _auto_chunksize(self, n):
@@ -268,8 +326,13 @@ class Pool(_base.Executor):
                 and submits all input at once, like the stdlib.
 
         If ``fn`` raises, the iterator yields the results before that item and
-        then raises the exception; unfinished tasks are cancelled.
+        then raises the exception; unfinished tasks are cancelled.  When
+        ``timeout`` expires, the tasks still queued are cancelled and the
+        running ones are interrupted.
         """
+        return self._map(fn, iterables, timeout, chunksize, buffersize, None)
+
+    def _map(self, fn, iterables, timeout, chunksize, buffersize, task_timeout):
         _check_positive("chunksize", chunksize)
         _check_buffersize(buffersize)
         if not callable(fn):
@@ -280,7 +343,9 @@ class Pool(_base.Executor):
         if buffersize is None:
             items = list(items)
             size = chunksize or self._auto_chunksize(len(items))
-            futures = [self._submit_chunk(fn, items[i : i + size]) for i in range(0, len(items), size)]
+            futures = [
+                self._submit_chunk(fn, items[i : i + size], timeout=task_timeout) for i in range(0, len(items), size)
+            ]
             return _chunk_results(futures, end_time)
 
         if chunksize is None:
@@ -294,32 +359,41 @@ class Pool(_base.Executor):
                 chunk = list(itertools.islice(source, chunksize))
                 if not chunk:
                     return
-                window.append(self._submit_chunk(fn, chunk))
+                window.append(self._submit_chunk(fn, chunk, timeout=task_timeout))
 
         refill()
         return _windowed_results(window, refill, end_time)
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
+    def shutdown(self, wait=True, *, cancel_futures=False, interrupt=False):
         """Stop taking work and release the workers' interpreters.
 
         Args:
             wait: block until every running and queued task has finished and
-                every worker interpreter has ended.
-            cancel_futures: cancel every task that has not started.
+                every worker interpreter has ended.  Ctrl-C during the wait
+                abandons the wait (the pool still shuts down).  Called from
+                one of the pool's own threads (a done-callback, a HybridPool
+                thread task), it does not wait: that thread cannot wait for
+                itself.
+            cancel_futures: cancel every task that has not started.  Tasks
+                still running when the process exits are then interrupted
+                rather than waited for.
+            interrupt: also interrupt the running tasks now (see
+                :meth:`Future.interrupt`).
         """
         with self._shutdown_lock:
-            for future, bridge in self._engine.shutdown(False, cancel_futures):
+            for future, bridge in self._engine.shutdown(False, cancel_futures, interrupt):
                 if bridge is None:
                     future._mark_cancelled()
                 else:
                     bridge.push(future, asyncio.CancelledError(), True)
-        if wait:
+        if wait and not self._engine.on_own_thread:
             self._engine.shutdown(True, False)
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        # On Ctrl-C (or any non-Exception) do not run what is still queued.
+        # On Ctrl-C (or any non-Exception) do not run what is still queued,
+        # and stop what runs.
         interrupted = exc_type is not None and not issubclass(exc_type, Exception)
-        self.shutdown(wait=True, cancel_futures=interrupted)
+        self.shutdown(wait=True, cancel_futures=interrupted, interrupt=interrupted)
         return False
 
     def __repr__(self):
@@ -332,8 +406,23 @@ class Pool(_base.Executor):
         return f"<{type(self).__module__}.{type(self).__qualname__} {state}, workers={self._workers}>"
 
 
+def _stop_task(task):
+    """Cancel an engine task if it is queued, else interrupt it if it runs."""
+    if task is not None and not task.cancel():
+        task.interrupt()
+
+
+def _stop_rest(futures, interrupt):
+    """Cancel the futures whose tasks have not started; with ``interrupt``,
+    also interrupt the ones that run (a map's deadline passed, or Ctrl-C)."""
+    for future in futures:
+        if not future.cancel() and interrupt and not future.done():
+            future.interrupt()
+
+
 def _chunk_results(futures, end_time):
     """Yield each chunk's values in order; cancel what is left on exit."""
+    interrupt = False
     try:
         futures.reverse()
         while futures:
@@ -343,12 +432,15 @@ def _chunk_results(futures, end_time):
             yield from values
             if exc is not None:
                 raise exc
+    except (TimeoutError, KeyboardInterrupt, SystemExit):
+        interrupt = True
+        raise
     finally:
-        for future in futures:
-            future.cancel()
+        _stop_rest(futures, interrupt)
 
 
 def _windowed_results(window, refill, end_time):
+    interrupt = False
     try:
         while window:
             timeout = None if end_time is None else end_time - time.monotonic()
@@ -358,9 +450,66 @@ def _windowed_results(window, refill, end_time):
             yield from values
             if exc is not None:
                 raise exc
+    except (TimeoutError, KeyboardInterrupt, SystemExit):
+        interrupt = True
+        raise
     finally:
-        for future in window:
-            future.cancel()
+        _stop_rest(window, interrupt)
+
+
+class CallOptions:
+    """A pool's calls with per-call settings (see :meth:`Pool.options`)."""
+
+    __slots__ = ("_pool", "_timeout")
+
+    def __init__(self, pool, timeout):
+        self._pool = pool
+        self._timeout = timeout
+
+    def submit(self, fn, /, *args, **kwargs):
+        """As :meth:`Pool.submit`, with these options."""
+        return self._pool._submit(fn, args, kwargs, self._timeout)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None):
+        """As :meth:`Pool.map`, with these options (each chunk gets the task timeout)."""
+        return self._pool._map(fn, iterables, timeout, chunksize, buffersize, self._timeout)
+
+    def run(self, fn, /, *args, **kwargs):
+        """As :meth:`Pool.run`, with these options."""
+        return self._pool._run(fn, args, kwargs, self._timeout)
+
+    def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
+        """As :meth:`Pool.map_async`, with these options."""
+        return self._pool._map_async(fn, iterable, ordered, chunksize, self._timeout)
+
+    def __repr__(self):
+        return f"<interpool options timeout={self._timeout!r} of {self._pool!r}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStats:
+    """One worker in :meth:`Pool.stats`."""
+
+    index: int
+    future: object  #: the Future of the task it runs, or None
+    initializing: bool  #: running its initializer
+    seconds: float  #: how long it has run its current task (or initializer)
+    native_id: int  #: its OS thread id (threading.get_native_id() there)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of a pool (see :meth:`Pool.stats`)."""
+
+    queued: int  #: tasks waiting for a worker
+    running: int  #: tasks running in worker interpreters
+    done: int  #: tasks that returned
+    failed: int  #: tasks that raised
+    cancelled: int  #: tasks cancelled before they ran
+    interrupted: int  #: tasks stopped by interrupt(), shutdown or Ctrl-C
+    timed_out: int  #: tasks stopped by their timeout
+    workers_replaced: int  #: workers abandoned because they did not stop, and replaced
+    workers: tuple  #: a WorkerStats per worker
 
 
 # Join every pool's threads and end its interpreters before this interpreter
@@ -368,4 +517,6 @@ def _windowed_results(window, refill, end_time):
 # hooks run before the interpreter starts tearing down.
 threading._register_atexit(_core._shutdown_all)
 
-Pool.__module__ = "interpool"
+for _cls in (Pool, CallOptions, PoolStats, WorkerStats):
+    _cls.__module__ = "interpool"
+del _cls

@@ -1,6 +1,8 @@
 // src/python/delivery.cpp: completing futures in the owner interpreter.
 #include "python/delivery.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <utility>
 
 #include "python/codec.hpp"
@@ -25,6 +27,34 @@ bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome
       PyDict_SetItem(dict.get(), state.str_state, state.state_finished) < 0)
     return PyErr_Clear(), false;
   return true;
+}
+
+/// Ends the future of a task that stopped on request: TimeoutError for a
+/// timeout, else cancelled.
+void complete_stopped(ModuleState& state, PyObject* rebuild, PyTask& task, PyObject* future, PyObject* bridge,
+                      BridgeBatch* batch) {
+  Ref outcome;
+  bool is_exception = true;
+  if (task.stopped == StopReason::Timeout) {
+    char message[96];
+    std::snprintf(message, sizeof message, "the task ran past its timeout of %g s",
+                  std::chrono::duration<double>(task.timeout).count());
+    outcome = Ref::steal(PyObject_CallFunction(PyExc_TimeoutError, "s", message));
+  } else if (bridge) {
+    outcome = Ref::steal(PyObject_CallFunction(rebuild, "((s))", "cancelled"));
+  } else {
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(future, state.str_mark_cancelled));
+    if (!done) PyErr_WriteUnraisable(future);
+    return;
+  }
+  if (!outcome) return PyErr_WriteUnraisable(future);
+  if (task.kind() == rt::Task::Kind::Map && task.stopped == StopReason::Timeout) {
+    // A map chunk's result is (values, exception).
+    outcome = Ref::steal(Py_BuildValue("([]O)", outcome.get()));
+    is_exception = false;
+    if (!outcome) return PyErr_WriteUnraisable(future);
+  }
+  complete_future(state, future, bridge, outcome.get(), is_exception, batch);
 }
 
 }  // namespace
@@ -91,6 +121,12 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
     return;
   }
   PendingError keep;  // the caller's own pending exception, if any, survives
+
+  if (task.stopped != StopReason::None) {
+    task.response.clear();
+    complete_stopped(state, rebuild, task, future.get(), bridge.get(), batch);
+    return;
+  }
 
   Ref outcome;       // the value, or the exception
   bool is_exception = false;

@@ -2,6 +2,7 @@
 #include "python/engine.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +32,14 @@ void register_engine(const std::shared_ptr<EngineCore>& core) {
   std::erase_if(g_engines, [](auto& w) { return w.expired(); });
   g_engines.push_back(core);
 }
+
+// How long a waiter sleeps before it runs signal handlers, should a signal
+// slip in between its check and its sleep.
+constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
+
+// At exit: how long interrupted tasks get to unwind before their workers
+// are left behind (the process must exit within a second).
+constexpr auto kExitGrace = std::chrono::milliseconds(300);
 
 // Completion batching in workers (see worker_main).
 constexpr std::size_t kBatchLimit = 64;
@@ -87,7 +96,18 @@ PyTask::~PyTask() {
 }
 
 EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
-    : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0) {}
+    : _recipe(std::move(recipe)),
+      _owner(owner),
+      _tasks(/*spin=*/64),
+      _completions(/*spin=*/0),
+      _timer(_recipe.thread_name_prefix + "timer") {}
+
+uint64_t EngineCore::next_serial() {
+  // Process-wide, so that a request can never name a task of another pool
+  // that a recycled target happens to run.
+  static std::atomic<uint64_t> serial{1};
+  return serial.fetch_add(1, std::memory_order_relaxed);
+}
 
 void EngineCore::start(PyObject* module, PyObject* rebuild) {
   for (std::size_t i = 0; i < _recipe.workers; ++i) {
@@ -98,12 +118,23 @@ void EngineCore::start(PyObject* module, PyObject* rebuild) {
   _rebuild = Py_NewRef(rebuild);
   register_engine(shared_from_this());
   _live_workers.store(_recipe.workers);
+  _runs.resize(_recipe.workers);
+  for (std::size_t i = 0; i < _recipe.workers; ++i) spawn_worker(i);
   auto self = shared_from_this();
-  for (std::size_t i = 0; i < _recipe.workers; ++i) {
-    std::string name = _recipe.thread_name_prefix + std::to_string(i);
-    _worker_threads.spawn(name, [self, i] { self->worker_main(i); });
+  _threads.spawn(_recipe.thread_name_prefix + "deliver", [self] { self->deliverer_main(); });
+}
+
+void EngineCore::spawn_worker(std::size_t index) {
+  auto run = std::make_shared<WorkerRun>();
+  run->index = index;
+  {
+    std::lock_guard lock(_runs_mutex);
+    _runs[index] = run;
   }
-  _delivery_thread.spawn(_recipe.thread_name_prefix + "deliver", [self] { self->deliverer_main(); });
+  std::lock_guard lock(run->mutex);  // the thread reads its token under it
+  auto self = shared_from_this();
+  run->token = _threads.spawn(_recipe.thread_name_prefix + std::to_string(index),
+                              [self, run] { self->worker_main(run); });
 }
 
 std::string EngineCore::broken_reason() const {
@@ -121,11 +152,133 @@ std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
   return cancelled;
 }
 
-void EngineCore::join() {
-  std::call_once(_joined, [this] {
-    _worker_threads.join_all();
-    _delivery_thread.join_all();
+rt::WaitStatus EngineCore::wait_for_threads(std::optional<std::chrono::nanoseconds> timeout) {
+  return _threads.wait(timeout);
+}
+
+bool EngineCore::request_stop(const TaskPtr& task, StopReason why) {
+  if (task->kind() != rt::Task::Kind::Call && task->kind() != rt::Task::Kind::Map) return false;
+  if (task->state() != rt::Task::State::Running || task->worker < 0) return false;
+  std::shared_ptr<WorkerRun> run;
+  {
+    std::lock_guard lock(_runs_mutex);
+    run = _runs.at(static_cast<std::size_t>(task->worker));
+  }
+  {
+    std::lock_guard lock(run->mutex);
+    if (run->current != task || !run->target) return false;
+    uint8_t none = 0;
+    task->stop.compare_exchange_strong(none, static_cast<uint8_t>(why));
+    run->target->request(task->serial, why);
+  }
+  std::weak_ptr<EngineCore> weak = weak_from_this();
+  uint64_t serial = task->serial;
+  _timer.at(std::chrono::steady_clock::now() + _recipe.interrupt_grace, [weak, run, serial] {
+    if (auto core = weak.lock()) core->abandon_if_stuck(run, serial);
   });
+  return true;
+}
+
+void EngineCore::stop_all_running(StopReason why, std::optional<std::chrono::nanoseconds> grace) {
+  // Also for initializers that start from now on (a worker still creating
+  // its interpreter would otherwise miss the request).
+  _stop_all.store(static_cast<uint8_t>(why), std::memory_order_release);
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  {
+    std::lock_guard lock(_runs_mutex);
+    runs = _runs;
+  }
+  if (grace) _stop_all_grace_ns.store(grace->count(), std::memory_order_release);
+  for (auto& run : runs)
+    if (run) stop_run(run, why);
+}
+
+void EngineCore::stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why) {
+  uint64_t serial;
+  {
+    std::lock_guard lock(run->mutex);
+    serial = run->running;
+    if (!serial || !run->target || run->abandoned) return;
+    if (run->current) {
+      uint8_t none = 0;
+      run->current->stop.compare_exchange_strong(none, static_cast<uint8_t>(why));
+    }
+    run->target->request(serial, why);
+  }
+  std::weak_ptr<EngineCore> weak = weak_from_this();
+  auto grace = std::min(_recipe.interrupt_grace, std::chrono::nanoseconds(_stop_all_grace_ns.load()));
+  _timer.at(std::chrono::steady_clock::now() + grace, [weak, run, serial] {
+    if (auto core = weak.lock()) core->abandon_if_stuck(run, serial);
+  });
+}
+
+void EngineCore::abandon_all() {
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  {
+    std::lock_guard lock(_runs_mutex);
+    runs = _runs;
+  }
+  for (auto& run : runs) {
+    if (!run) continue;
+    {
+      std::lock_guard lock(run->mutex);
+      if (run->abandoned) continue;
+      run->abandoned = true;
+    }
+    _threads.release(run->token);
+  }
+}
+
+std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  {
+    std::lock_guard lock(_runs_mutex);
+    runs = _runs;
+  }
+  std::vector<RunSnapshot> out;
+  auto now = std::chrono::steady_clock::now();
+  for (auto& run : runs) {
+    if (!run) continue;
+    std::lock_guard lock(run->mutex);
+    RunSnapshot snap{run->index, run->current, run->running != 0 && !run->current,
+                     run->running ? std::chrono::duration<double>(now - run->since).count() : 0.0, run->native_id};
+    out.push_back(std::move(snap));
+  }
+  return out;
+}
+
+void EngineCore::finish_stopped(const TaskPtr& task, StopReason why) {
+  task->stopped = why;
+  (why == StopReason::Timeout ? counts.timed_out : counts.interrupted).fetch_add(1, std::memory_order_relaxed);
+}
+
+void EngineCore::abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_t serial) {
+  TaskPtr task;
+  {
+    std::lock_guard lock(run->mutex);
+    if (run->abandoned || run->running != serial) return;
+    run->abandoned = true;
+    run->running = 0;
+    task = std::move(run->current);
+  }
+  // The thread may never come back: the pool stops counting it, ends its
+  // task (the future must not wait for ever) and starts a replacement.
+  _threads.release(run->token);
+  counts.replaced.fetch_add(1, std::memory_order_relaxed);
+  if (task) {
+    auto why = static_cast<StopReason>(task->stop.load(std::memory_order_acquire));
+    task->failed = true;
+    finish_stopped(task, why == StopReason::None ? StopReason::Interrupt : why);
+    task->finish();
+    _completions.push(std::move(task));
+  } else {
+    // Stuck in its initializer: the pool cannot get a working worker.
+    break_pool("a worker's initializer did not return and was abandoned", {});
+  }
+  if (accepting() && !broken())
+    spawn_worker(run->index);
+  else
+    worker_exited();
 }
 
 void EngineCore::poke_all() {
@@ -146,7 +299,7 @@ std::vector<std::shared_ptr<EngineCore>> EngineCore::live_engines(PyInterpreterS
   return out;
 }
 
-void EngineCore::break_pool(const std::string& reason, rt::Payload info) {
+void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool log) {
   {
     std::lock_guard lock(_broken_mutex);
     if (_broken.load()) return;
@@ -157,16 +310,18 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info) {
   // A notice with no future: the delivery thread reports the failure in the
   // owner interpreter (logged as the stdlib executors do) even if no task
   // waits.
-  auto logged = std::make_shared<std::atomic<bool>>(false);
-  auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
-  notice->try_start();
-  notice->failed = true;
-  notice->broken = true;
-  notice->broken_reason = reason;
-  notice->broken_logged = logged;
-  notice->response = info;
-  notice->finish();
-  _completions.push(std::move(notice));
+  auto logged = std::make_shared<std::atomic<bool>>(!log);
+  if (log) {
+    auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
+    notice->try_start();
+    notice->failed = true;
+    notice->broken = true;
+    notice->broken_reason = reason;
+    notice->broken_logged = logged;
+    notice->response = info;
+    notice->finish();
+    _completions.push(std::move(notice));
+  }
   for (auto& t : _tasks.drain()) {
     if (!t->try_start()) continue;  // cancelled meanwhile
     t->failed = true;
@@ -187,11 +342,37 @@ namespace {
 // The worker slot of the engine worker thread running now (AsyncPool's
 // initializer reads it).  Null on other threads.
 thread_local std::shared_ptr<WorkerSlot>* t_current_slot = nullptr;
+// The engine whose thread (worker or delivery) runs now, else null.
+thread_local const EngineCore* t_current_engine = nullptr;
 }  // namespace
 
-void EngineCore::worker_main(std::size_t index) {
-  std::shared_ptr<WorkerSlot> slot = _slots[index];
+bool EngineCore::on_own_thread() const { return t_current_engine == this; }
+
+namespace {
+
+// Set once the owner interpreter began to exit (_shutdown_all): a worker
+// thread that comes back after it was abandoned then leaves its interpreter
+// to CPython's finalization instead of ending it itself.  Guarded by
+// g_exit_mutex, which such a thread holds while it ends its interpreter.
+std::mutex g_exit_mutex;
+bool g_exiting = false;
+
+/// Parks an abandoned thread for good: the process is exiting and owns its
+/// interpreter now.  The thread holds no GIL and touches nothing.
+[[noreturn]] void park_forever() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+}
+
+}  // namespace
+
+void EngineCore::worker_main(std::shared_ptr<WorkerRun> run) {
+  std::shared_ptr<WorkerSlot> slot = _slots[run->index];
   t_current_slot = &slot;
+  t_current_engine = this;
+  {
+    std::lock_guard lock(run->mutex);
+    run->native_id = static_cast<long>(syscall(SYS_gettid));
+  }
   // A HybridPool worker also runs tasks in the owner interpreter.  Its thread
   // state there is made first, so that PyGILState_* on this thread (used by
   // extension modules that do not support subinterpreters, the very ones
@@ -199,92 +380,14 @@ void EngineCore::worker_main(std::size_t index) {
   PyThreadState* owner_tstate = _recipe.local_tasks ? PyThreadState_New(_owner) : nullptr;
 
   for (;;) {
-    std::string error;
-    PyThreadState* tstate = new_isolated_interpreter(error);
-    if (!tstate) {
-      break_pool("could not create a worker interpreter: " + error, {});
-      break;
-    }
     bool recycle = false;
-    {
-      WorkerContext context;
-      std::string reason;
-      rt::Payload info;
-      if (!context.setup(_recipe, reason, info)) {
-        PyThreadState* saved = PyEval_SaveThread();
-        break_pool("a worker could not start: " + reason, std::move(info));
-        PyEval_RestoreThread(saved);
-      } else {
-        std::size_t done = 0;
-        uint64_t pokes_seen = 0;
-        // Finished tasks go to the delivery thread in batches: at once when
-        // no work waits, else after kBatchLimit tasks or kBatchAge.  A
-        // caller blocked in result() is woken by finish() regardless.
-        std::vector<TaskPtr> finished_batch;
-        std::chrono::steady_clock::time_point batch_started;
-        auto flush = [&] { _completions.push_many(finished_batch); };
-        PyEval_SaveThread();  // idle without holding this interpreter's GIL
-        for (;;) {
-          // Deferred tasks: take no more than max_deferred at a time, so the
-          // other workers get the rest.
-          for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;) {
-            flush();  // never sleep on results
-            rt::futex_wait(slot->in_flight, n);
-          }
-          // With results pending, never block: take work only if some is
-          // there, else hand the results over first.
-          std::optional<TaskPtr> task;
-          bool poked = false;
-          if (!finished_batch.empty()) {
-            if (finished_batch.size() < kBatchLimit && std::chrono::steady_clock::now() - batch_started < kBatchAge)
-              task = _tasks.try_pop();
-            if (!task) flush();
-          }
-          if (!task) task = _tasks.pop(pokes_seen, poked);
-          if (poked) {
-            PyEval_RestoreThread(tstate);
-            context.sweep_shared();
-            PyEval_SaveThread();
-            continue;
-          }
-          if (!task) break;  // closed and drained
-          TaskPtr t = std::move(*task);
-          if (!t->try_start()) continue;  // cancelled while queued
-          t->worker = static_cast<int>(index);
-          if (t->kind() == rt::Task::Kind::Local) {
-            run_local(*t, owner_tstate);
-            continue;
-          }
-          if (t->kind() == rt::Task::Kind::Deferred) {
-            // The event loop of this worker's interpreter decodes and starts
-            // it (WorkerSlot.take_requests); this thread needs no GIL for it.
-            slot->in_flight.fetch_add(1, std::memory_order_acq_rel);
-            slot->request_launch(std::move(t));
-            continue;
-          }
-          PyEval_RestoreThread(tstate);
-          context.sweep_shared();
-          context.run(*t);
-          t->request.clear();
-          PyEval_SaveThread();
-          t->finish();
-          if (finished_batch.empty()) batch_started = std::chrono::steady_clock::now();
-          finished_batch.push_back(t);
-          done += t->items;
-          if (_recipe.max_tasks && done >= _recipe.max_tasks) {
-            recycle = true;
-            break;
-          }
-        }
-        flush();
-        // Deferred work still running finishes before the interpreter ends.
-        for (uint32_t n; (n = slot->in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot->in_flight, n);
-        PyEval_RestoreThread(tstate);
-        context.finalize(_recipe);
-      }
-      context.clear();
+    if (!interpreter_life(*run, *slot, owner_tstate, recycle)) {
+      // Abandoned and replaced: the pool no longer counts this thread.  Its
+      // thread state in the owner interpreter is left behind (clearing it
+      // would need the owner's GIL, which may be finalizing).
+      t_current_slot = nullptr;
+      return;
     }
-    end_interpreter(tstate);
     if (!recycle || !accepting()) break;
   }
   if (owner_tstate) {
@@ -294,6 +397,169 @@ void EngineCore::worker_main(std::size_t index) {
   }
   t_current_slot = nullptr;
   worker_exited();
+}
+
+bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle) {
+  std::string error;
+  PyThreadState* tstate = new_isolated_interpreter(error);
+  if (!tstate) {
+    break_pool("could not create a worker interpreter: " + error, {});
+    return true;
+  }
+  // Outlives the interpreter: a pending call queued for it may still run
+  // while the interpreter ends.
+  auto target = std::make_unique<InterruptTarget>();
+  target->thread_ident = PyThread_get_thread_ident();
+  target->interp = PyThreadState_GetInterpreter(tstate);
+  const uint64_t setup_serial = next_serial();
+  {
+    std::lock_guard lock(run.mutex);
+    run.target = target.get();
+    run.running = setup_serial;
+    run.since = std::chrono::steady_clock::now();
+  }
+  if (auto why = static_cast<StopReason>(_stop_all.load(std::memory_order_acquire)); why != StopReason::None) {
+    std::lock_guard lock(_runs_mutex);
+    stop_run(_runs.at(run.index), why);
+  }
+  // Back from code that may have run past its grace period: true if this
+  // thread was abandoned meanwhile, and must leave.
+  auto abandoned = [&run] {
+    std::lock_guard lock(run.mutex);
+    if (!run.abandoned) {
+      run.current.reset();
+      run.running = 0;
+    }
+    return run.abandoned;
+  };
+  bool leave = false;
+  {
+    WorkerContext context;
+    std::string reason;
+    rt::Payload info;
+    bool ready = context.setup(_recipe, *target, setup_serial, reason, info);
+    leave = abandoned();
+    if (leave) {
+      // The initializer came back after the pool gave up on it.
+    } else if (!ready) {
+      // An initializer stopped by shutdown or Ctrl-C is no failure to log.
+      bool stopped = _stop_all.load(std::memory_order_acquire) != 0;
+      PyThreadState* saved = PyEval_SaveThread();
+      break_pool(stopped ? "the pool was shut down while a worker started" : "a worker could not start: " + reason,
+                 std::move(info), !stopped);
+      PyEval_RestoreThread(saved);
+    } else {
+      std::size_t done = 0;
+      uint64_t pokes_seen = 0;
+      // Finished tasks go to the delivery thread in batches: at once when
+      // no work waits, else after kBatchLimit tasks or kBatchAge.  A
+      // caller blocked in result() is woken by finish() regardless.
+      std::vector<TaskPtr> finished_batch;
+      std::chrono::steady_clock::time_point batch_started;
+      auto flush = [&] { _completions.push_many(finished_batch); };
+      std::weak_ptr<EngineCore> weak = weak_from_this();
+      PyEval_SaveThread();  // idle without holding this interpreter's GIL
+      for (;;) {
+        // Deferred tasks: take no more than max_deferred at a time, so the
+        // other workers get the rest.
+        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;) {
+          flush();  // never sleep on results
+          rt::futex_wait(slot.in_flight, n);
+        }
+        // With results pending, never block: take work only if some is
+        // there, else hand the results over first.
+        std::optional<TaskPtr> task;
+        bool poked = false;
+        if (!finished_batch.empty()) {
+          if (finished_batch.size() < kBatchLimit && std::chrono::steady_clock::now() - batch_started < kBatchAge)
+            task = _tasks.try_pop();
+          if (!task) flush();
+        }
+        if (!task) task = _tasks.pop(pokes_seen, poked);
+        if (poked) {
+          PyEval_RestoreThread(tstate);
+          context.sweep_shared();
+          PyEval_SaveThread();
+          continue;
+        }
+        if (!task) break;  // closed and drained
+        TaskPtr t = std::move(*task);
+        if (!t->try_start()) continue;  // cancelled while queued
+        t->worker = static_cast<int>(run.index);
+        if (t->kind() == rt::Task::Kind::Local) {
+          run_local(*t, owner_tstate);
+          continue;
+        }
+        if (t->kind() == rt::Task::Kind::Deferred) {
+          // The event loop of this worker's interpreter decodes and starts
+          // it (WorkerSlot.take_requests); this thread needs no GIL for it.
+          slot.in_flight.fetch_add(1, std::memory_order_acq_rel);
+          slot.request_launch(std::move(t));
+          continue;
+        }
+        auto started = std::chrono::steady_clock::now();
+        {
+          std::lock_guard lock(run.mutex);
+          run.current = t;
+          run.running = t->serial;
+          run.since = started;
+        }
+        std::optional<rt::Timer::Key> deadline;
+        if (t->timeout.count() > 0)
+          deadline = _timer.at(started + t->timeout, [weak, t] {
+            if (auto core = weak.lock()) core->request_stop(t, StopReason::Timeout);
+          });
+        PyEval_RestoreThread(tstate);
+        context.sweep_shared();
+        context.run(*t);
+        t->request.clear();
+        PyEval_SaveThread();
+        if (deadline) _timer.cancel(*deadline);
+        if (abandoned()) {
+          leave = true;  // the pool finished `t` and replaced this worker
+          flush();
+          break;
+        }
+        if (t->stopped != StopReason::None)
+          finish_stopped(t, t->stopped);
+        else
+          (t->failed ? counts.failed : counts.done).fetch_add(1, std::memory_order_relaxed);
+        t->finish();
+        if (finished_batch.empty()) batch_started = std::chrono::steady_clock::now();
+        finished_batch.push_back(t);
+        done += t->items;
+        if (_recipe.max_tasks && done >= _recipe.max_tasks) {
+          recycle = true;
+          break;
+        }
+      }
+      if (!leave) {
+        flush();
+        // Deferred work still running finishes before the interpreter ends.
+        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot.in_flight, n);
+      }
+      PyEval_RestoreThread(tstate);
+      if (!leave) context.finalize(_recipe);
+    }
+    context.clear();
+  }
+  {
+    std::lock_guard lock(run.mutex);
+    run.target = nullptr;  // no request may reach the interpreter from now on
+    leave = leave || run.abandoned;
+  }
+  if (!leave) {
+    end_interpreter(tstate);
+    return true;
+  }
+  std::unique_lock exit_lock(g_exit_mutex);
+  if (g_exiting) {
+    PyEval_SaveThread();
+    exit_lock.unlock();
+    park_forever();
+  }
+  end_interpreter(tstate);
+  return false;
 }
 
 void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
@@ -335,6 +601,7 @@ void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot)
 }
 
 void EngineCore::deliverer_main() {
+  t_current_engine = this;
   PyThreadState* tstate = PyThreadState_New(_owner);
   ModuleState& state = state_of(_owner_module);
   for (;;) {
@@ -366,12 +633,60 @@ PyObject* current_worker_slot(PyObject* module, PyObject*) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+namespace {
+
+/// Waits for `core`'s threads, running signal handlers every slice.  False
+/// when a handler raised (the exception is left set).
+bool wait_answering_signals(EngineCore& core, std::optional<std::chrono::steady_clock::time_point> until) {
+  for (;;) {
+    std::chrono::nanoseconds slice = kSignalCheckInterval;
+    if (until) {
+      auto left = *until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return true;
+      slice = std::min<std::chrono::nanoseconds>(slice, left);
+    }
+    rt::WaitStatus status;
+    {
+      ReleasedGil released;
+      status = core.wait_for_threads(slice);
+    }
+    if (status == rt::WaitStatus::Woken) return true;
+    if (PyErr_CheckSignals() < 0) return false;
+  }
+}
+
+}  // namespace
+
+bool wait_for_engine(EngineCore& core) { return wait_answering_signals(core, std::nullopt); }
+
 PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   auto engines = EngineCore::live_engines(PyInterpreterState_Get());
-  for (auto& core : engines) core->shutdown(false);
+  for (auto& core : engines) {
+    core->shutdown(false);
+    // A pool shut down with cancel_futures=True asked not to wait for work:
+    // what still runs is interrupted rather than waited for.
+    if (core->stop_on_exit()) core->stop_all_running(StopReason::Shutdown, kExitGrace);
+  }
+  bool gave_up = false;
+  for (auto& core : engines) {
+    if (gave_up) break;
+    if (!wait_answering_signals(*core, std::nullopt)) {
+      // Ctrl-C while the process exits: stop everything, wait a little
+      // for tasks to unwind, then leave the rest behind.
+      PyErr_Clear();
+      gave_up = true;
+    }
+  }
+  if (gave_up) {
+    for (auto& core : engines) core->stop_all_running(StopReason::Shutdown, kExitGrace);
+    auto until = std::chrono::steady_clock::now() + kExitGrace + std::chrono::milliseconds(100);
+    for (auto& core : engines)
+      if (!wait_answering_signals(*core, until)) PyErr_Clear();
+  }
+  for (auto& core : engines) core->abandon_all();
   {
-    ReleasedGil released;
-    for (auto& core : engines) core->join();
+    std::lock_guard lock(g_exit_mutex);
+    g_exiting = true;
   }
   Py_RETURN_NONE;
 }

@@ -11,15 +11,19 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "python/interrupt.hpp"
 #include "python/module_state.hpp"
 #include "runtime/blocking_queue.hpp"
 #include "runtime/task.hpp"
-#include "runtime/worker_group.hpp"
+#include "runtime/thread_roster.hpp"
+#include "runtime/timer.hpp"
 
 namespace interpool::py {
 
@@ -40,6 +44,15 @@ struct PyTask final : rt::Task {
 
   /// The worker that started the task (-1 before).
   int worker = -1;
+  /// Names the task in interrupt requests (unique within the process).
+  uint64_t serial = 0;
+  /// How long the task may run once a worker starts it (zero: no limit).
+  std::chrono::nanoseconds timeout{0};
+  /// Why a stop was requested (StopReason; the first request wins).
+  std::atomic<uint8_t> stop{0};
+  /// The task ended because of that request: its future is cancelled, or
+  /// fails with TimeoutError.  Written by whoever finishes the task.
+  StopReason stopped = StopReason::None;
   /// Deferred tasks: the submitter asked to cancel the running work.
   std::atomic<bool> cancel_requested{false};
   /// Failed because the pool broke before it ran; `broken_reason` says why,
@@ -85,6 +98,22 @@ struct WorkerSlot {
   std::vector<std::shared_ptr<PyTask>> _cancel_requests;
 };
 
+/// One worker thread, as the rest of the engine sees it: what it runs now,
+/// and how to interrupt it.  A worker that does not stop within the grace
+/// period is abandoned: `abandoned` tells its thread, should it ever come
+/// back, to leave without touching the pool, which has replaced it.
+struct WorkerRun {
+  std::mutex mutex;  // guards every field below
+  std::size_t index = 0;
+  rt::ThreadRoster::Token token;     ///< the thread's place in the engine's roster
+  InterruptTarget* target = nullptr;  ///< its interpreter's, while that interpreter lives
+  uint64_t running = 0;              ///< serial of the task (or initializer) running now, else 0
+  std::shared_ptr<PyTask> current;   ///< the Call/Map task running now
+  std::chrono::steady_clock::time_point since;  ///< when `running` started
+  long native_id = 0;                ///< the OS thread id (gettid)
+  bool abandoned = false;
+};
+
 /// Everything a worker needs to start, as interpreter-neutral data.
 struct WorkerRecipe {
   std::size_t workers = 1;
@@ -96,6 +125,15 @@ struct WorkerRecipe {
   std::string thread_name_prefix;
   bool local_tasks = false;             ///< workers also run Local tasks (HybridPool)
   uint32_t max_deferred = 1;            ///< deferred tasks each worker runs at once (AsyncPool)
+  std::chrono::nanoseconds task_timeout{0};  ///< per task, unless the call sets one; zero: none
+  /// How long an interrupted task may take to stop before its worker is
+  /// abandoned and replaced.
+  std::chrono::nanoseconds interrupt_grace{std::chrono::seconds(1)};
+};
+
+/// Counters of one pool, for Pool.stats().
+struct EngineCounts {
+  std::atomic<uint64_t> done{0}, failed{0}, cancelled{0}, interrupted{0}, timed_out{0}, replaced{0};
 };
 
 /// The shared core of one pool.  Owned jointly by the Python Engine object and
@@ -117,16 +155,57 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   WorkerSlot& slot(std::size_t index) { return *_slots.at(index); }
 
   /// Queues a task.  False once the pool is shut down or broken.
-  bool submit(TaskPtr task) { return _tasks.push(std::move(task)); }
+  bool submit(TaskPtr task) {
+    task->serial = next_serial();
+    if (task->timeout.count() == 0) task->timeout = _recipe.task_timeout;
+    return _tasks.push(std::move(task));
+  }
+
+  /// Asks a running Call or Map task to stop: TaskInterrupted is raised in
+  /// its user code, and its worker is abandoned if it has not stopped after
+  /// the grace period.  False if no worker runs it (any more).
+  bool request_stop(const TaskPtr& task, StopReason why);
+
+  /// Interrupts every task and initializer running now (shutdown, Ctrl-C).
+  /// `grace`: shorter than the pool's interrupt_grace (at exit).
+  void stop_all_running(StopReason why, std::optional<std::chrono::nanoseconds> grace = std::nullopt);
+
+  /// At exit: stops counting every worker still running, so that none is
+  /// waited for; a thread that comes back parks without touching Python.
+  void abandon_all();
+
+  /// Interrupt what still runs when the process exits (set by a shutdown
+  /// with cancel_futures=True).
+  bool stop_on_exit() const { return _stop_on_exit.load(std::memory_order_acquire); }
+  void set_stop_on_exit() { _stop_on_exit.store(true, std::memory_order_release); }
+
+  /// Sleeps until every thread of the pool has ended (abandoned ones aside),
+  /// a signal arrives or `timeout` passes.  No GIL.
+  rt::WaitStatus wait_for_threads(std::optional<std::chrono::nanoseconds> timeout);
+
+  /// Every worker's current run, for stats: (index, task or null, seconds, native id).
+  struct RunSnapshot {
+    std::size_t index;
+    std::shared_ptr<PyTask> task;
+    bool in_setup;
+    double seconds;
+    long native_id;
+  };
+  std::vector<RunSnapshot> snapshot_runs();
+
+  EngineCounts counts;
+  void count_cancelled(std::size_t n = 1) { counts.cancelled.fetch_add(n, std::memory_order_relaxed); }
+  const WorkerRecipe& recipe() const { return _recipe; }
 
   /// Stops accepting work; with `cancel_queued`, takes back every queued task
   /// that could still be cancelled (their futures are the caller's to cancel).
   std::vector<TaskPtr> shutdown(bool cancel_queued);
 
-  /// Waits (without holding any GIL) for every thread of the pool to finish.
-  void join();
 
   bool broken() const { return _broken.load(std::memory_order_acquire); }
+  /// Whether the calling thread is one of this pool's (a worker, or the
+  /// delivery thread that runs done-callbacks): it must not wait for them.
+  bool on_own_thread() const;
   std::string broken_reason() const;
   bool accepting() const { return !_tasks.closed(); }
   PyInterpreterState* owner() const { return _owner; }
@@ -141,29 +220,45 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   static std::vector<std::shared_ptr<EngineCore>> live_engines(PyInterpreterState* owner);
 
  private:
-  void worker_main(std::size_t index);
+  void worker_main(std::shared_ptr<WorkerRun> run);
+  /// One worker interpreter's life: set up, run tasks, end.  False when the
+  /// thread must leave at once (it was abandoned).
+  bool interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle);
+  void spawn_worker(std::size_t index);
+  /// Grace period over: abandon `run`'s worker if it still runs `serial`.
+  void abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_t serial);
+  /// Interrupts what `run` runs now, with a grace timer.
+  void stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why);
+  /// Puts a task that ended by a stop request (or whose worker was
+  /// abandoned) on the delivery queue, counted.
+  void finish_stopped(const TaskPtr& task, StopReason why);
+  uint64_t next_serial();
   void deliverer_main();
   /// Runs one Local task in the owner interpreter on a worker thread.
   void run_local(PyTask& task, PyThreadState* owner_tstate);
   void worker_exited();
   /// Marks the pool broken and fails every queued task with `info` (an
   /// encoded exception description).
-  void break_pool(const std::string& reason, rt::Payload info);
+  void break_pool(const std::string& reason, rt::Payload info, bool log = true);
 
   WorkerRecipe _recipe;
   PyInterpreterState* _owner;
   rt::BlockingQueue<TaskPtr> _tasks;
   rt::BlockingQueue<TaskPtr> _completions;
-  rt::WorkerGroup _worker_threads;
-  rt::WorkerGroup _delivery_thread;
+  rt::ThreadRoster _threads;  // workers and the delivery thread
   std::vector<std::shared_ptr<WorkerSlot>> _slots;
+  std::mutex _runs_mutex;  // guards _runs (a replaced worker gets a new WorkerRun)
+  std::vector<std::shared_ptr<WorkerRun>> _runs;
+  rt::Timer _timer;  // task timeouts and interrupt grace periods
+  std::atomic<bool> _stop_on_exit{false};
+  std::atomic<uint8_t> _stop_all{0};
+  std::atomic<int64_t> _stop_all_grace_ns{INT64_MAX};  // shortens the grace once at exit  // a StopReason once stop_all_running() was called
   PyObject* _owner_module = nullptr;  ///< owner interpreter's interpool._core (owned)
   PyObject* _rebuild = nullptr;       ///< owner interpreter's _errors.rebuild (owned)
   std::atomic<std::size_t> _live_workers{0};
   std::atomic<bool> _broken{false};
   mutable std::mutex _broken_mutex;  // guards _broken_reason
   std::string _broken_reason;
-  std::once_flag _joined;
 };
 
 extern PyType_Spec engine_spec;
@@ -181,6 +276,10 @@ struct WorkerSlotObject {
 /// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
 /// calling it (from an initializer, say).
 PyObject* current_worker_slot(PyObject* module, PyObject*);
+
+/// Waits for every thread of `core` to end (abandoned ones aside), running
+/// signal handlers meanwhile.  False, with the exception set, when one raised.
+bool wait_for_engine(EngineCore& core);
 
 /// _core._shutdown_all(): shuts down and joins every engine this interpreter owns.
 PyObject* shutdown_all_engines(PyObject* module, PyObject*);

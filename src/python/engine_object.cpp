@@ -133,13 +133,27 @@ PyObject* enqueue(PyObject* engine, ModuleState& state, TaskPtr task, PyObject* 
   return handle.release();
 }
 
-// Engine(workers, max_tasks, sys_path, setup, initializer, initargs, rebuild, broken_type, name_prefix)
+/// Seconds (a float, >= 0) as nanoseconds; `name` for the error.
+bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& out) {
+  if (!(seconds >= 0) || seconds > 1e9) {
+    PyErr_Format(PyExc_ValueError, "%s must be between 0 and 1e9 seconds, got %R", name,
+                 Ref::steal(PyFloat_FromDouble(seconds)).get());
+    return false;
+  }
+  out = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
+  return true;
+}
+
+// Engine(*, workers, max_tasks, sys_path, setup, initializer, initargs, rebuild,
+//        broken_type, name_prefix, local_tasks=False, max_deferred=1,
+//        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
+//        interrupt_grace=1.0): keyword arguments only (interpool._pool makes it).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   Py_ssize_t workers, max_tasks;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
   const char* prefix;
-  if (kwds && PyDict_GET_SIZE(kwds)) {
-    PyErr_SetString(PyExc_TypeError, "Engine() takes positional arguments only");
+  if (PyTuple_GET_SIZE(args)) {
+    PyErr_SetString(PyExc_TypeError, "Engine() takes keyword arguments only");
     return nullptr;
   }
   int local_tasks = 0;
@@ -147,10 +161,24 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
   int stateless = 0;
-  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!p:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
-                        &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
-                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless))
+  double task_timeout = 0.0, interrupt_grace = 1.0;
+  static const char* keywords[] = {"workers",     "max_tasks",    "sys_path",  "setup",     "initializer",
+                                   "initargs",    "rebuild",      "broken_type", "name_prefix", "local_tasks",
+                                   "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
+                                   "interrupt_grace", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$nnO!OOO!OOspIOO!pdd:Engine", const_cast<char**>(keywords),
+                                   &workers, &max_tasks, &PyList_Type, &sys_path, &setup, &initializer,
+                                   &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
+                                   &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless, &task_timeout,
+                                   &interrupt_grace))
     return nullptr;
+  for (const char* required : {"workers", "max_tasks", "sys_path", "setup", "initializer", "initargs", "rebuild",
+                               "broken_type", "name_prefix"}) {
+    if (!kwds || !PyDict_GetItemString(kwds, required)) {
+      PyErr_Format(PyExc_TypeError, "Engine() missing required keyword argument '%s'", required);
+      return nullptr;
+    }
+  }
   if (max_deferred < 1) {
     PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
     return nullptr;
@@ -159,6 +187,10 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     PyErr_SetString(PyExc_ValueError, "workers must be greater than 0");
     return nullptr;
   }
+  std::chrono::nanoseconds timeout_ns, grace_ns;
+  if (!parse_seconds(task_timeout, "task_timeout", timeout_ns) ||
+      !parse_seconds(interrupt_grace, "interrupt_grace", grace_ns))
+    return nullptr;
   ModuleState& state = state_of_type(type);
   WorkerRecipe recipe;
   recipe.workers = static_cast<std::size_t>(workers);
@@ -166,6 +198,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   recipe.thread_name_prefix = prefix;
   recipe.local_tasks = local_tasks;
   recipe.max_deferred = max_deferred;
+  recipe.task_timeout = timeout_ns;
+  recipe.interrupt_grace = grace_ns;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sys_path); ++i) {
     PyObject* entry = PyList_GET_ITEM(sys_path, i);
     if (!PyUnicode_Check(entry)) continue;  // sys.path may hold odd things; workers get the strings
@@ -240,10 +274,23 @@ void engine_dealloc(PyObject* o) {
   Py_DECREF(type);
 }
 
-/// Parses (future, fn, args, kwargs[, bridge]) and makes a task of `kind`.
+/// A per-call timeout argument: None (the pool's), or seconds > 0.
+bool parse_call_timeout(PyObject* arg, PyTask& task) {
+  if (arg == Py_None) return true;
+  double seconds = PyFloat_AsDouble(arg);
+  if (seconds == -1.0 && PyErr_Occurred()) return false;
+  if (!(seconds > 0)) {
+    PyErr_Format(PyExc_ValueError, "timeout must be a positive number of seconds or None, got %R", arg);
+    return false;
+  }
+  return parse_seconds(seconds, "timeout", task.timeout);
+}
+
+/// Parses (future, fn, args, kwargs[, bridge[, timeout]]) and makes a task of `kind`.
 TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt::Task::Kind kind, const char* usage) {
-  if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
-    PyErr_Format(PyExc_TypeError, "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None)", usage);
+  if (nargs < 4 || nargs > 6 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None, timeout=None)", usage);
     return nullptr;
   }
   auto* self = as_engine(o);
@@ -268,7 +315,8 @@ TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt:
         !enc.value(args[3]))
       return nullptr;
   }
-  if (nargs == 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
+  if (nargs == 6 && !parse_call_timeout(args[5], *task)) return nullptr;
+  if (nargs >= 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
   return task;
 }
 
@@ -298,8 +346,8 @@ PyObject* engine_submit_deferred(PyObject* o, PyObject* const* args, Py_ssize_t 
 
 // submit_map(future, fn, items: list[tuple], bridge=None) -> Task
 PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs < 3 || nargs > 4 || !PyList_Check(args[2])) {
-    PyErr_SetString(PyExc_TypeError, "submit_map(future, fn, items: list, bridge=None)");
+  if (nargs < 3 || nargs > 5 || !PyList_Check(args[2])) {
+    PyErr_SetString(PyExc_TypeError, "submit_map(future, fn, items: list, bridge=None, timeout=None)");
     return nullptr;
   }
   auto* self = as_engine(o);
@@ -314,21 +362,28 @@ PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs
   task->items = static_cast<uint32_t>(std::max<Py_ssize_t>(1, PyList_GET_SIZE(args[2])));
   Encoder enc(state, task->request);
   if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2])) return nullptr;
-  if (nargs == 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
+  if (nargs == 5 && !parse_call_timeout(args[4], *task)) return nullptr;
+  if (nargs >= 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
   return enqueue(o, state, std::move(task), args[0]);
 }
 
-// shutdown(wait, cancel_futures) -> [(future, bridge or None)] of the cancelled tasks
+// shutdown(wait, cancel_futures, interrupt=False) -> [(future, bridge or None)] of the cancelled tasks
+// With interrupt, the running tasks are interrupted too.  The wait answers
+// signals: Ctrl-C abandons it (the pool still shuts down).
 PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 2) {
-    PyErr_SetString(PyExc_TypeError, "shutdown(wait, cancel_futures)");
+  if (nargs < 2 || nargs > 3) {
+    PyErr_SetString(PyExc_TypeError, "shutdown(wait, cancel_futures, interrupt=False)");
     return nullptr;
   }
   int wait = PyObject_IsTrue(args[0]);
   int cancel = PyObject_IsTrue(args[1]);
-  if (wait < 0 || cancel < 0) return nullptr;
+  int interrupt = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+  if (wait < 0 || cancel < 0 || interrupt < 0) return nullptr;
   auto* self = as_engine(o);
   auto cancelled = self->core->shutdown(cancel);
+  self->core->count_cancelled(cancelled.size());
+  if (cancel) self->core->set_stop_on_exit();
+  if (interrupt) self->core->stop_all_running(StopReason::Shutdown);
   Ref futures = Ref::steal(PyList_New(0));
   if (!futures) return nullptr;
   for (auto& t : cancelled) {
@@ -341,10 +396,33 @@ PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) 
   }
   if (wait) {
     std::shared_ptr<EngineCore> core = self->core;
-    ReleasedGil released;
-    core->join();
+    if (!wait_for_engine(*core)) return nullptr;
   }
   return futures.release();
+}
+
+// stats() -> dict: the counters, and per worker what it runs.
+PyObject* engine_stats(PyObject* o, PyObject*) {
+  auto* self = as_engine(o);
+  EngineCore& core = *self->core;
+  auto runs = core.snapshot_runs();
+  Ref workers = Ref::steal(PyList_New(0));
+  if (!workers) return nullptr;
+  std::size_t running = 0;
+  for (auto& r : runs) {
+    PyObject* future = (r.task && r.task->future) ? r.task->future : Py_None;
+    if (r.task) ++running;
+    Ref entry = Ref::steal(Py_BuildValue("{s:n,s:O,s:O,s:d,s:l}", "index", static_cast<Py_ssize_t>(r.index),
+                                         "future", future, "initializing", r.in_setup ? Py_True : Py_False,
+                                         "seconds", r.seconds, "native_id", r.native_id));
+    if (!entry || PyList_Append(workers.get(), entry.get()) < 0) return nullptr;
+  }
+  auto& c = core.counts;
+  auto load = [](const std::atomic<uint64_t>& a) { return static_cast<unsigned long long>(a.load()); };
+  return Py_BuildValue("{s:n,s:n,s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "queued", static_cast<Py_ssize_t>(core.queued()),
+                       "running", static_cast<Py_ssize_t>(running), "done", load(c.done), "failed", load(c.failed),
+                       "cancelled", load(c.cancelled), "interrupted", load(c.interrupted), "timed_out",
+                       load(c.timed_out), "workers_replaced", load(c.replaced), "workers", workers.get());
 }
 
 PyObject* engine_get_broken(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->broken()); }
@@ -358,6 +436,9 @@ PyObject* engine_get_broken_reason(PyObject* o, void*) {
 PyObject* engine_get_workers(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->workers()); }
 PyObject* engine_get_queued(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->queued()); }
 PyObject* engine_get_accepting(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->accepting()); }
+PyObject* engine_get_on_own_thread(PyObject* o, void*) {
+  return PyBool_FromLong(as_engine(o)->core->on_own_thread());
+}
 
 PyMethodDef engine_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit)), METH_FASTCALL,
@@ -369,7 +450,8 @@ PyMethodDef engine_methods[] = {
     {"submit_deferred", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_deferred)),
      METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: for a worker's event loop"},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_shutdown)), METH_FASTCALL,
-     "shutdown(wait, cancel_futures) -> [(future, bridge)] of the cancelled tasks"},
+     "shutdown(wait, cancel_futures, interrupt=False) -> [(future, bridge)] of the cancelled tasks"},
+    {"stats", engine_stats, METH_NOARGS, "stats() -> dict: task counts, and what each worker runs now"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -379,6 +461,7 @@ PyGetSetDef engine_getset[] = {
     {"workers", engine_get_workers, nullptr, "Number of worker interpreters.", nullptr},
     {"queued", engine_get_queued, nullptr, "Tasks waiting for a worker.", nullptr},
     {"accepting", engine_get_accepting, nullptr, "Whether submit() still takes work.", nullptr},
+    {"on_own_thread", engine_get_on_own_thread, nullptr, "Whether the calling thread is one of the pool's.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -422,7 +505,16 @@ PyObject* task_cancel(PyObject* o, PyObject*) {
   auto* self = as_task(o);
   if (!self->task->try_cancel()) Py_RETURN_FALSE;
   release_unqueued(*self->task);
+  as_engine(self->engine)->core->count_cancelled();
   Py_RETURN_TRUE;
+}
+
+// interrupt() -> bool: raise TaskInterrupted in the running task's code
+// (its worker is replaced if it has not stopped after the grace period).
+// False if no worker runs it now.
+PyObject* task_interrupt(PyObject* o, PyObject*) {
+  auto* self = as_task(o);
+  return PyBool_FromLong(as_engine(self->engine)->core->request_stop(self->task, StopReason::Interrupt));
 }
 
 // request_cancel() -> bool: ask a running Deferred task's worker to cancel it.
@@ -479,6 +571,8 @@ PyObject* task_get_finished(PyObject* o, void*) { return PyBool_FromLong(as_task
 
 PyMethodDef task_methods[] = {
     {"cancel", task_cancel, METH_NOARGS, "Cancel the task if it has not started.  Returns whether it was."},
+    {"interrupt", task_interrupt, METH_NOARGS,
+     "Raise TaskInterrupted in the task's code if a worker runs it.  Returns whether one did."},
     {"request_cancel", task_request_cancel, METH_NOARGS,
      "Ask the worker running a deferred task to cancel it.  Returns whether the request was sent."},
     {"settle", task_settle, METH_O,

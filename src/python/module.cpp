@@ -28,6 +28,15 @@ int module_exec(PyObject* module) {
     if (!add_handle_type(spec, kind)) return -1;
   st.handle_from_context = PyObject_GetAttrString(module, "_handle_from_context");
   if (!st.handle_from_context) return -1;
+  // A BaseException, like KeyboardInterrupt: `except Exception` in the task
+  // must not swallow the request to stop.
+  st.task_interrupted_type = PyErr_NewExceptionWithDoc(
+      "interpool.TaskInterrupted",
+      "Raised inside a task to stop it: by Future.interrupt(), a timeout, or a shutdown or Ctrl-C that "
+      "interrupts running work.  A BaseException, so that `except Exception` does not swallow it.",
+      PyExc_BaseException, nullptr);
+  if (!st.task_interrupted_type || PyModule_AddObjectRef(module, "TaskInterrupted", st.task_interrupted_type) < 0)
+    return -1;
   try {
     st.shared_cache = new SharedCache();
   } catch (const std::bad_alloc&) {
@@ -58,6 +67,8 @@ int module_exec(PyObject* module) {
   if (!st.str_set_result || !st.str_set_exception || !st.str_append || !st.str_buffers || !st.str_buffer_callback)
     return -1;
 
+  st.str_mark_cancelled = PyUnicode_InternFromString("_mark_cancelled");
+  if (!st.str_mark_cancelled) return -1;
   st.str_cond = PyUnicode_InternFromString("_cond");
   st.str_state = PyUnicode_InternFromString("_state");
   st.str_result = PyUnicode_InternFromString("_result");
@@ -104,6 +115,8 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.str_push_many);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
+  f(st.task_interrupted_type);
+  f(st.str_mark_cancelled);
   f(st.pickle_dumps);
   f(st.pickle_loads);
   f(st.pickle_error);

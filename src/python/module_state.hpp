@@ -23,6 +23,8 @@ struct ModuleState {
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};
   PyObject* handle_from_context = nullptr;  ///< _core._handle_from_context
+  /// _core.TaskInterrupted (BaseException): raised in a task's code to stop it.
+  PyObject* task_interrupted_type = nullptr;
   /// Decoded copies of SharedValues in this interpreter (C++ object, owned;
   /// its PyObject* values are this interpreter's).
   SharedCache* shared_cache = nullptr;
@@ -46,6 +48,7 @@ struct ModuleState {
   PyObject* str_buffer_callback = nullptr;
   // concurrent.futures.Future internals, for completing a future that no one
   // waits on without the cost of its Condition (see deliver()).
+  PyObject* str_mark_cancelled = nullptr;  ///< interpool.Future._mark_cancelled
   PyObject* str_cond = nullptr;       ///< "_cond": interpool.Future's lazy Condition
   PyObject* str_state = nullptr;      ///< "_state"
   PyObject* str_result = nullptr;     ///< "_result"

@@ -25,7 +25,8 @@ std::string exception_summary(PyObject* exc) {
 
 }  // namespace
 
-bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info) {
+bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, uint64_t setup_serial,
+                          std::string& reason, rt::Payload& info) {
   auto fail_here = [&](const char* step) {
     PyObject* exc = PyErr_GetRaisedException();
     reason = std::string(step) + (exc ? " (" + exception_summary(exc) + ")" : "");
@@ -52,6 +53,8 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::P
   _core = Ref::steal(PyImport_ImportModule("interpool._core"));
   if (!_core) return fail_here("could not import interpool._core in a worker interpreter");
   _state = &state_of(_core.get());
+  _target = &target;
+  target.type = _state->task_interrupted_type;
   _worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
   if (!_worker) return fail_here("could not import interpool._worker in a worker interpreter");
   _describe = Ref::steal(PyObject_GetAttrString(_worker.get(), "describe_exception"));
@@ -74,7 +77,8 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::P
     if (!fn) return fail_here("initializer failed");
     Ref args = Ref::steal(dec.value());
     if (!args) return fail_here("initializer failed");
-    Ref done = Ref::steal(PyObject_Call(fn, args.get(), nullptr));
+    InterruptWindow window(_target, setup_serial);
+    Ref done = window.raised() ? Ref() : Ref::steal(PyObject_Call(fn, args.get(), nullptr));
     if (!done) return fail_here("initializer failed");
   }
   return true;
@@ -143,6 +147,16 @@ void WorkerContext::finalize(const WorkerRecipe& recipe) {
   if (!done) PyErr_WriteUnraisable(nullptr);
 }
 
+bool WorkerContext::stopped_by_request(PyTask& task) {
+  auto why = static_cast<StopReason>(task.stop.load(std::memory_order_acquire));
+  if (why == StopReason::None || !PyErr_ExceptionMatches(_target->type)) return false;
+  PyErr_Clear();
+  task.failed = true;
+  task.stopped = why;
+  task.response.clear();
+  return true;
+}
+
 void WorkerContext::run(PyTask& task) {
   Decoder dec(*_state, task.request);
   Ref holder;
@@ -153,8 +167,13 @@ void WorkerContext::run(PyTask& task) {
     Ref args = Ref::steal(dec.value());
     Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
     if (!kwargs) return fail(task, nullptr);
-    Ref result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
-    if (!result) return fail(task, nullptr);
+    Ref result;
+    {
+      InterruptWindow window(_target, task.serial);
+      if (!window.raised())
+        result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+    }
+    if (!result) return stopped_by_request(task) ? void() : fail(task, nullptr);
     Encoder enc(*_state, task.response);
     if (!enc.value(result.get())) return fail(task, nullptr);
     return;
@@ -165,11 +184,15 @@ void WorkerContext::run(PyTask& task) {
   Ref items = results ? Ref::steal(dec.value()) : Ref();
   if (!items) return fail(task, results.get());
   Py_ssize_t n = PyList_GET_SIZE(items.get());
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* item = PyList_GET_ITEM(items.get(), i);
-    Ref r = Ref::steal(PyObject_Call(fn, item, nullptr));
-    if (!r || PyList_Append(results.get(), r.get()) < 0) return fail(task, results.get());
+  {
+    InterruptWindow window(_target, task.serial);
+    for (Py_ssize_t i = 0; i < n && !window.raised(); ++i) {
+      PyObject* item = PyList_GET_ITEM(items.get(), i);
+      Ref r = Ref::steal(PyObject_Call(fn, item, nullptr));
+      if (!r || PyList_Append(results.get(), r.get()) < 0) break;
+    }
   }
+  if (PyErr_Occurred()) return stopped_by_request(task) ? void() : fail(task, results.get());
   Encoder enc(*_state, task.response);
   if (!enc.value(results.get())) {
     Ref none = Ref::steal(PyList_New(0));

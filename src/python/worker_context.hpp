@@ -11,6 +11,7 @@
 #include "python/codec.hpp"
 #include "python/engine.hpp"
 #include "python/handle_object.hpp"
+#include "python/interrupt.hpp"
 
 namespace interpool::py {
 
@@ -25,9 +26,13 @@ class WorkerContext {
   /// Prepares the interpreter: sys.path, interpool imports, __main__, then
   /// the user's initializer.  On failure fills `reason` and, when possible,
   /// `info` (the encoded exception description).
-  bool setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info);
+  /// The initializer runs in an interrupt window of serial `setup_serial`.
+  bool setup(const WorkerRecipe& recipe, InterruptTarget& target, uint64_t setup_serial, std::string& reason,
+             rt::Payload& info);
 
-  /// Runs a Call or Map `task` and writes its response.
+  /// Runs a Call or Map `task` and writes its response.  The user's code runs
+  /// in an interrupt window: if TaskInterrupted ends it after a stop request,
+  /// the task is marked stopped instead of failed with a description.
   void run(PyTask& task);
 
   /// Runs the recipe's finalizer, if any; errors are reported as unraisable.
@@ -59,12 +64,16 @@ class WorkerContext {
   /// cacheable; 'u': carries handles, decoded afresh), then the pickle.
   PyObject* callable(Decoder& dec, Ref& holder);
   void fail(PyTask& task, PyObject* partial);
+  /// After the user's code raised: true (and the task marked stopped) when
+  /// the exception is the TaskInterrupted that a stop request raised.
+  bool stopped_by_request(PyTask& task);
   bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
 
   Ref _core;      // interpool._core, imported in this interpreter
   Ref _worker;    // interpool._worker
   Ref _describe;  // interpool._worker.describe_exception
   ModuleState* _state = nullptr;
+  InterruptTarget* _target = nullptr;  // this interpreter's, set by setup()
   std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
 };
 

@@ -8,7 +8,7 @@
 
 namespace interpool::rt {
 
-void WorkerGroup::spawn(const std::string& name, std::function<void()> body) {
+std::thread start_signal_blocked_thread(const std::string& name, std::function<void()> body) {
   // New threads inherit the creating thread's signal mask: block everything
   // around the creation, then restore the caller's mask, also when the
   // creation throws (else the caller would keep every signal blocked).
@@ -28,6 +28,11 @@ void WorkerGroup::spawn(const std::string& name, std::function<void()> body) {
     throw;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return thread;
+}
+
+void WorkerGroup::spawn(const std::string& name, std::function<void()> body) {
+  std::thread thread = start_signal_blocked_thread(name, std::move(body));
   std::lock_guard lock(_mutex);
   _ids.push_back(thread.get_id());
   _threads.push_back(std::move(thread));

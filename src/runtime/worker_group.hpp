@@ -14,6 +14,10 @@
 
 namespace interpool::rt {
 
+/// Starts a thread named `name` (truncated to 15 bytes) that runs `body` with
+/// every signal blocked; the caller's signal mask is left as it was.
+std::thread start_signal_blocked_thread(const std::string& name, std::function<void()> body);
+
 class WorkerGroup {
  public:
   WorkerGroup() = default;

@@ -1,0 +1,72 @@
+// src/python/interrupt.cpp: pending calls that raise TaskInterrupted in a worker.
+#include "python/interrupt.hpp"
+
+#if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x03100000
+#error "check _PyEval_AddPendingCall's signature for this CPython version"
+#endif
+
+extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp, int (*func)(void*), void* arg, int flags);
+
+namespace interpool::py {
+namespace {
+
+/// The pending call: runs on a thread of the target's interpreter, with its
+/// GIL.  Returning -1 with an exception set raises it in the running frame.
+int deliver_interrupt(void* arg) {
+  auto* target = static_cast<InterruptTarget*>(arg);
+  target->call_queued.store(false, std::memory_order_release);
+  uint64_t wanted = target->requested.load(std::memory_order_acquire);
+  if (wanted == 0 || wanted != target->window.load(std::memory_order_acquire)) return 0;
+  target->requested.store(0, std::memory_order_release);
+  auto why = static_cast<StopReason>(target->reason.load(std::memory_order_acquire));
+  if (PyThread_get_thread_ident() == target->thread_ident) {
+    raise_task_interrupted(target->type, why);
+    return -1;
+  }
+  // A thread that the task started ran the pending call: hand the exception
+  // to the worker thread, which raises it at its own next check.
+  target->async_sent = true;
+  PyThreadState_SetAsyncExc(target->thread_ident, target->type);
+  return 0;
+}
+
+}  // namespace
+
+void raise_task_interrupted(PyObject* type, StopReason why) {
+  const char* message = why == StopReason::Timeout    ? "the task ran past its timeout"
+                        : why == StopReason::Shutdown ? "the pool was shut down while the task ran"
+                                                      : "the task was interrupted";
+  PyErr_SetString(type, message);
+}
+
+void InterruptTarget::request(uint64_t serial, StopReason why) {
+  reason.store(static_cast<uint8_t>(why), std::memory_order_release);
+  requested.store(serial, std::memory_order_release);
+  if (call_queued.exchange(true, std::memory_order_acq_rel)) return;
+  // The queue is small (32 on 3.12) and shared with nothing else in a worker
+  // interpreter; should it be full, the grace timer still ends the task.
+  if (_PyEval_AddPendingCall(interp, deliver_interrupt, this, 0) != 0) call_queued.store(false);
+}
+
+InterruptWindow::InterruptWindow(InterruptTarget* target, uint64_t serial) : _target(target) {
+  if (!_target) return;
+  _target->window.store(serial, std::memory_order_release);
+  uint64_t expected = serial;
+  if (_target->requested.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+    raise_task_interrupted(_target->type, static_cast<StopReason>(_target->reason.load()));
+    _raised = true;
+  }
+}
+
+InterruptWindow::~InterruptWindow() {
+  if (!_target) return;
+  _target->window.store(0, std::memory_order_release);
+  if (_target->async_sent) {
+    // An exception handed over with SetAsyncExc that the task's code did not
+    // reach must not go off in the next task: take it back.
+    _target->async_sent = false;
+    PyThreadState_SetAsyncExc(_target->thread_ident, nullptr);
+  }
+}
+
+}  // namespace interpool::py
