@@ -324,6 +324,7 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool lo
   }
   for (auto& t : _tasks.drain()) {
     if (!t->try_start()) continue;  // cancelled meanwhile
+    counts.started.fetch_add(1, std::memory_order_relaxed);
     t->failed = true;
     t->broken = true;
     t->broken_reason = reason;
@@ -356,12 +357,6 @@ namespace {
 // g_exit_mutex, which such a thread holds while it ends its interpreter.
 std::mutex g_exit_mutex;
 bool g_exiting = false;
-
-/// Parks an abandoned thread for good: the process is exiting and owns its
-/// interpreter now.  The thread holds no GIL and touches nothing.
-[[noreturn]] void park_forever() {
-  for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
-}
 
 }  // namespace
 
@@ -433,6 +428,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     return run.abandoned;
   };
   bool leave = false;
+  std::unique_lock<std::mutex> exit_lock;  // held from an abandoned worker's return to its end
   {
     WorkerContext context;
     std::string reason;
@@ -441,6 +437,10 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     leave = abandoned();
     if (leave) {
       // The initializer came back after the pool gave up on it.
+      PyThreadState* saved = PyEval_SaveThread();
+      exit_lock = std::unique_lock(g_exit_mutex);
+      if (g_exiting) park_thread_forever();
+      PyEval_RestoreThread(saved);
     } else if (!ready) {
       // An initializer stopped by shutdown or Ctrl-C is no failure to log.
       bool stopped = _stop_all.load(std::memory_order_acquire) != 0;
@@ -485,6 +485,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
         if (!task) break;  // closed and drained
         TaskPtr t = std::move(*task);
         if (!t->try_start()) continue;  // cancelled while queued
+        counts.started.fetch_add(1, std::memory_order_relaxed);
         t->worker = static_cast<int>(run.index);
         if (t->kind() == rt::Task::Kind::Local) {
           run_local(*t, owner_tstate);
@@ -537,6 +538,11 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
         flush();
         // Deferred work still running finishes before the interpreter ends.
         for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot.in_flight, n);
+      } else {
+        // Abandoned: never ask for a GIL while the process exits (CPython
+        // would end this thread inside the request).
+        exit_lock = std::unique_lock(g_exit_mutex);
+        if (g_exiting) park_thread_forever();
       }
       PyEval_RestoreThread(tstate);
       if (!leave) context.finalize(_recipe);
@@ -552,13 +558,13 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     end_interpreter(tstate);
     return true;
   }
-  std::unique_lock exit_lock(g_exit_mutex);
-  if (g_exiting) {
-    PyEval_SaveThread();
-    exit_lock.unlock();
-    park_forever();
+  if (!exit_lock.owns_lock()) {
+    PyThreadState* saved = PyEval_SaveThread();
+    exit_lock = std::unique_lock(g_exit_mutex);
+    if (g_exiting) park_thread_forever();
+    PyEval_RestoreThread(saved);
   }
-  end_interpreter(tstate);
+  end_interpreter(tstate);  // under g_exit_mutex: the exiting process waits for it
   return false;
 }
 
@@ -575,7 +581,7 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
   Ref outcome;
   bool is_exception = false;
   if (call && PyArg_UnpackTuple(call.get(), "local", 3, 3, &fn, &args, &kwargs)) {
-    outcome = Ref::steal(PyObject_Call(fn, args, kwargs == Py_None ? nullptr : kwargs));
+    outcome = Ref::steal(call_user_code(fn, args, kwargs == Py_None ? nullptr : kwargs));
   }
   if (!outcome) {
     outcome = Ref::steal(PyErr_GetRaisedException());
@@ -684,7 +690,10 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
       if (!wait_answering_signals(*core, until)) PyErr_Clear();
   }
   for (auto& core : engines) core->abandon_all();
-  {
+  // Worker interpreters run this too as they end (their threading module
+  // calls it): only the main interpreter's exit is the process's.
+  if (PyInterpreterState_Get() == PyInterpreterState_Main()) {
+    ReleasedGil released;  // an abandoned worker may hold the mutex while it ends its interpreter
     std::lock_guard lock(g_exit_mutex);
     g_exiting = true;
   }

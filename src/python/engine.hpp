@@ -133,7 +133,13 @@ struct WorkerRecipe {
 
 /// Counters of one pool, for Pool.stats().
 struct EngineCounts {
+  std::atomic<uint64_t> submitted{0}, started{0};
   std::atomic<uint64_t> done{0}, failed{0}, cancelled{0}, interrupted{0}, timed_out{0}, replaced{0};
+  /// Tasks waiting for a worker (the queue also holds cancelled ones until popped).
+  uint64_t queued() const {
+    uint64_t left = submitted.load() - started.load() - cancelled.load();
+    return static_cast<int64_t>(left) < 0 ? 0 : left;
+  }
 };
 
 /// The shared core of one pool.  Owned jointly by the Python Engine object and
@@ -158,7 +164,9 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   bool submit(TaskPtr task) {
     task->serial = next_serial();
     if (task->timeout.count() == 0) task->timeout = _recipe.task_timeout;
-    return _tasks.push(std::move(task));
+    if (!_tasks.push(std::move(task))) return false;
+    counts.submitted.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   /// Asks a running Call or Map task to stop: TaskInterrupted is raised in

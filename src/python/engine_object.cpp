@@ -419,7 +419,7 @@ PyObject* engine_stats(PyObject* o, PyObject*) {
   }
   auto& c = core.counts;
   auto load = [](const std::atomic<uint64_t>& a) { return static_cast<unsigned long long>(a.load()); };
-  return Py_BuildValue("{s:n,s:n,s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "queued", static_cast<Py_ssize_t>(core.queued()),
+  return Py_BuildValue("{s:n,s:n,s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "queued", static_cast<Py_ssize_t>(core.counts.queued()),
                        "running", static_cast<Py_ssize_t>(running), "done", load(c.done), "failed", load(c.failed),
                        "cancelled", load(c.cancelled), "interrupted", load(c.interrupted), "timed_out",
                        load(c.timed_out), "workers_replaced", load(c.replaced), "workers", workers.get());

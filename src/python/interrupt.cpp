@@ -1,6 +1,11 @@
 // src/python/interrupt.cpp: pending calls that raise TaskInterrupted in a worker.
 #include "python/interrupt.hpp"
 
+#include <cxxabi.h>
+
+#include <chrono>
+#include <thread>
+
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x03100000
 #error "check _PyEval_AddPendingCall's signature for this CPython version"
 #endif
@@ -31,6 +36,19 @@ int deliver_interrupt(void* arg) {
 }
 
 }  // namespace
+
+PyObject* call_user_code(PyObject* fn, PyObject* args, PyObject* kwargs) {
+  try {
+    return PyObject_Call(fn, args, kwargs);
+  } catch (abi::__forced_unwind&) {
+    // Not rethrown, and never returns: the process is exiting anyway.
+    park_thread_forever();
+  }
+}
+
+void park_thread_forever() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+}
 
 void raise_task_interrupted(PyObject* type, StopReason why) {
   const char* message = why == StopReason::Timeout    ? "the task ran past its timeout"

@@ -68,4 +68,16 @@ class InterruptWindow {
 /// Sets TaskInterrupted with a message for `why` (worker's GIL).
 void raise_task_interrupted(PyObject* type, StopReason why);
 
+/// PyObject_Call for user code on an engine thread.  While the process
+/// finalizes, CPython 3.12 and 3.13 end a thread that asks for a GIL with
+/// pthread_exit(), whose forced unwinding would run our RAII destructors
+/// (decrefs without a GIL) on the way up.  An abandoned worker can be in
+/// that position; this parks its thread instead, before any of our frames
+/// unwinds.  (3.14+ parks such threads itself.)
+PyObject* call_user_code(PyObject* fn, PyObject* args, PyObject* kwargs);
+
+/// Blocks the calling thread for good, holding nothing: for a thread that
+/// the exiting process must no longer hear from.
+[[noreturn]] void park_thread_forever();
+
 }  // namespace interpool::py

@@ -78,7 +78,7 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
     Ref args = Ref::steal(dec.value());
     if (!args) return fail_here("initializer failed");
     InterruptWindow window(_target, setup_serial);
-    Ref done = window.raised() ? Ref() : Ref::steal(PyObject_Call(fn, args.get(), nullptr));
+    Ref done = window.raised() ? Ref() : Ref::steal(call_user_code(fn, args.get(), nullptr));
     if (!done) return fail_here("initializer failed");
   }
   return true;
@@ -143,7 +143,7 @@ void WorkerContext::finalize(const WorkerRecipe& recipe) {
   Ref holder;
   PyObject* fn = callable(dec, holder);
   Ref args = fn ? Ref::steal(dec.value()) : Ref();
-  Ref done = args ? Ref::steal(PyObject_Call(fn, args.get(), nullptr)) : Ref();
+  Ref done = args ? Ref::steal(call_user_code(fn, args.get(), nullptr)) : Ref();
   if (!done) PyErr_WriteUnraisable(nullptr);
 }
 
@@ -171,7 +171,7 @@ void WorkerContext::run(PyTask& task) {
     {
       InterruptWindow window(_target, task.serial);
       if (!window.raised())
-        result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
+        result = Ref::steal(call_user_code(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
     }
     if (!result) return stopped_by_request(task) ? void() : fail(task, nullptr);
     Encoder enc(*_state, task.response);
@@ -188,7 +188,7 @@ void WorkerContext::run(PyTask& task) {
     InterruptWindow window(_target, task.serial);
     for (Py_ssize_t i = 0; i < n && !window.raised(); ++i) {
       PyObject* item = PyList_GET_ITEM(items.get(), i);
-      Ref r = Ref::steal(PyObject_Call(fn, item, nullptr));
+      Ref r = Ref::steal(call_user_code(fn, item, nullptr));
       if (!r || PyList_Append(results.get(), r.get()) < 0) break;
     }
   }
