@@ -49,11 +49,17 @@ class Future(_base.Future):
             cond = self.__dict__.setdefault("_cond", threading.Condition())
         return cond
 
+    _interrupt_on_cancel = False  # asyncio.to_thread(isolated(f)): a cancel also interrupts
+
     def cancel(self):
         """Cancel the task if no worker has started it.  Returns whether it is cancelled."""
         task = self._task
         if task is not None and self._state == _PENDING:
             if not task.cancel():
+                if self._interrupt_on_cancel:
+                    # asyncio cancelled the awaiting side: stop the work too,
+                    # while keeping cancel()'s contract (False once running).
+                    task.interrupt()
                 return False
             self._mark_cancelled()
             return True

@@ -64,6 +64,15 @@ class isolated:
 isolated.__module__ = "interpool"
 
 
+def _is_to_thread_call(fn):
+    """Whether ``fn`` is what asyncio.to_thread submits: partial(context.run, f, ...)."""
+    return (
+        type(fn) is functools.partial
+        and isinstance(getattr(fn.func, "__self__", None), contextvars.Context)
+        and bool(fn.args)
+    )
+
+
 def _isolated_call(fn, args, kwargs):
     """The (fn, args, kwargs) to run in an interpreter, or None for a thread.
 
@@ -73,12 +82,7 @@ def _isolated_call(fn, args, kwargs):
     if isinstance(fn, isolated):
         return fn, args, kwargs
     # asyncio.to_thread(f, *args) submits partial(context.run, f, *args).
-    if (
-        type(fn) is functools.partial
-        and isinstance(getattr(fn.func, "__self__", None), contextvars.Context)
-        and fn.args
-        and isinstance(fn.args[0], isolated)
-    ):
+    if _is_to_thread_call(fn) and isinstance(fn.args[0], isolated):
         return fn.args[0], fn.args[1:] + args, {**fn.keywords, **kwargs}
     return None
 
@@ -105,8 +109,14 @@ class HybridPool(Pool, ThreadPoolExecutor):
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)``: in an interpreter if ``fn`` is
-        :func:`isolated`, else on a worker thread in this interpreter."""
-        return self._submit(fn, args, kwargs, None)
+        :func:`isolated`, else on a worker thread in this interpreter.
+
+        Work submitted by ``asyncio.to_thread`` is interrupted when the
+        awaiting task is cancelled, as :meth:`Pool.run` is."""
+        future = self._submit(fn, args, kwargs, None)
+        if _is_to_thread_call(fn):
+            future._interrupt_on_cancel = True
+        return future
 
     def _start(self, future, fn, args, kwargs, bridge=None, timeout=None):
         call = _isolated_call(fn, args, kwargs)

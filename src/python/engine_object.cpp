@@ -382,7 +382,8 @@ PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) 
   auto* self = as_engine(o);
   auto cancelled = self->core->shutdown(cancel);
   self->core->count_cancelled(cancelled.size());
-  if (cancel) self->core->set_stop_on_exit();
+  // Asked not to wait for work: what still runs at exit is interrupted.
+  if (cancel || interrupt) self->core->set_stop_on_exit();
   if (interrupt) self->core->stop_all_running(StopReason::Shutdown);
   Ref futures = Ref::steal(PyList_New(0));
   if (!futures) return nullptr;

@@ -76,3 +76,7 @@ def hang_initializer(started):
     started.set()
     while True:
         pass
+
+
+def spin_item_kw(x, started=None):
+    return spin_item(x, started)
