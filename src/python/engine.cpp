@@ -498,6 +498,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
           slot.request_launch(std::move(t));
           continue;
         }
+        flush();  // TEMP until prompt delivery lands: nothing finished waits behind a long task
         auto started = std::chrono::steady_clock::now();
         {
           std::lock_guard lock(run.mutex);

@@ -119,7 +119,7 @@ def test_leaving_map_async_stops_what_is_left(kind, closing):
     asyncio.run(main())
     wait_until(lambda: pool.stats().running == 0, "nothing runs any more")
     stats = pool.stats()
-    assert stats.interrupted == 1
+    assert stats.interrupted >= 1  # the spinning item; a quick one may be caught running too
     assert stats.done + stats.cancelled + stats.interrupted == 6
 
 
