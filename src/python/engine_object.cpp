@@ -39,17 +39,34 @@ struct TaskObject {
 EngineObject* as_engine(PyObject* o) { return reinterpret_cast<EngineObject*>(o); }
 TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
 
+/// Whether `fn` carries no state of its own: decoding its pickle in a
+/// worker always gives the same object (a module-level function or class, a
+/// builtin, a method of a module or of a class, a method descriptor), so the
+/// worker may decode it once and reuse it.  Anything else (a partial, a
+/// callable instance, a bound method of an instance) holds objects that a
+/// call may change, and is decoded afresh for each task, as
+/// ProcessPoolExecutor does.
+bool stateless_by_name(PyObject* fn) {
+  if (PyFunction_Check(fn) || PyType_Check(fn)) return true;
+  if (PyCFunction_Check(fn)) {
+    PyObject* self = PyCFunction_GET_SELF(fn);
+    return !self || PyModule_Check(self) || PyType_Check(self);
+  }
+  if (PyMethod_Check(fn)) return PyType_Check(PyMethod_GET_SELF(fn)) && PyFunction_Check(PyMethod_GET_FUNCTION(fn));
+  PyTypeObject* type = Py_TYPE(fn);
+  return type == &PyMethodDescr_Type || type == &PyWrapperDescr_Type || type == &PyClassMethodDescr_Type;
+}
+
 /// Appends `fn` to a request: a flag, then its pickled bytes.  Remembers the
-/// bytes of callables that pickle by name.  A callable whose pickle carries
-/// handles (a partial over a Queue, say) is flagged so that workers decode
-/// it afresh each time instead of caching it by its bytes.
+/// bytes of stateless callables (see stateless_by_name); those are flagged
+/// 'c' and workers cache them by their bytes.  Every other callable is
+/// flagged 'u': workers decode it for each task.
 bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
   if (!PyCallable_Check(fn)) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
     return false;
   }
-  bool by_name = PyFunction_Check(fn) || PyType_Check(fn) ||
-                 (PyCFunction_Check(fn) && (!PyCFunction_GET_SELF(fn) || PyModule_Check(PyCFunction_GET_SELF(fn))));
+  bool by_name = stateless_by_name(fn);
   if (by_name) {
     PyObject* hit = PyDict_GetItemWithError(state.callable_cache, fn);
     if (hit) {
@@ -82,7 +99,7 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
     enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
     return true;
   }
-  if (payload.handles.size() != handles_before) {
+  if (!by_name || payload.handles.size() != handles_before) {
     payload.bytes[flag_at + 1] = 'u';
     return true;
   }

@@ -7,9 +7,13 @@
 namespace interpool::py {
 namespace {
 
-// Worker-side cache bound: distinct callables (partials with different bound
-// arguments count separately) kept per worker interpreter.
-constexpr std::size_t kWorkerCallableCacheLimit = 512;
+// Worker-side cache bounds.  Only stateless callables are cached (the caller
+// flags them 'c' or 's'), so entries are small pickles by name; the bounds
+// keep a stream of distinct ones (stateless functions sent as code, say)
+// from growing a worker without limit.
+constexpr std::size_t kWorkerCallableCacheLimit = 512;           // entries
+constexpr std::size_t kWorkerCallableCacheBytes = 1 << 20;       // sum of their encoded sizes
+constexpr std::size_t kWorkerCallableMaxCachedBytes = 16 << 10;  // bigger ones are decoded each time
 
 /// "TypeName: message" for an exception object, for broken-pool reasons.
 std::string exception_summary(PyObject* exc) {
@@ -84,6 +88,8 @@ PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
   std::string_view flag, blob;
   if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
   if (flag == "u") {
+    // Not stateless (a partial, a callable instance...): a fresh copy per
+    // task, so that no call sees what an earlier one left in it.
     holder = Ref::steal(dec.unpickle(blob));
     return holder.get();
   }
@@ -97,7 +103,15 @@ PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
     fn = Ref::steal(dec.unpickle(blob));
   }
   if (!fn) return nullptr;
-  if (_callables.size() >= kWorkerCallableCacheLimit) _callables.clear();
+  if (blob.size() > kWorkerCallableMaxCachedBytes) {
+    holder = std::move(fn);
+    return holder.get();
+  }
+  if (_callables.size() >= kWorkerCallableCacheLimit || _callable_bytes + blob.size() > kWorkerCallableCacheBytes) {
+    _callables.clear();
+    _callable_bytes = 0;
+  }
+  _callable_bytes += blob.size();
   return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
 }
 

@@ -49,14 +49,16 @@ class WorkerContext {
       if (!done) PyErr_WriteUnraisable(_worker.get());
     }
     _callables.clear();
+    _callable_bytes = 0;
     _describe.reset();
     _worker.reset();
     _core.reset();
   }
 
  private:
-  /// The callable a request starts with: a flag byte ('c': pickled by name,
-  /// cacheable; 'u': carries handles, decoded afresh), then the pickle.
+  /// The callable a request starts with: a flag ('c': stateless, pickled by
+  /// name, cacheable; 's': stateless code, cacheable; 'u': decoded afresh
+  /// for each task), then its bytes.  `holder` owns an uncached one.
   PyObject* callable(Decoder& dec, Ref& holder);
   void fail(PyTask& task, PyObject* partial);
   bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
@@ -66,6 +68,7 @@ class WorkerContext {
   Ref _describe;  // interpool._worker.describe_exception
   ModuleState* _state = nullptr;
   std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
+  std::size_t _callable_bytes = 0;  ///< sum of the keys' sizes in _callables
 };
 
 }  // namespace interpool::py
