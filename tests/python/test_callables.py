@@ -291,3 +291,48 @@ def test_unsendable_return_value_fails_the_future_with_type_error(pool):
     with pytest.raises(TypeError, match="cannot send object <function return_lambda.<locals>.<lambda>"):
         future.result(timeout=30)
     assert pool.submit(_tasks.identity, 1).result(timeout=30) == 1
+
+
+# ------------------------------------------- callable state between tasks
+#
+# As with ProcessPoolExecutor, a callable that holds state (a partial, a
+# callable instance, a bound method of an instance) is decoded afresh for each
+# task: no task sees what an earlier one left in it.  Stateless callables
+# (functions, classes, builtins) may be decoded once per worker.
+
+import _graph_tasks  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "make_fn",
+    [
+        pytest.param(lambda: functools.partial(_graph_tasks.append_and_len, []), id="partial"),
+        pytest.param(lambda: _graph_tasks.CallCounter(), id="callable_instance"),
+        pytest.param(lambda: _graph_tasks.CallCounter().bump, id="bound_method_of_instance"),
+    ],
+)
+@pytest.mark.timeout(30)
+def test_stateful_callable_starts_fresh_for_every_task(make_pool, make_fn):
+    pool = make_pool(1)  # one worker: every task would see a cached copy
+    fn = make_fn()
+    assert [pool.submit(fn).result(timeout=10) for _ in range(5)] == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.timeout(30)
+def test_stateful_callable_is_decoded_once_per_map_chunk(make_pool):
+    # Within one payload the callable is one object, as in ProcessPoolExecutor's chunks.
+    pool = make_pool(1)
+    fn = functools.partial(_graph_tasks.append_and_len, [])
+    assert list(pool.map(fn, range(6), chunksize=3)) == [1, 2, 3, 1, 2, 3]
+
+
+@pytest.mark.timeout(60)
+def test_partials_binding_large_objects_are_freed_after_their_tasks(make_pool):
+    pool = make_pool(1)
+    sizes = [
+        pool.submit(functools.partial(_graph_tasks.track, _graph_tasks.Sentinel(bytes(8 << 20)))).result(timeout=30)
+        for _ in range(60)
+    ]
+    assert sizes == [8 << 20] * 60
+    assert pool.submit(_graph_tasks.live_sentinels).result(timeout=30) == 0
+
