@@ -172,40 +172,8 @@ def teardown():
             pass
 
 
-def encode_stateless(fn):
-    """The marshalled code of a stateless function, for InterpreterPoolExecutor.
-
-    As the stdlib's executor does, a function that pickle cannot send by name
-    (a lambda, a local function) may still travel as its code if it needs no
-    state: no closure, no defaults and no globals but builtins.  Raises
-    TypeError otherwise.
-    """
-    import builtins
-    import dis
-    import marshal
-    import types
-
-    if type(fn) is not types.FunctionType:
-        raise TypeError(f"{fn!r} is not a plain function")
-    if fn.__closure__ or fn.__defaults__ or fn.__kwdefaults__:
-        raise TypeError(f"{fn!r} has a closure or defaults, so it is not stateless")
-
-    def check(code):
-        for ins in dis.get_instructions(code):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and not hasattr(builtins, ins.argval):
-                raise TypeError(f"{fn!r} uses the global {ins.argval!r}, so it is not stateless")
-            if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL", "STORE_NAME", "DELETE_NAME"):
-                raise TypeError(f"{fn!r} changes the global {ins.argval!r}, so it is not stateless")
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                check(const)
-
-    check(fn.__code__)
-    return marshal.dumps(fn.__code__)
-
-
 def decode_stateless(data):
-    """Rebuild a function sent by encode_stateless, against builtins only."""
+    """Rebuild a function sent by interpool._callables.encode_stateless, against builtins only."""
     import builtins
     import marshal
     import types

@@ -85,9 +85,13 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
     // InterpreterPoolExecutor, like the stdlib's, also sends functions that
     // need no state (a lambda, a local function) as their code.
     PyObject* unsendable = PyErr_GetRaisedException();
-    Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
-    Ref code = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "encode_stateless", "O", fn)) : Ref();
+    Ref callables = Ref::steal(PyImport_ImportModule("interpool._callables"));
+    Ref code = callables ? Ref::steal(PyObject_CallMethod(callables.get(), "encode_stateless", "O", fn)) : Ref();
     if (!code || !PyBytes_Check(code.get())) {
+      // Say why the code could not go either (a global that is not a builtin, say).
+      Ref why = Ref::steal(PyErr_GetRaisedException());
+      Ref text = why ? Ref::steal(PyUnicode_FromFormat("It cannot be sent as code either: %S", why.get())) : Ref();
+      Ref noted = text ? Ref::steal(PyObject_CallMethod(unsendable, "add_note", "O", text.get())) : Ref();
       PyErr_Clear();
       PyErr_SetRaisedException(unsendable);
       return false;

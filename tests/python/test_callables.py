@@ -336,3 +336,48 @@ def test_partials_binding_large_objects_are_freed_after_their_tasks(make_pool):
     assert sizes == [8 << 20] * 60
     assert pool.submit(_graph_tasks.live_sentinels).result(timeout=30) == 0
 
+
+
+# ---------------------------------- stateless code (InterpreterPoolExecutor)
+
+
+@pytest.mark.timeout(20)
+def test_function_using_a_module_global_that_shadows_a_builtin_is_not_sent_as_code():
+    import _shadowing_module
+
+    import interpool
+
+    fn = _shadowing_module.lambda_using_shadowed_len()
+    assert fn() == 42  # what the caller means
+    with interpool.InterpreterPoolExecutor(1) as executor:
+        with pytest.raises(TypeError, match="cannot send callable") as info:
+            executor.submit(fn)
+        assert any("'len'" in note for note in info.value.__notes__)
+        # A builtin that the module does not shadow still goes as code.
+        assert executor.submit(_shadowing_module.lambda_using_abs()).result(timeout=10) == 3
+
+
+@pytest.mark.timeout(20)
+def test_function_whose_builtins_were_replaced_is_not_sent_as_code():
+    import types
+
+    import interpool
+
+    source = lambda: len([1, 2, 3])  # noqa: E731
+    fn = types.FunctionType(source.__code__, {"__builtins__": {"len": lambda obj: 42}})
+    assert fn() == 42
+    with interpool.InterpreterPoolExecutor(1) as executor:
+        with pytest.raises(TypeError, match="cannot send callable"):
+            executor.submit(fn)
+
+
+def test_caller_encodes_stateless_code_without_importing_the_worker_module():
+    code = (
+        "import sys, interpool\n"
+        "with interpool.InterpreterPoolExecutor(1) as ex:\n"
+        "    assert ex.submit(lambda: 7).result(timeout=20) == 7\n"
+        "print('interpool._worker' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
