@@ -27,6 +27,21 @@ std::string exception_summary(PyObject* exc) {
   return out;
 }
 
+/// "module.QualName" of an exception's type ("QualName" for builtins).
+PyObject* qualified_type_name(PyObject* exc) {
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exc));
+  Ref module = Ref::steal(PyObject_GetAttrString(type, "__module__"));
+  Ref qualname = Ref::steal(PyObject_GetAttrString(type, "__qualname__"));
+  if (!module || !qualname || !PyUnicode_Check(module.get()) || !PyUnicode_Check(qualname.get())) {
+    PyErr_Clear();
+    return PyUnicode_FromString(Py_TYPE(exc)->tp_name);
+  }
+  if (PyUnicode_CompareWithASCIIString(module.get(), "builtins") == 0) return qualname.release();
+  if (PyUnicode_CompareWithASCIIString(module.get(), "__mp_main__") == 0)
+    module = Ref::steal(PyUnicode_FromString("__main__"));
+  return module ? PyUnicode_FromFormat("%U.%U", module.get(), qualname.get()) : nullptr;
+}
+
 }  // namespace
 
 bool WorkerContext::setup(const WorkerRecipe& recipe, std::string& reason, rt::Payload& info) {
@@ -121,9 +136,14 @@ bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial)
   if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
   if (!info) {
     PyErr_Clear();
-    // describe_exception itself failed: fall back to what C++ can say.
-    Ref type_name = Ref::steal(PyUnicode_FromString(Py_TYPE(exc)->tp_name));
-    Ref message = Ref::steal(PyUnicode_FromString(exception_summary(exc).c_str()));
+    // describe_exception itself failed (out of memory, say): fall back to
+    // what C++ can say, in the same form (module.qualname, str(exc)).
+    Ref type_name = Ref::steal(qualified_type_name(exc));
+    Ref message = Ref::steal(PyObject_Str(exc));
+    if (!message) {
+      PyErr_Clear();
+      message = Ref::steal(PyUnicode_FromString("<exception str() failed>"));
+    }
     Ref empty = Ref::steal(PyUnicode_FromString(""));
     Ref kind = Ref::steal(PyUnicode_FromString("exception"));
     if (!type_name || !message || !empty || !kind) return PyErr_Clear(), false;
