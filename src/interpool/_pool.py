@@ -33,6 +33,11 @@ def _main_spec():
     ``("path", file)`` for a script, ``None`` for an interactive session or when
     ``__main__`` is a package's ``__main__`` module.
     """
+    worker = sys.modules.get("interpool._worker")
+    if worker is not None and worker.main_spec is not None:
+        # A pool started inside a task: its workers load the script that
+        # this worker was given (here __main__ is that script as __mp_main__).
+        return worker.main_spec
     main = sys.modules.get("__main__")
     if main is None:
         return None

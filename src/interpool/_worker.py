@@ -21,6 +21,10 @@ _SUBINTERPRETER_HINT = (
 # True while this worker imports the caller's main script (see setup()).
 importing_main = False
 
+# How the caller's __main__ was started, as setup() got it.  A pool started
+# inside a task passes it on, so that its workers load the same script.
+main_spec = None
+
 
 def _guard_getsignal():
     """Keep signal.getsignal() from leaking the main interpreter's handlers.
@@ -104,6 +108,8 @@ def setup(main, argv):
     run) and makes it this interpreter's ``__main__``, as multiprocessing's spawn
     does.
     """
+    global main_spec
+    main_spec = main
     sys.argv[:] = list(argv)
     _guard_getsignal()
     if sys.version_info < (3, 13):
@@ -121,6 +127,39 @@ def setup(main, argv):
         return getattr(loaded, name)
 
     main_module.__getattr__ = __getattr__
+    # Objects of the script's classes made here pickle as __mp_main__.* (the
+    # name the script is loaded under); a pool started by a task, and pickle
+    # itself, import that name: load the script for it.
+    sys.meta_path.append(_MainScriptFinder(kind, value))
+
+
+class _MainScriptFinder:
+    """Finds module ``__mp_main__``: the caller's main script, loaded once."""
+
+    def __init__(self, kind, value):
+        self._kind = kind
+        self._value = value
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "__mp_main__":
+            return None
+        module = _load_main(self._kind, self._value)
+        if module is None:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, _LoadedModule(module))
+
+
+class _LoadedModule:
+    def __init__(self, module):
+        self._module = module
+
+    def create_module(self, spec):
+        return self._module
+
+    def exec_module(self, module):
+        pass
 
 
 _loaded_main = None

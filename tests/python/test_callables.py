@@ -381,3 +381,53 @@ def test_caller_encodes_stateless_code_without_importing_the_worker_module():
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------- nested pools
+
+NESTED_SCRIPT = """
+import interpool
+
+
+def double(x):
+    return 2 * x
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def make_point(x):
+    return Point(x)
+
+
+def nested(n):
+    # A pool started by a task: its workers load this same script.
+    with interpool.Pool(1) as inner:
+        point = inner.submit(make_point, n).result(timeout=30)
+        return inner.submit(double, n).result(timeout=30), list(inner.map(double, range(n))), point.x
+
+
+def twice_nested(n):
+    with interpool.Pool(1) as inner:
+        return inner.submit(nested, n).result(timeout=60)
+
+
+if __name__ == "__main__":
+    with interpool.Pool(1) as pool:
+        print("NESTED", pool.submit(nested, 3).result(timeout=60), flush=True)
+        print("TWICE", pool.submit(twice_nested, 2).result(timeout=90), flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "dash_m"])
+@pytest.mark.timeout(120)
+def test_pool_started_in_a_task_runs_functions_of_the_main_script(tmp_path, how):
+    (tmp_path / "nested_main.py").write_text(NESTED_SCRIPT)
+    args = [str(tmp_path / "nested_main.py")] if how == "script" else ["-m", "nested_main"]
+    proc = run_child(args, cwd=tmp_path, timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "NESTED (6, [0, 2, 4], 3)" in lines
+    assert "TWICE (4, [0, 2], 2)" in lines
