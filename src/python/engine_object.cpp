@@ -10,6 +10,7 @@
 
 #include "python/codec.hpp"
 #include "python/delivery.hpp"
+#include "python/int_option.hpp"
 
 namespace interpool::py {
 namespace {
@@ -156,7 +157,7 @@ PyObject* enqueue(PyObject* engine, ModuleState& state, TaskPtr task, PyObject* 
 
 // Engine(workers, max_tasks, sys_path, setup, initializer, initargs, rebuild, broken_type, name_prefix)
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
-  Py_ssize_t workers, max_tasks;
+  PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
   const char* prefix;
   if (kwds && PyDict_GET_SIZE(kwds)) {
@@ -164,29 +165,28 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   int local_tasks = 0;
-  unsigned int max_deferred = 1;
+  PyObject* max_deferred_obj = nullptr;
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
   int stateless = 0;
-  if (!PyArg_ParseTuple(args, "nnO!OOO!OOs|pIOO!p:Engine", &workers, &max_tasks, &PyList_Type, &sys_path, &setup,
-                        &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
-                        &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless))
+  if (!PyArg_ParseTuple(args, "OOO!OOO!OOs|pOOO!p:Engine", &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path,
+                        &setup, &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
+                        &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless))
     return nullptr;
-  if (max_deferred < 1) {
-    PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
+  // Checked against the C++ types before anything is allocated (the Python
+  // classes also check workers against what the system can run).
+  long long workers, max_tasks, max_deferred = 1;
+  if (!int_option(workers_obj, "workers", 1, PY_SSIZE_T_MAX, workers) ||
+      !int_option(max_tasks_obj, "max_tasks_per_worker", 0, PY_SSIZE_T_MAX, max_tasks) ||
+      (max_deferred_obj && !int_option(max_deferred_obj, "concurrency", 1, UINT32_MAX, max_deferred)))
     return nullptr;
-  }
-  if (workers < 1) {
-    PyErr_SetString(PyExc_ValueError, "workers must be greater than 0");
-    return nullptr;
-  }
   ModuleState& state = state_of_type(type);
   WorkerRecipe recipe;
   recipe.workers = static_cast<std::size_t>(workers);
-  recipe.max_tasks = max_tasks > 0 ? static_cast<std::size_t>(max_tasks) : 0;
+  recipe.max_tasks = static_cast<std::size_t>(max_tasks);
   recipe.thread_name_prefix = prefix;
   recipe.local_tasks = local_tasks;
-  recipe.max_deferred = max_deferred;
+  recipe.max_deferred = static_cast<uint32_t>(max_deferred);
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sys_path); ++i) {
     PyObject* entry = PyList_GET_ITEM(sys_path, i);
     if (!PyUnicode_Check(entry)) continue;  // sys.path may hold odd things; workers get the strings
