@@ -233,9 +233,15 @@ bool Encoder::native(PyObject* obj, int depth, Py_ssize_t held) {
   } else if (shared) {
     if (type == &PyTuple_Type) {
       if (PyTuple_GET_SIZE(obj) > 0) return shared_tuple(obj, depth);
-    } else if ((type == &PyUnicode_Type && PyUnicode_GET_LENGTH(obj) >= kMemoMinBytes) ||
-               (type == &PyBytes_Type && PyBytes_GET_SIZE(obj) >= kMemoMinBytes)) {
-      return memo_prefix(obj, depth);
+    } else if (type == &PyUnicode_Type || type == &PyBytes_Type) {
+      if ((type == &PyUnicode_Type ? PyUnicode_GET_LENGTH(obj) : PyBytes_GET_SIZE(obj)) >= kMemoMinBytes)
+        return memo_prefix(obj, depth);
+    } else if (depth > 0 && !_mixed_allowed && type != &PyLong_Type && type != &PyFloat_Type &&
+               type != &PyBool_Type && obj != Py_None && type != &PyComplex_Type && type != &PyFrozenSet_Type &&
+               !handle_kind(_state, type)) {
+      // An object for pickle that may repeat (or sit inside another one):
+      // separate pickles would make copies of it, so pickle the whole value.
+      throw Mixed{};
     }
   }
   return encode_value(obj, depth);
@@ -441,6 +447,29 @@ bool Encoder::pickled_inband(PyObject* obj, const char* what, Ref& data) {
   }
   if (!data) return raise_unsendable(obj, what);
   raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+  return true;
+}
+
+bool encode_call_args(Encoder& enc, PyObject* args, PyObject* kwargs) {
+  if (kwargs == Py_None || (PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs) == 0))
+    return enc.value(args) && enc.value(Py_None);
+  Ref both = Ref::steal(PyTuple_Pack(2, args, kwargs));
+  return both && enc.value(both.get()) && enc.value(Py_True);
+}
+
+bool decode_call_args(Decoder& dec, Ref& args, Ref& kwargs) {
+  args = Ref::steal(dec.value());
+  if (!args) return false;
+  kwargs = Ref::steal(dec.value());
+  if (!kwargs) return false;
+  if (kwargs.get() != Py_True) return true;
+  if (!PyTuple_Check(args.get()) || PyTuple_GET_SIZE(args.get()) != 2) {
+    PyErr_SetString(PyExc_SystemError, "interpool: corrupt payload (this is a bug in interpool)");
+    return false;
+  }
+  Ref both = std::move(args);
+  args = Ref::borrow(PyTuple_GET_ITEM(both.get(), 0));
+  kwargs = Ref::borrow(PyTuple_GET_ITEM(both.get(), 1));
   return true;
 }
 

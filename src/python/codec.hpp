@@ -138,6 +138,15 @@ class Decoder {
   std::vector<PyObject*> _memo;  ///< owned: objects decoded after a kMemo tag
 };
 
+/// A call's arguments: a tuple, and None or a dict.  Without keyword
+/// arguments they go as two values, `args` then None.  With them, as one
+/// value `(args, kwargs)` then True, so that one encoding covers both and an
+/// object passed both ways arrives as one object, as with pickle.
+bool encode_call_args(Encoder& enc, PyObject* args, PyObject* kwargs);
+/// Reads what encode_call_args wrote: new references, or false with an
+/// exception set.  `kwargs` is None when there were none.
+bool decode_call_args(Decoder& dec, Ref& args, Ref& kwargs);
+
 /// While the codec pickles (unpickles), the payload being written (read), so
 /// that handle objects nested inside pickled objects travel as handles.
 /// Null outside the codec.

@@ -285,8 +285,8 @@ TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt:
     if (!task->local_call) return nullptr;
   } else {
     Encoder enc(state, task->request);
-    if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2]) ||
-        !enc.value(args[3]))
+    if (!encode_callable(state, enc, task->request, args[1], self->stateless) ||
+        !encode_call_args(enc, args[2], args[3]))
       return nullptr;
   }
   if (nargs == 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);

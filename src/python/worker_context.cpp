@@ -184,9 +184,8 @@ void WorkerContext::run(PyTask& task) {
   if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr);
 
   if (task.kind() == rt::Task::Kind::Call) {
-    Ref args = Ref::steal(dec.value());
-    Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
-    if (!kwargs) return fail(task, nullptr);
+    Ref args, kwargs;
+    if (!decode_call_args(dec, args, kwargs)) return fail(task, nullptr);
     Ref result = Ref::steal(PyObject_Call(fn, args.get(), kwargs.get() == Py_None ? nullptr : kwargs.get()));
     if (!result) return fail(task, nullptr);
     Encoder enc(*_state, task.response);

@@ -78,6 +78,10 @@ def same_object(pair):
     return pair[0] is pair[1]
 
 
+def positional_is_keyword(value, key):
+    return value is key
+
+
 # ----------------------------------------------------------- callable state
 
 

@@ -451,16 +451,20 @@ def test_distinct_equal_lists_stay_distinct(shared_pool):
         pytest.param(lambda n: [n, Box(n)], id="list_shared_with_a_pickled_object"),
         pytest.param(lambda n: [Box(n), n], id="pickled_object_first_then_the_list"),
         pytest.param(lambda n: [n] * 300, id="many_references"),
+        pytest.param(lambda n: (lambda b: [b, b])(Box(n)), id="pickled_object_repeated"),
+        pytest.param(lambda n: (lambda b: [(b,), (b,)])(Box(1)), id="pickled_object_repeated_in_tuples"),
+        pytest.param(lambda n: (lambda b: [b, Box(b)])(Box(1)), id="pickled_object_inside_another"),
     ],
 )
 def test_shared_containers_keep_their_identity_both_ways(shared_pool, make):
     assert_identity_kept(shared_pool, make([1, 2]))
 
 
-def test_shared_list_in_args_and_kwargs_arrives_as_one_list(shared_pool):
-    n = [1]
-    args, kwargs = shared_pool.submit(_tasks.describe_call, n, key=n).result(timeout=30)
-    assert args[0] is kwargs["key"]
+@pytest.mark.parametrize("make", [lambda: [1], lambda: Box(1)], ids=["list", "pickled_object"])
+def test_object_passed_as_positional_and_keyword_argument_arrives_as_one_object(shared_pool, make):
+    n = make()
+    same = shared_pool.submit(_graph_tasks.positional_is_keyword, n, key=n).result(timeout=30)
+    assert same is True
 
 
 def test_self_referencing_list_round_trips_as_pickle_does(shared_pool):
@@ -500,7 +504,10 @@ def object_graphs(draw):
         return draw(_atoms)
 
     def hashable_child():
-        candidates = [n for n in nodes if type(n) in (tuple, frozenset) and _hashable(n)]
+        # Set members compare by value in shape(): only immutable ones.
+        candidates = [
+            n for n in nodes if type(n) in (tuple, frozenset) and _hashable(n) and not _graph_tasks._holds_mutable(n)
+        ]
         if candidates and draw(st.booleans()):
             return candidates[draw(st.integers(0, len(candidates) - 1))]
         return draw(_atoms)
@@ -535,7 +542,10 @@ def object_graphs(draw):
             target["back"] = other
         else:
             target.item = other
-    return [nodes[draw(st.integers(0, len(nodes) - 1))] for _ in range(draw(st.integers(1, 4)))]
+    root = [nodes[draw(st.integers(0, len(nodes) - 1))] for _ in range(draw(st.integers(1, 4)))]
+    if draw(st.booleans()):  # one node surely met twice
+        root.append(root[draw(st.integers(0, len(root) - 1))])
+    return root
 
 
 def _hashable(x):
