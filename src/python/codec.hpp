@@ -33,7 +33,9 @@ class Encoder {
   /// still register in the payload.
   bool pickled_inband(PyObject* obj, const char* what, Ref& data);
 
-  /// Appends a raw length-prefixed byte string.
+  /// Appends a raw length-prefixed byte string.  Raw strings go before the
+  /// values of a payload, never after one: the decoder looks at the byte
+  /// after a tuple for a kMemoAfter tag.
   void raw(std::string_view bytes);
 
  private:

@@ -79,3 +79,14 @@ def start_daemon_thread():
     thread = threading.Thread(target=abs, args=(1,), daemon=True)
     thread.start()
     thread.join()
+
+
+class ExitsWhenUnpickled:
+    """A result whose unpickling in the caller calls sys.exit(4)."""
+
+    def __reduce__(self):
+        return (sys.exit, (4,))
+
+
+def return_exits_when_unpickled():
+    return ExitsWhenUnpickled()

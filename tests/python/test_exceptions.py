@@ -271,3 +271,12 @@ def test_daemon_thread_inside_a_task_gets_a_note_on_why(pool):
     assert type(exc) is RuntimeError
     assert "daemon threads are disabled" in str(exc)
     assert any("allows neither fork() nor daemon threads" in note for note in exc.__notes__)
+
+
+@pytest.mark.timeout(30)
+def test_system_exit_raised_while_rebuilding_a_result_does_not_escape_result(pool):
+    future = pool.submit(_error_tasks.return_exits_when_unpickled)
+    with pytest.raises(RuntimeError, match="result could not be rebuilt here") as info:
+        future.result(timeout=30)
+    assert type(info.value.__cause__) is SystemExit and info.value.__cause__.code == 4
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
