@@ -114,7 +114,11 @@ def setup(main, argv):
     _guard_getsignal()
     if sys.version_info < (3, 13):
         sys.meta_path.insert(0, _Py312ExtensionGuard())
-    sys.meta_path.insert(0, _MultiprocessingGuard())
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:  # already imported (by sitecustomize, say)
+        process.BaseProcess.start = _refuse_process_start
+    else:
+        sys.meta_path.insert(0, _MultiprocessingGuard())
     if main is None:
         return
     main_module = sys.modules["__main__"]
