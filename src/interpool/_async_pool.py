@@ -6,7 +6,7 @@ import sys
 
 from . import _aworker, _core, _errors
 from ._aio import bridge_for, warm_up_task_parser
-from ._pool import _check_not_bootstrapping, _check_positive, _main_spec, default_workers
+from ._pool import UINT32_MAX, _check_not_bootstrapping, _check_positive, _check_workers, _main_spec, default_workers
 
 __all__ = ["AsyncPool"]
 
@@ -36,8 +36,10 @@ class AsyncPool:
 
     def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=()):
         _check_not_bootstrapping()
-        _check_positive("workers", workers)
-        _check_positive("concurrency", concurrency)
+        _check_workers("workers", workers)
+        if concurrency is None:
+            raise TypeError("concurrency must be an int, not NoneType")
+        _check_positive("concurrency", concurrency, UINT32_MAX)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
         self._workers = workers or default_workers()

@@ -99,18 +99,44 @@ def rebuild(info, *, _cause=None):
         return exc
 
     _, data, type_name, message, tb = info[:5]
+    try:
+        return _rebuilt(data, type_name, message, tb)
+    except BaseException as error:
+        # Whatever rebuilding raised (SystemExit from an exception's
+        # __reduce__, say), it must not escape result(): the task failed.
+        return _remote_error(type_name, f"{message} (could not be rebuilt here: {_describe(error)})", tb)
+
+
+def _rebuilt(data, type_name, message, tb):
     exc = None
     if data is not None:
         try:
             exc = pickle.loads(data)
-        except Exception as error:  # its class may not import here, say
-            message = f"{message} (could not be rebuilt here: {type(error).__name__}: {error})"
+        except BaseException as error:  # its class may not import here, or its reduce raises, even SystemExit
+            message = f"{message} (could not be rebuilt here: {_describe(error)})"
+            exc = None
     if not isinstance(exc, BaseException):
-        exc = RemoteError(type_name, message, tb)
+        return _remote_error(type_name, message, tb)
     if tb:
         exc.__cause__ = RemoteTraceback(tb)
         exc.add_note("Traceback in the worker interpreter:\n" + tb.rstrip("\n"))
     return exc
+
+
+def _remote_error(type_name, message, tb):
+    exc = RemoteError(type_name, message, tb)
+    if tb:
+        exc.__cause__ = RemoteTraceback(tb)
+        exc.add_note("Traceback in the worker interpreter:\n" + tb.rstrip("\n"))
+    return exc
+
+
+def _describe(error):
+    try:
+        text = str(error)
+    except BaseException:
+        text = "<str() failed>"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def rebuild_stdlib(info):

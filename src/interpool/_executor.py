@@ -44,6 +44,8 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
                 raise
             raise NotShareableError(str(exc)) from exc
 
+    _workers_option = "max_workers"
+
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
         if max_workers is None:
             max_workers = min(32, default_workers() + 4)

@@ -34,6 +34,11 @@ def _main_spec():
     ``("path", file)`` for a script, ``None`` for an interactive session or when
     ``__main__`` is a package's ``__main__`` module.
     """
+    worker = sys.modules.get("interpool._worker")
+    if worker is not None and worker.main_spec is not None:
+        # A pool started inside a task: its workers load the script that
+        # this worker was given (here __main__ is that script as __mp_main__).
+        return worker.main_spec
     main = sys.modules.get("__main__")
     if main is None:
         return None
@@ -60,13 +65,74 @@ def _check_not_bootstrapping():
         )
 
 
-def _check_positive(name, value):
+# The C++ types behind integer options: Py_ssize_t (counts, sizes) and
+# uint32_t (AsyncPool concurrency).
+SSIZE_MAX = sys.maxsize
+UINT32_MAX = 2**32 - 1
+
+# A worker is an OS thread running an interpreter of a few MB of its own.
+_WORKER_MEMORY = 8 << 20
+
+
+def _check_positive(name, value, high=SSIZE_MAX):
+    """None, or an int in [1, high] (the range of the C++ type it goes into)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be greater than 0, got {value}")
+    if value > high:
+        raise ValueError(f"{name} must be at most {high}, got {value}")
+
+
+def worker_limit():
+    """``(limit, reason)``: the most workers this system can run, and what sets it.
+
+    Each worker is an OS thread with its own interpreter, so the bound is the
+    lowest of: the kernel's thread limit, the user's process limit
+    (RLIMIT_NPROC, which counts threads on Linux), and physical memory at
+    8 MiB per worker.
+    """
+    limits = [(SSIZE_MAX, "the range of the C++ worker count")]
+    try:
+        with open("/proc/sys/kernel/threads-max") as f:
+            limits.append((int(f.read()), "the kernel's thread limit (/proc/sys/kernel/threads-max)"))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append((soft, "RLIMIT_NPROC, the processes and threads this user may run (ulimit -u)"))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if memory > 0:
+            limits.append(
+                (
+                    max(1, memory // _WORKER_MEMORY),
+                    f"physical memory ({memory >> 20} MiB at {_WORKER_MEMORY >> 20} MiB per worker interpreter)",
+                )
+            )
+    except (AttributeError, OSError, ValueError):
+        pass
+    return min(limits)
+
+
+def _check_workers(name, value):
+    """Check a worker count: an int in [1, what the system can run], or None."""
+    _check_positive(name, value)
+    if value is None:
+        return
+    limit, reason = worker_limit()
+    if value > limit:
+        raise ValueError(
+            f"{name}={value} is more than this system can run: at most {limit}, set by {reason}. "
+            "Ask for fewer workers (the default is one per CPU)"
+        )
 
 
 def _check_seconds(name, value, *, allow_none=True):
@@ -87,6 +153,8 @@ def _check_buffersize(buffersize):
         raise TypeError("buffersize must be an integer or None")
     if buffersize < 1:
         raise ValueError("buffersize must be None or > 0")
+    if buffersize > SSIZE_MAX:
+        raise ValueError(f"buffersize must be at most {SSIZE_MAX}, got {buffersize}")
 
 
 class Pool(_base.Executor):
@@ -116,6 +184,7 @@ class Pool(_base.Executor):
     _local_tasks = False  # HybridPool: workers also run callables in this interpreter
     _stateless_functions = False  # InterpreterPoolExecutor: also send stateless functions as code
     _rebuild = staticmethod(_errors.rebuild)
+    _workers_option = "workers"  # the argument's name, for errors
 
     def __init__(
         self,
@@ -128,7 +197,7 @@ class Pool(_base.Executor):
         interrupt_grace=1.0,
     ):
         _check_not_bootstrapping()
-        _check_positive("workers", workers)
+        _check_workers(self._workers_option, workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
         task_timeout = _check_seconds("task_timeout", task_timeout)
         interrupt_grace = _check_seconds("interrupt_grace", interrupt_grace, allow_none=False)

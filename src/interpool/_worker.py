@@ -21,6 +21,10 @@ _SUBINTERPRETER_HINT = (
 # True while this worker imports the caller's main script (see setup()).
 importing_main = False
 
+# How the caller's __main__ was started, as setup() got it.  A pool started
+# inside a task passes it on, so that its workers load the same script.
+main_spec = None
+
 
 def _guard_getsignal():
     """Keep signal.getsignal() from leaking the main interpreter's handlers.
@@ -104,10 +108,17 @@ def setup(main, argv):
     run) and makes it this interpreter's ``__main__``, as multiprocessing's spawn
     does.
     """
+    global main_spec
+    main_spec = main
     sys.argv[:] = list(argv)
     _guard_getsignal()
     if sys.version_info < (3, 13):
         sys.meta_path.insert(0, _Py312ExtensionGuard())
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:  # already imported (by sitecustomize, say)
+        process.BaseProcess.start = _refuse_process_start
+    else:
+        sys.meta_path.insert(0, _MultiprocessingGuard())
     if main is None:
         return
     main_module = sys.modules["__main__"]
@@ -120,6 +131,39 @@ def setup(main, argv):
         return getattr(loaded, name)
 
     main_module.__getattr__ = __getattr__
+    # Objects of the script's classes made here pickle as __mp_main__.* (the
+    # name the script is loaded under); a pool started by a task, and pickle
+    # itself, import that name: load the script for it.
+    sys.meta_path.append(_MainScriptFinder(kind, value))
+
+
+class _MainScriptFinder:
+    """Finds module ``__mp_main__``: the caller's main script, loaded once."""
+
+    def __init__(self, kind, value):
+        self._kind = kind
+        self._value = value
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "__mp_main__":
+            return None
+        module = _load_main(self._kind, self._value)
+        if module is None:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, _LoadedModule(module))
+
+
+class _LoadedModule:
+    def __init__(self, module):
+        self._module = module
+
+    def create_module(self, spec):
+        return self._module
+
+    def exec_module(self, module):
+        pass
 
 
 _loaded_main = None
@@ -172,40 +216,8 @@ def teardown():
             pass
 
 
-def encode_stateless(fn):
-    """The marshalled code of a stateless function, for InterpreterPoolExecutor.
-
-    As the stdlib's executor does, a function that pickle cannot send by name
-    (a lambda, a local function) may still travel as its code if it needs no
-    state: no closure, no defaults and no globals but builtins.  Raises
-    TypeError otherwise.
-    """
-    import builtins
-    import dis
-    import marshal
-    import types
-
-    if type(fn) is not types.FunctionType:
-        raise TypeError(f"{fn!r} is not a plain function")
-    if fn.__closure__ or fn.__defaults__ or fn.__kwdefaults__:
-        raise TypeError(f"{fn!r} has a closure or defaults, so it is not stateless")
-
-    def check(code):
-        for ins in dis.get_instructions(code):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and not hasattr(builtins, ins.argval):
-                raise TypeError(f"{fn!r} uses the global {ins.argval!r}, so it is not stateless")
-            if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL", "STORE_NAME", "DELETE_NAME"):
-                raise TypeError(f"{fn!r} changes the global {ins.argval!r}, so it is not stateless")
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                check(const)
-
-    check(fn.__code__)
-    return marshal.dumps(fn.__code__)
-
-
 def decode_stateless(data):
-    """Rebuild a function sent by encode_stateless, against builtins only."""
+    """Rebuild a function sent by interpool._callables.encode_stateless, against builtins only."""
     import builtins
     import marshal
     import types
@@ -213,29 +225,113 @@ def decode_stateless(data):
     return types.FunctionType(marshal.loads(data), {"__builtins__": builtins, "__name__": "__main__"})
 
 
+_THREADS_AND_FORK_HINT = (
+    "interpool: this task runs in a worker interpreter (an isolated subinterpreter, PEP 684), where "
+    "CPython allows neither fork() nor daemon threads. multiprocessing and ProcessPoolExecutor need "
+    "them to start their processes: create process pools in the main interpreter and send them work "
+    "from there, or use interpool itself (a task may start its own interpool.Pool) or plain threads "
+    "inside the task."
+)
+
+_MULTIPROCESSING_HINT = (
+    "multiprocessing cannot start processes from inside an interpool worker: the task runs in an "
+    "isolated subinterpreter (PEP 684), where CPython refuses fork() and daemon threads, and where "
+    "a spawned child cannot import the main script as multiprocessing expects. Create the process "
+    "pool (multiprocessing.Pool, ProcessPoolExecutor) in the main interpreter and send it work from "
+    "there, or run this work with interpool itself (a task may start its own interpool.Pool) or on "
+    "threads."
+)
+
+
+def _refuse_process_start(self):
+    raise RuntimeError(_MULTIPROCESSING_HINT)
+
+
+class _MultiprocessingGuard:
+    """A sys.meta_path finder that makes multiprocessing refuse to start processes.
+
+    Left alone, multiprocessing in a worker fails obscurely (fork: "not
+    supported for isolated subinterpreters"; spawn Pool: "daemon threads are
+    disabled in this interpreter") or starts children that cannot load the
+    main script and leave the task waiting.  The guard patches
+    ``BaseProcess.start`` when multiprocessing.process is first imported,
+    so that workers that never use multiprocessing never import it.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "multiprocessing.process":
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        module.BaseProcess.start = _refuse_process_start
+
+
+def _type_names(cls):
+    """(module, qualname, display name) of an exception type, safely."""
+    try:
+        module = str(cls.__module__)
+    except BaseException:
+        module = "builtins"
+    try:
+        qualname = str(cls.__qualname__)
+    except BaseException:
+        qualname = getattr(cls, "__name__", "Exception")
+    if module == "__mp_main__":  # the caller knows the main script as __main__
+        module = "__main__"
+    name = qualname if module == "builtins" else f"{module}.{qualname}"
+    return module, qualname, name
+
+
 def describe_exception(exc):
     """Describe ``exc`` for the trip back to the caller's interpreter.
 
     Returns ``("exception", pickled or None, type name, message, traceback
-    text, type's module, type's qualname)``.
+    text, type's module, type's qualname)``.  Never raises, whatever the
+    exception's ``__reduce__``, ``__str__`` or notes do: the caller always
+    gets the qualified type name, the message and the traceback text.
     """
     import pickle
     import traceback
 
-    if isinstance(exc, ImportError) and "does not support loading in subinterpreters" in str(exc):
-        try:
-            exc.add_note(_SUBINTERPRETER_HINT)
-        except Exception:
-            pass
-    tb = "".join(traceback.format_exception(exc))
-    try:
-        data = pickle.dumps(exc, 5)
-    except Exception:
-        data = None
     cls = type(exc)
-    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    module, qualname, type_name = _type_names(cls)
     try:
         message = str(exc)
-    except Exception:
+    except BaseException:
         message = "<exception str() failed>"
-    return ("exception", data, type_name, message, tb, cls.__module__, cls.__qualname__)
+    try:
+        if isinstance(exc, ImportError) and "does not support loading in subinterpreters" in message:
+            exc.add_note(_SUBINTERPRETER_HINT)
+        elif isinstance(exc, RuntimeError) and (
+            "daemon threads are disabled" in message or "not supported for isolated subinterpreters" in message
+        ):
+            exc.add_note(_THREADS_AND_FORK_HINT)
+    except BaseException:
+        pass
+    try:
+        tb = "".join(traceback.format_exception(exc))
+    except BaseException:
+        try:
+            tb = "".join(traceback.format_tb(exc.__traceback__)) + f"{type_name}: {message}\n"
+        except BaseException:
+            tb = f"{type_name}: {message}\n"
+    try:
+        data = pickle.dumps(exc, 5)
+    except BaseException:
+        data = None
+    return ("exception", data, type_name, message, tb, module, qualname)

@@ -33,17 +33,19 @@ enum Tag : char {
   kHandle = 'H',     // an engine handle: kind byte, handle index
   kMemo = 'M',       // the next value is remembered (memo index: its order among kMemo)
   kMemoRef = 'R',    // a remembered value again: memo index
+  kMemoAfter = 'A',  // after a tuple: remember it (memo index: its order among kMemo and kMemoAfter)
 };
 
-// Objects at least this big are memoized: below it, a reference saves too
-// little to pay for the memo lookup.
-constexpr Py_ssize_t kMemoMinItems = 8;
+// Strings and bytes at least this big are memoized: below it, a reference
+// saves too little to pay for the memo lookup.  Containers are memoized at
+// any size, since their identity is observable (they can be mutated).
 constexpr Py_ssize_t kMemoMinBytes = 64;
 
 // Nesting beyond this is encoded by pickle, which also handles cycles.
 constexpr int kMaxNativeDepth = 100;
 
 struct TooDeep {};
+struct Mixed {};  // see Encoder::_value_shared
 
 thread_local rt::Payload* t_encode_payload = nullptr;
 thread_local const rt::Payload* t_decode_payload = nullptr;
@@ -102,58 +104,182 @@ void Encoder::raw(std::string_view bytes) {
   _out.bytes.append(bytes);
 }
 
+uint32_t& Encoder::MemoTable::find_or_insert(PyObject* key, bool& fresh) {
+  if ((_used + 1) * 4 >= _slots.size() * 3) grow();
+  std::size_t mask = _slots.size() - 1;
+  std::size_t i = home(key);
+  while (true) {
+    Entry& e = _slots[i];
+    if (e.key == key) {
+      fresh = false;
+      return e.value;
+    }
+    if (!e.key) {
+      e.key = key;
+      e.value = kInProgress;
+      ++_used;
+      fresh = true;
+      return e.value;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+uint32_t Encoder::MemoTable::find(PyObject* key) const {
+  if (_used == 0) return kInProgress;
+  std::size_t mask = _slots.size() - 1;
+  for (std::size_t i = home(key);; i = (i + 1) & mask) {
+    const Entry& e = _slots[i];
+    if (e.key == key) return e.value;
+    if (!e.key) return kInProgress;
+  }
+}
+
+void Encoder::MemoTable::grow() {
+  std::vector<Entry> old = std::move(_slots);
+  _slots.assign(old.empty() ? 64 : old.size() * 2, Entry{nullptr, 0});
+  _used = 0;
+  for (const Entry& e : old) {
+    if (!e.key) continue;
+    bool fresh;
+    find_or_insert(e.key, fresh) = e.value;
+  }
+}
+
+template <class F>
+void Encoder::MemoTable::retain(F keep) {
+  std::vector<Entry> old = std::move(_slots);
+  _slots.assign(old.size(), Entry{nullptr, 0});
+  _used = 0;
+  for (const Entry& e : old) {
+    if (!e.key || !keep(e.value)) continue;
+    bool fresh;
+    find_or_insert(e.key, fresh) = e.value;
+  }
+}
+
 bool Encoder::value(PyObject* obj) {
   std::size_t mark = _out.bytes.size();
   std::size_t handles = _out.handles.size();
   _memo_base = _memo_next;
-  try {
-    return native(obj, 0);
-  } catch (const TooDeep&) {
-    // Deep or cyclic: start over with pickle for the whole value.  Memo
-    // entries made meanwhile point into the discarded bytes.
+  std::size_t keep = _memo_keep.size();
+  auto rewind = [&] {
+    // Memo entries made meanwhile point into the discarded bytes.
     _out.bytes.resize(mark);
     _out.handles.resize(handles);
-    std::erase_if(_memo, [this](const auto& entry) { return entry.second == kInProgress || entry.second >= _memo_base; });
+    _memo.retain([this](uint32_t index) { return index != kInProgress && index < _memo_base; });
+    _memo_keep.resize(keep);
     _memo_next = _memo_base;
-    return pickled(obj);
+  };
+  _value_shared = _value_pickled = _mixed_allowed = false;
+  try {
+    try {
+      return native(obj, 0, 0);
+    } catch (const TooDeep&) {
+      // Deep or cyclic: start over with pickle for the whole value.
+      rewind();
+      return pickled(obj);
+    } catch (const Mixed&) {
+      // An object that pickle encodes may hold a container that the native
+      // part holds too: pickle the whole value, which keeps them one object.
+      rewind();
+      if (pickled(obj)) return true;
+      if (!PyErr_ExceptionMatches(PyExc_TypeError)) return false;
+      // Pickle refused the value: encode it natively once more, for an
+      // error that names the very object that cannot be sent.
+      PyObject* refused = PyErr_GetRaisedException();
+      rewind();
+      _mixed_allowed = true;
+      bool ok = false;
+      try {
+        ok = native(obj, 0, 0);
+      } catch (const TooDeep&) {
+      }
+      if (ok) {
+        // Each part pickles alone, the whole does not (pickle's recursion
+        // limit, say): send the parts.
+        Py_DECREF(refused);
+        return true;
+      }
+      if (PyErr_Occurred())
+        Py_DECREF(refused);
+      else
+        PyErr_SetRaisedException(refused);
+      return false;
+    }
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
     return false;
   }
 }
 
-Encoder::Memo Encoder::memoized(PyObject* obj) {
-  // Only big containers and strings, which are what repeats in practice.
+bool Encoder::native(PyObject* obj, int depth, Py_ssize_t held) {
+  if (depth > kMaxNativeDepth) throw TooDeep{};
   PyTypeObject* type = Py_TYPE(obj);
-  if (type == &PyTuple_Type || type == &PyList_Type || type == &PyDict_Type || type == &PyFrozenSet_Type ||
-      type == &PySet_Type) {
-    if (PyObject_Length(obj) < kMemoMinItems) return Memo::No;
-  } else if (type == &PyUnicode_Type) {
-    if (PyUnicode_GET_LENGTH(obj) < kMemoMinBytes) return Memo::No;
-  } else if (type == &PyBytes_Type) {
-    if (PyBytes_GET_SIZE(obj) < kMemoMinBytes) return Memo::No;
-  } else {
-    return Memo::No;
+  // Referenced once (by the container being encoded): met once, no memo.
+  bool shared = Py_REFCNT(obj) > 1 + held;
+  if (type == &PyList_Type || type == &PyDict_Type || type == &PySet_Type || type == &PyByteArray_Type) {
+    ++_mutables;
+    if (shared) {
+      // The native part and a pickled part could both hold it: see
+      // _value_shared.  (Not the value itself: only a cycle through a
+      // pickled object could lead back to it.)
+      if (depth > 0 && !_mixed_allowed) {
+        if (_value_pickled) throw Mixed{};
+        _value_shared = true;
+      }
+      return memo_prefix(obj, depth);
+    }
+  } else if (shared) {
+    if (type == &PyTuple_Type) {
+      if (PyTuple_GET_SIZE(obj) > 0) return shared_tuple(obj, depth);
+    } else if (type == &PyUnicode_Type || type == &PyBytes_Type) {
+      if ((type == &PyUnicode_Type ? PyUnicode_GET_LENGTH(obj) : PyBytes_GET_SIZE(obj)) >= kMemoMinBytes)
+        return memo_prefix(obj, depth);
+    } else if (depth > 0 && !_mixed_allowed && type != &PyLong_Type && type != &PyFloat_Type &&
+               type != &PyBool_Type && obj != Py_None && type != &PyComplex_Type && type != &PyFrozenSet_Type &&
+               !handle_kind(_state, type)) {
+      // An object for pickle that may repeat (or sit inside another one):
+      // separate pickles would make copies of it, so pickle the whole value.
+      throw Mixed{};
+    }
   }
-  auto [it, fresh] = _memo.try_emplace(obj, kInProgress);
+  return encode_value(obj, depth);
+}
+
+bool Encoder::memo_prefix(PyObject* obj, int depth) {
+  bool fresh;
+  uint32_t index = _memo.find_or_insert(obj, fresh);
   if (!fresh) {
-    if (it->second == kInProgress) throw TooDeep{};  // a cycle: pickle handles those
+    if (index == kInProgress) throw TooDeep{};  // a cycle: pickle handles those
     tag(kMemoRef);
-    varint(it->second);
-    return Memo::Referenced;
+    varint(index);
+    return true;
   }
   _memo_keep.push_back(Ref::borrow(obj));  // its address must not be reused meanwhile
   tag(kMemo);
-  return Memo::Registered;
+  if (!encode_value(obj, depth)) return false;
+  _memo.find_or_insert(obj, fresh) = _memo_next++;
+  return true;
 }
 
-bool Encoder::native(PyObject* obj, int depth) {
-  if (depth > kMaxNativeDepth) throw TooDeep{};
-  Memo memo = memoized(obj);
-  if (memo == Memo::Referenced) return true;
-  bool ok = encode_value(obj, depth);
-  if (ok && memo == Memo::Registered) _memo[obj] = _memo_next++;
-  return ok;
+bool Encoder::shared_tuple(PyObject* obj, int depth) {
+  uint32_t index = _memo.find(obj);
+  if (index != kInProgress) {
+    tag(kMemoRef);
+    varint(index);
+    return true;
+  }
+  std::size_t before = _mutables;
+  if (!encode_value(obj, depth)) return false;
+  if (_mutables != before) {
+    // It holds a mutable container: keep it one object, as pickle does.
+    _memo_keep.push_back(Ref::borrow(obj));
+    bool fresh;
+    _memo.find_or_insert(obj, fresh) = _memo_next++;
+    tag(kMemoAfter);
+  }
+  return true;
 }
 
 bool Encoder::encode_value(PyObject* obj, int depth) {
@@ -203,8 +329,12 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
       // A list may shrink while an item's encoding runs Python code (pickle).
       if (!is_tuple && i >= PyList_GET_SIZE(obj)) throw TooDeep{};
       PyObject* item = is_tuple ? PyTuple_GET_ITEM(obj, i) : PyList_GET_ITEM(obj, i);
-      Ref hold = Ref::borrow(item);
-      if (!native(item, depth + 1)) return false;
+      if (is_tuple) {
+        if (!native(item, depth + 1, 0)) return false;
+      } else {
+        Ref hold = Ref::borrow(item);
+        if (!native(item, depth + 1, 1)) return false;
+      }
     }
   } else if (type == &PyDict_Type) {
     tag(kDict);
@@ -213,7 +343,7 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
     PyObject *k, *v;
     while (PyDict_Next(obj, &pos, &k, &v)) {
       Ref hk = Ref::borrow(k), hv = Ref::borrow(v);
-      if (!native(k, depth + 1) || !native(v, depth + 1)) return false;
+      if (!native(k, depth + 1, 1) || !native(v, depth + 1, 1)) return false;
       ++count;
     }
     if (count != PyDict_GET_SIZE(obj)) throw TooDeep{};  // mutated while encoding
@@ -224,7 +354,7 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
     if (!it) return false;
     Py_ssize_t count = 0;
     while (Ref key = Ref::steal(PyIter_Next(it.get()))) {
-      if (!native(key.get(), depth + 1)) return false;
+      if (!native(key.get(), depth + 1, 1)) return false;
       ++count;
     }
     if (PyErr_Occurred()) {
@@ -255,6 +385,11 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
     varint(_out.handles.size());
     _out.handles.push_back(handle);
   } else {
+    if (depth > 0 && !_mixed_allowed) {
+      // See _value_shared: a memoized container may also sit inside this object.
+      if (_value_shared) throw Mixed{};
+      _value_pickled = true;
+    }
     return pickled(obj);
   }
   return true;
@@ -312,6 +447,29 @@ bool Encoder::pickled_inband(PyObject* obj, const char* what, Ref& data) {
   }
   if (!data) return raise_unsendable(obj, what);
   raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+  return true;
+}
+
+bool encode_call_args(Encoder& enc, PyObject* args, PyObject* kwargs) {
+  if (kwargs == Py_None || (PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs) == 0))
+    return enc.value(args) && enc.value(Py_None);
+  Ref both = Ref::steal(PyTuple_Pack(2, args, kwargs));
+  return both && enc.value(both.get()) && enc.value(Py_True);
+}
+
+bool decode_call_args(Decoder& dec, Ref& args, Ref& kwargs) {
+  args = Ref::steal(dec.value());
+  if (!args) return false;
+  kwargs = Ref::steal(dec.value());
+  if (!kwargs) return false;
+  if (kwargs.get() != Py_True) return true;
+  if (!PyTuple_Check(args.get()) || PyTuple_GET_SIZE(args.get()) != 2) {
+    PyErr_SetString(PyExc_SystemError, "interpool: corrupt payload (this is a bug in interpool)");
+    return false;
+  }
+  Ref both = std::move(args);
+  args = Ref::borrow(PyTuple_GET_ITEM(both.get(), 0));
+  kwargs = Ref::borrow(PyTuple_GET_ITEM(both.get(), 1));
   return true;
 }
 
@@ -430,6 +588,10 @@ PyObject* Decoder::value() {
         PyObject* item = value();
         if (!item) return nullptr;
         PyTuple_SET_ITEM(t.get(), i, item);
+      }
+      if (_pos < _in.bytes.size() && _in.bytes[_pos] == kMemoAfter) {
+        ++_pos;
+        _memo.push_back(Py_NewRef(t.get()));
       }
       return t.release();
     }

@@ -33,29 +33,76 @@ class Encoder {
   /// still register in the payload.
   bool pickled_inband(PyObject* obj, const char* what, Ref& data);
 
-  /// Appends a raw length-prefixed byte string.
+  /// Appends a raw length-prefixed byte string.  Raw strings go before the
+  /// values of a payload, never after one: the decoder looks at the byte
+  /// after a tuple for a kMemoAfter tag.
   void raw(std::string_view bytes);
 
  private:
-  bool native(PyObject* obj, int depth);
   bool encode_value(PyObject* obj, int depth);
   bool pickled(PyObject* obj);
   void tag(char t) { _out.bytes.push_back(t); }
   void varint(std::size_t n);
   void fixed(const void* p, std::size_t n) { _out.bytes.append(static_cast<const char*>(p), n); }
 
-  /// Large objects met again in the same payload (the same grid passed with
-  /// every item of a map chunk, say) are encoded once, then referenced, as
-  /// pickle's memo does: the receiver decodes them once and shares the one
-  /// object, as the sender did.  Value: memo index, or kInProgress while the
-  /// object's own encoding runs (a cycle: left to pickle).
+  /// Objects met again in the same payload decode to one shared object, as
+  /// with pickle's memo: mutable containers (so that `[n, n]` arrives with
+  /// `p[0] is p[1]`), tuples that hold mutable containers, and big strings
+  /// (encoded once).  Tuples of immutable values and frozensets are copied:
+  /// their identity cannot be told apart by anything but `is`, and skipping
+  /// them keeps map chunks cheap.  An object whose only reference is the
+  /// container being encoded (`held` more by the encoder itself) cannot
+  /// repeat, so it skips the memo too.  Memo indices count in the order
+  /// encodings end, as the decoder finishes the objects.
   static constexpr uint32_t kInProgress = UINT32_MAX;
-  enum class Memo { No, Referenced, Registered };
-  Memo memoized(PyObject* obj);
-  std::unordered_map<PyObject*, uint32_t> _memo;
+  bool native(PyObject* obj, int depth, Py_ssize_t held);
+  /// Encodes `obj` after a kMemo tag, or a reference if it was met before.
+  /// An object met again while its own encoding runs is a cycle: TooDeep.
+  bool memo_prefix(PyObject* obj, int depth);
+  /// A tuple met more than once: a reference if it was memoized, else its
+  /// encoding, followed by a kMemoAfter tag if it turned out to hold a
+  /// mutable container.
+  bool shared_tuple(PyObject* obj, int depth);
+  void remember(PyObject* obj);
+
+  /// Pointer -> memo index, open addressing: the memo is consulted for most
+  /// containers of a payload, so it must not allocate per entry.
+  class MemoTable {
+   public:
+    /// The slot for `key`: inserted with kInProgress when new (`fresh`).
+    /// Valid until the next insertion.
+    uint32_t& find_or_insert(PyObject* key, bool& fresh);
+    /// The index of `key`, or kInProgress if it is absent or unfinished.
+    uint32_t find(PyObject* key) const;
+    /// Keeps only the entries that `keep` accepts (a rare, rebuilding path).
+    template <class F>
+    void retain(F keep);
+
+   private:
+    struct Entry {
+      PyObject* key;
+      uint32_t value;
+    };
+    void grow();
+    std::size_t home(PyObject* key) const {
+      // Fibonacci hashing of the address (objects are 16-byte aligned).
+      return ((reinterpret_cast<std::uintptr_t>(key) >> 4) * 0x9E3779B97F4A7C15ull >> 20) & (_slots.size() - 1);
+    }
+    std::vector<Entry> _slots;
+    std::size_t _used = 0;
+  };
+  MemoTable _memo;
   std::vector<Ref> _memo_keep;
   uint32_t _memo_next = 0;
   uint32_t _memo_base = 0;  ///< _memo_next when the current top-level value() began
+  /// Within the current top-level value: a mutable container was memoized /
+  /// an object went to pickle.  Both at once could split one object between
+  /// the native part and a pickle (pickle cannot refer to the native memo),
+  /// so the whole value is pickled instead, as pickle keeps all identities.
+  bool _value_shared = false;
+  bool _value_pickled = false;
+  bool _mixed_allowed = false;  ///< set while re-encoding a refused value for its error
+  std::size_t _mutables = 0;  ///< mutable containers met so far (to tell which tuples hold one)
 
   ModuleState& _state;
   rt::Payload& _out;
@@ -92,6 +139,15 @@ class Decoder {
   std::size_t _pos;
   std::vector<PyObject*> _memo;  ///< owned: objects decoded after a kMemo tag
 };
+
+/// A call's arguments: a tuple, and None or a dict.  Without keyword
+/// arguments they go as two values, `args` then None.  With them, as one
+/// value `(args, kwargs)` then True, so that one encoding covers both and an
+/// object passed both ways arrives as one object, as with pickle.
+bool encode_call_args(Encoder& enc, PyObject* args, PyObject* kwargs);
+/// Reads what encode_call_args wrote: new references, or false with an
+/// exception set.  `kwargs` is None when there were none.
+bool decode_call_args(Decoder& dec, Ref& args, Ref& kwargs);
 
 /// While the codec pickles (unpickles), the payload being written (read), so
 /// that handle objects nested inside pickled objects travel as handles.

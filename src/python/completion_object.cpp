@@ -154,9 +154,7 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
     std::string_view flag, blob;
     Ref fn, args, kwargs;
     if (dec.raw(flag) && dec.raw(blob)) fn = Ref::steal(dec.unpickle(blob));
-    if (fn) args = Ref::steal(dec.value());
-    if (args) kwargs = Ref::steal(dec.value());
-    if (!kwargs) {
+    if (!fn || !decode_call_args(dec, args, kwargs)) {
       PyObject* exc = PyErr_GetRaisedException();
       Ref done = Ref::steal(completion_set_exception(completion.get(), exc));
       Py_XDECREF(exc);

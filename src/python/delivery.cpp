@@ -175,6 +175,18 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
     // in this interpreter): the future fails with that error.
     outcome = Ref::steal(PyErr_GetRaisedException());
     is_exception = true;
+    if (outcome && !PyObject_TypeCheck(outcome.get(), reinterpret_cast<PyTypeObject*>(PyExc_Exception))) {
+      // SystemExit or KeyboardInterrupt raised by an object's unpickling
+      // must not leave result() as if the caller raised it: wrap it.
+      Ref wrapped = Ref::steal(PyObject_CallFunction(
+          PyExc_RuntimeError, "s", "the task's result could not be rebuilt here: its unpickling raised (see __cause__)"));
+      if (wrapped) {
+        PyException_SetCause(wrapped.get(), outcome.release());
+        outcome = std::move(wrapped);
+      } else {
+        PyErr_Clear();
+      }
+    }
     if (task.kind() == rt::Task::Kind::Map) {
       outcome = Ref::steal(Py_BuildValue("([]O)", outcome.get()));
       is_exception = false;

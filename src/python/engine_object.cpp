@@ -10,6 +10,7 @@
 
 #include "python/codec.hpp"
 #include "python/delivery.hpp"
+#include "python/int_option.hpp"
 
 namespace interpool::py {
 namespace {
@@ -39,17 +40,34 @@ struct TaskObject {
 EngineObject* as_engine(PyObject* o) { return reinterpret_cast<EngineObject*>(o); }
 TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
 
+/// Whether `fn` carries no state of its own: decoding its pickle in a
+/// worker always gives the same object (a module-level function or class, a
+/// builtin, a method of a module or of a class, a method descriptor), so the
+/// worker may decode it once and reuse it.  Anything else (a partial, a
+/// callable instance, a bound method of an instance) holds objects that a
+/// call may change, and is decoded afresh for each task, as
+/// ProcessPoolExecutor does.
+bool stateless_by_name(PyObject* fn) {
+  if (PyFunction_Check(fn) || PyType_Check(fn)) return true;
+  if (PyCFunction_Check(fn)) {
+    PyObject* self = PyCFunction_GET_SELF(fn);
+    return !self || PyModule_Check(self) || PyType_Check(self);
+  }
+  if (PyMethod_Check(fn)) return PyType_Check(PyMethod_GET_SELF(fn)) && PyFunction_Check(PyMethod_GET_FUNCTION(fn));
+  PyTypeObject* type = Py_TYPE(fn);
+  return type == &PyMethodDescr_Type || type == &PyWrapperDescr_Type || type == &PyClassMethodDescr_Type;
+}
+
 /// Appends `fn` to a request: a flag, then its pickled bytes.  Remembers the
-/// bytes of callables that pickle by name.  A callable whose pickle carries
-/// handles (a partial over a Queue, say) is flagged so that workers decode
-/// it afresh each time instead of caching it by its bytes.
+/// bytes of stateless callables (see stateless_by_name); those are flagged
+/// 'c' and workers cache them by their bytes.  Every other callable is
+/// flagged 'u': workers decode it for each task.
 bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
   if (!PyCallable_Check(fn)) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
     return false;
   }
-  bool by_name = PyFunction_Check(fn) || PyType_Check(fn) ||
-                 (PyCFunction_Check(fn) && (!PyCFunction_GET_SELF(fn) || PyModule_Check(PyCFunction_GET_SELF(fn))));
+  bool by_name = stateless_by_name(fn);
   if (by_name) {
     PyObject* hit = PyDict_GetItemWithError(state.callable_cache, fn);
     if (hit) {
@@ -68,9 +86,13 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
     // InterpreterPoolExecutor, like the stdlib's, also sends functions that
     // need no state (a lambda, a local function) as their code.
     PyObject* unsendable = PyErr_GetRaisedException();
-    Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
-    Ref code = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "encode_stateless", "O", fn)) : Ref();
+    Ref callables = Ref::steal(PyImport_ImportModule("interpool._callables"));
+    Ref code = callables ? Ref::steal(PyObject_CallMethod(callables.get(), "encode_stateless", "O", fn)) : Ref();
     if (!code || !PyBytes_Check(code.get())) {
+      // Say why the code could not go either (a global that is not a builtin, say).
+      Ref why = Ref::steal(PyErr_GetRaisedException());
+      Ref text = why ? Ref::steal(PyUnicode_FromFormat("It cannot be sent as code either: %S", why.get())) : Ref();
+      Ref noted = text ? Ref::steal(PyObject_CallMethod(unsendable, "add_note", "O", text.get())) : Ref();
       PyErr_Clear();
       PyErr_SetRaisedException(unsendable);
       return false;
@@ -82,7 +104,7 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
     enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
     return true;
   }
-  if (payload.handles.size() != handles_before) {
+  if (!by_name || payload.handles.size() != handles_before) {
     payload.bytes[flag_at + 1] = 'u';
     return true;
   }
@@ -149,7 +171,7 @@ bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& o
 //        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
 //        interrupt_grace=1.0): keyword arguments only (interpool._pool makes it).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
-  Py_ssize_t workers, max_tasks;
+  PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
   const char* prefix;
   if (PyTuple_GET_SIZE(args)) {
@@ -157,7 +179,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   int local_tasks = 0;
-  unsigned int max_deferred = 1;
+  PyObject* max_deferred_obj = nullptr;
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
   int stateless = 0;
@@ -166,11 +188,11 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
                                    "initargs",    "rebuild",      "broken_type", "name_prefix", "local_tasks",
                                    "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
                                    "interrupt_grace", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$nnO!OOO!OOspIOO!pdd:Engine", const_cast<char**>(keywords),
-                                   &workers, &max_tasks, &PyList_Type, &sys_path, &setup, &initializer,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOspOOO!pdd:Engine", const_cast<char**>(keywords),
+                                   &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &setup, &initializer,
                                    &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
-                                   &max_deferred, &finalizer, &PyTuple_Type, &finalargs, &stateless, &task_timeout,
-                                   &interrupt_grace))
+                                   &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
+                                   &task_timeout, &interrupt_grace))
     return nullptr;
   for (const char* required : {"workers", "max_tasks", "sys_path", "setup", "initializer", "initargs", "rebuild",
                                "broken_type", "name_prefix"}) {
@@ -179,14 +201,13 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
       return nullptr;
     }
   }
-  if (max_deferred < 1) {
-    PyErr_SetString(PyExc_ValueError, "concurrency must be greater than 0");
+  // Checked against the C++ types before anything is allocated (the Python
+  // classes also check workers against what the system can run).
+  long long workers, max_tasks, max_deferred = 1;
+  if (!int_option(workers_obj, "workers", 1, PY_SSIZE_T_MAX, workers) ||
+      !int_option(max_tasks_obj, "max_tasks_per_worker", 0, PY_SSIZE_T_MAX, max_tasks) ||
+      (max_deferred_obj && !int_option(max_deferred_obj, "concurrency", 1, UINT32_MAX, max_deferred)))
     return nullptr;
-  }
-  if (workers < 1) {
-    PyErr_SetString(PyExc_ValueError, "workers must be greater than 0");
-    return nullptr;
-  }
   std::chrono::nanoseconds timeout_ns, grace_ns;
   if (!parse_seconds(task_timeout, "task_timeout", timeout_ns) ||
       !parse_seconds(interrupt_grace, "interrupt_grace", grace_ns))
@@ -194,10 +215,10 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   ModuleState& state = state_of_type(type);
   WorkerRecipe recipe;
   recipe.workers = static_cast<std::size_t>(workers);
-  recipe.max_tasks = max_tasks > 0 ? static_cast<std::size_t>(max_tasks) : 0;
+  recipe.max_tasks = static_cast<std::size_t>(max_tasks);
   recipe.thread_name_prefix = prefix;
   recipe.local_tasks = local_tasks;
-  recipe.max_deferred = max_deferred;
+  recipe.max_deferred = static_cast<uint32_t>(max_deferred);
   recipe.task_timeout = timeout_ns;
   recipe.interrupt_grace = grace_ns;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(sys_path); ++i) {
@@ -311,8 +332,8 @@ TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt:
     if (!task->local_call) return nullptr;
   } else {
     Encoder enc(state, task->request);
-    if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2]) ||
-        !enc.value(args[3]))
+    if (!encode_callable(state, enc, task->request, args[1], self->stateless) ||
+        !encode_call_args(enc, args[2], args[3]))
       return nullptr;
   }
   if (nargs == 6 && !parse_call_timeout(args[5], *task)) return nullptr;

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "python/codec.hpp"
+#include "python/int_option.hpp"
 
 namespace interpool::py {
 
@@ -170,13 +171,16 @@ static PyObject* buffer_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwd
     return nullptr;
   ModuleState& state = state_of_type(type);
   std::shared_ptr<rt::Block> block;
+  if (PyBool_Check(source)) {
+    PyErr_SetString(PyExc_TypeError, "SharedBuffer size must be an int, not bool");
+    return nullptr;
+  }
   if (PyIndex_Check(source)) {
-    Py_ssize_t size = PyNumber_AsSsize_t(source, PyExc_OverflowError);
-    if (size == -1 && PyErr_Occurred()) return nullptr;
-    if (size < 0) {
-      PyErr_Format(PyExc_ValueError, "SharedBuffer size must be >= 0, got %zd", size);
+    Ref index = Ref::steal(PyNumber_Index(source));
+    if (!index) return nullptr;
+    long long size;
+    if (!int_option(index.get(), "SharedBuffer size", 0, PY_SSIZE_T_MAX, size, "SharedBuffer size must be >= 0"))
       return nullptr;
-    }
     try {
       block = std::make_shared<rt::Block>(static_cast<std::size_t>(size), readonly);
     } catch (const std::bad_alloc&) {

@@ -19,6 +19,7 @@
 #include <new>
 
 #include "python/codec.hpp"
+#include "python/int_option.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/sync.hpp"
 
@@ -241,17 +242,11 @@ PyObject* queue_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   static const char* kwlist[] = {"maxsize", nullptr};
   PyObject* maxsize_obj = nullptr;
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Queue", const_cast<char**>(kwlist), &maxsize_obj)) return nullptr;
-  Py_ssize_t maxsize = 0;
-  if (maxsize_obj) {
-    if (!PyLong_Check(maxsize_obj)) {
-      PyErr_Format(PyExc_TypeError, "Queue maxsize must be an int, not %.100s", Py_TYPE(maxsize_obj)->tp_name);
-      return nullptr;
-    }
-    maxsize = PyLong_AsSsize_t(maxsize_obj);
-    if (maxsize == -1 && PyErr_Occurred()) return nullptr;
-  }
+  long long maxsize = 0;
+  if (maxsize_obj && !int_option(maxsize_obj, "Queue maxsize", PY_SSIZE_T_MIN, PY_SSIZE_T_MAX, maxsize))
+    return nullptr;
   // As queue.Queue: a maxsize <= 0 means no bound.
-  return new_handle<rt::Channel>(type, HandleKind::Queue, static_cast<std::size_t>(std::max<Py_ssize_t>(maxsize, 0)));
+  return new_handle<rt::Channel>(type, HandleKind::Queue, static_cast<std::size_t>(std::max<long long>(maxsize, 0)));
 }
 
 /// Queue.put/get's (block=True, timeout=None).  `timeout` zero: don't block.
@@ -666,18 +661,14 @@ rt::Semaphore& semaphore(PyObject* o) { return core<rt::Semaphore>(o); }
 
 PyObject* semaphore_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   static const char* kwlist[] = {"value", "bounded", nullptr};
-  Py_ssize_t value = 1;
+  PyObject* value_obj = nullptr;
   int bounded = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n$p:Semaphore", const_cast<char**>(kwlist), &value, &bounded))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$p:Semaphore", const_cast<char**>(kwlist), &value_obj, &bounded))
     return nullptr;
-  if (value < 0) {
-    PyErr_SetString(PyExc_ValueError, "semaphore initial value must be >= 0");
+  long long value = 1;
+  if (value_obj && !int_option(value_obj, "Semaphore value", 0, rt::Semaphore::kMaxValue, value,
+                               "semaphore initial value must be >= 0"))  // threading's words
     return nullptr;
-  }
-  if (static_cast<std::size_t>(value) > rt::Semaphore::kMaxValue) {
-    PyErr_Format(PyExc_OverflowError, "semaphore initial value must be <= %u", rt::Semaphore::kMaxValue);
-    return nullptr;
-  }
   return new_handle<rt::Semaphore>(type, HandleKind::Semaphore, static_cast<uint32_t>(value), bounded != 0);
 }
 
@@ -786,20 +777,15 @@ rt::Barrier& barrier(PyObject* o) { return core<rt::Barrier>(o); }
 
 PyObject* barrier_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   static const char* kwlist[] = {"parties", "action", "timeout", nullptr};
-  Py_ssize_t parties;
+  PyObject* parties_obj;
   PyObject* action = Py_None;
   PyObject* timeout_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|OO:Barrier", const_cast<char**>(kwlist), &parties, &action,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:Barrier", const_cast<char**>(kwlist), &parties_obj, &action,
                                    &timeout_obj))
     return nullptr;
-  if (parties < 1) {
-    PyErr_SetString(PyExc_ValueError, "parties must be > 0");
+  long long parties;
+  if (!int_option(parties_obj, "Barrier parties", 1, UINT32_MAX, parties, "parties must be > 0"))  // threading's words
     return nullptr;
-  }
-  if (static_cast<std::size_t>(parties) > 0xffffffffu) {
-    PyErr_SetString(PyExc_OverflowError, "too many parties");
-    return nullptr;
-  }
   Timeout timeout;
   if (!parse_optional_timeout(timeout_obj, timeout)) return nullptr;
   rt::Payload encoded;

@@ -7,9 +7,13 @@
 namespace interpool::py {
 namespace {
 
-// Worker-side cache bound: distinct callables (partials with different bound
-// arguments count separately) kept per worker interpreter.
-constexpr std::size_t kWorkerCallableCacheLimit = 512;
+// Worker-side cache bounds.  Only stateless callables are cached (the caller
+// flags them 'c' or 's'), so entries are small pickles by name; the bounds
+// keep a stream of distinct ones (stateless functions sent as code, say)
+// from growing a worker without limit.
+constexpr std::size_t kWorkerCallableCacheLimit = 512;           // entries
+constexpr std::size_t kWorkerCallableCacheBytes = 1 << 20;       // sum of their encoded sizes
+constexpr std::size_t kWorkerCallableMaxCachedBytes = 16 << 10;  // bigger ones are decoded each time
 
 /// "TypeName: message" for an exception object, for broken-pool reasons.
 std::string exception_summary(PyObject* exc) {
@@ -21,6 +25,21 @@ std::string exception_summary(PyObject* exc) {
   }
   PyErr_Clear();
   return out;
+}
+
+/// "module.QualName" of an exception's type ("QualName" for builtins).
+PyObject* qualified_type_name(PyObject* exc) {
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exc));
+  Ref module = Ref::steal(PyObject_GetAttrString(type, "__module__"));
+  Ref qualname = Ref::steal(PyObject_GetAttrString(type, "__qualname__"));
+  if (!module || !qualname || !PyUnicode_Check(module.get()) || !PyUnicode_Check(qualname.get())) {
+    PyErr_Clear();
+    return PyUnicode_FromString(Py_TYPE(exc)->tp_name);
+  }
+  if (PyUnicode_CompareWithASCIIString(module.get(), "builtins") == 0) return qualname.release();
+  if (PyUnicode_CompareWithASCIIString(module.get(), "__mp_main__") == 0)
+    module = Ref::steal(PyUnicode_FromString("__main__"));
+  return module ? PyUnicode_FromFormat("%U.%U", module.get(), qualname.get()) : nullptr;
 }
 
 }  // namespace
@@ -88,6 +107,8 @@ PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
   std::string_view flag, blob;
   if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
   if (flag == "u") {
+    // Not stateless (a partial, a callable instance...): a fresh copy per
+    // task, so that no call sees what an earlier one left in it.
     holder = Ref::steal(dec.unpickle(blob));
     return holder.get();
   }
@@ -101,7 +122,15 @@ PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
     fn = Ref::steal(dec.unpickle(blob));
   }
   if (!fn) return nullptr;
-  if (_callables.size() >= kWorkerCallableCacheLimit) _callables.clear();
+  if (blob.size() > kWorkerCallableMaxCachedBytes) {
+    holder = std::move(fn);
+    return holder.get();
+  }
+  if (_callables.size() >= kWorkerCallableCacheLimit || _callable_bytes + blob.size() > kWorkerCallableCacheBytes) {
+    _callables.clear();
+    _callable_bytes = 0;
+  }
+  _callable_bytes += blob.size();
   return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
 }
 
@@ -111,9 +140,14 @@ bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial)
   if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
   if (!info) {
     PyErr_Clear();
-    // describe_exception itself failed: fall back to what C++ can say.
-    Ref type_name = Ref::steal(PyUnicode_FromString(Py_TYPE(exc)->tp_name));
-    Ref message = Ref::steal(PyUnicode_FromString(exception_summary(exc).c_str()));
+    // describe_exception itself failed (out of memory, say): fall back to
+    // what C++ can say, in the same form (module.qualname, str(exc)).
+    Ref type_name = Ref::steal(qualified_type_name(exc));
+    Ref message = Ref::steal(PyObject_Str(exc));
+    if (!message) {
+      PyErr_Clear();
+      message = Ref::steal(PyUnicode_FromString("<exception str() failed>"));
+    }
     Ref empty = Ref::steal(PyUnicode_FromString(""));
     Ref kind = Ref::steal(PyUnicode_FromString("exception"));
     if (!type_name || !message || !empty || !kind) return PyErr_Clear(), false;
@@ -164,9 +198,8 @@ void WorkerContext::run(PyTask& task) {
   if (!fn) return fail(task, task.kind() == rt::Task::Kind::Map ? Ref::steal(PyList_New(0)).get() : nullptr);
 
   if (task.kind() == rt::Task::Kind::Call) {
-    Ref args = Ref::steal(dec.value());
-    Ref kwargs = args ? Ref::steal(dec.value()) : Ref();
-    if (!kwargs) return fail(task, nullptr);
+    Ref args, kwargs;
+    if (!decode_call_args(dec, args, kwargs)) return fail(task, nullptr);
     Ref result;
     {
       InterruptWindow window(_target, task.serial);

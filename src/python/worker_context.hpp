@@ -54,14 +54,16 @@ class WorkerContext {
       if (!done) PyErr_WriteUnraisable(_worker.get());
     }
     _callables.clear();
+    _callable_bytes = 0;
     _describe.reset();
     _worker.reset();
     _core.reset();
   }
 
  private:
-  /// The callable a request starts with: a flag byte ('c': pickled by name,
-  /// cacheable; 'u': carries handles, decoded afresh), then the pickle.
+  /// The callable a request starts with: a flag ('c': stateless, pickled by
+  /// name, cacheable; 's': stateless code, cacheable; 'u': decoded afresh
+  /// for each task), then its bytes.  `holder` owns an uncached one.
   PyObject* callable(Decoder& dec, Ref& holder);
   void fail(PyTask& task, PyObject* partial);
   /// After the user's code raised: true (and the task marked stopped) when
@@ -75,6 +77,7 @@ class WorkerContext {
   ModuleState* _state = nullptr;
   InterruptTarget* _target = nullptr;  // this interpreter's, set by setup()
   std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
+  std::size_t _callable_bytes = 0;  ///< sum of the keys' sizes in _callables
 };
 
 }  // namespace interpool::py

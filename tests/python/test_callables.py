@@ -291,3 +291,145 @@ def test_unsendable_return_value_fails_the_future_with_type_error(pool):
     with pytest.raises(TypeError, match="cannot send object <function return_lambda.<locals>.<lambda>"):
         future.result(timeout=30)
     assert pool.submit(_tasks.identity, 1).result(timeout=30) == 1
+
+
+# ------------------------------------------- callable state between tasks
+#
+# As with ProcessPoolExecutor, a callable that holds state (a partial, a
+# callable instance, a bound method of an instance) is decoded afresh for each
+# task: no task sees what an earlier one left in it.  Stateless callables
+# (functions, classes, builtins) may be decoded once per worker.
+
+import _graph_tasks  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "make_fn",
+    [
+        pytest.param(lambda: functools.partial(_graph_tasks.append_and_len, []), id="partial"),
+        pytest.param(lambda: _graph_tasks.CallCounter(), id="callable_instance"),
+        pytest.param(lambda: _graph_tasks.CallCounter().bump, id="bound_method_of_instance"),
+    ],
+)
+@pytest.mark.timeout(30)
+def test_stateful_callable_starts_fresh_for_every_task(make_pool, make_fn):
+    pool = make_pool(1)  # one worker: every task would see a cached copy
+    fn = make_fn()
+    assert [pool.submit(fn).result(timeout=10) for _ in range(5)] == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.timeout(30)
+def test_stateful_callable_is_decoded_once_per_map_chunk(make_pool):
+    # Within one payload the callable is one object, as in ProcessPoolExecutor's chunks.
+    pool = make_pool(1)
+    fn = functools.partial(_graph_tasks.append_and_len, [])
+    assert list(pool.map(fn, range(6), chunksize=3)) == [1, 2, 3, 1, 2, 3]
+
+
+@pytest.mark.timeout(60)
+def test_partials_binding_large_objects_are_freed_after_their_tasks(make_pool):
+    pool = make_pool(1)
+    sizes = [
+        pool.submit(functools.partial(_graph_tasks.track, _graph_tasks.Sentinel(bytes(8 << 20)))).result(timeout=30)
+        for _ in range(60)
+    ]
+    assert sizes == [8 << 20] * 60
+    assert pool.submit(_graph_tasks.live_sentinels).result(timeout=30) == 0
+
+
+
+# ---------------------------------- stateless code (InterpreterPoolExecutor)
+
+
+@pytest.mark.timeout(20)
+def test_function_using_a_module_global_that_shadows_a_builtin_is_not_sent_as_code():
+    import _shadowing_module
+
+    import interpool
+
+    fn = _shadowing_module.lambda_using_shadowed_len()
+    assert fn() == 42  # what the caller means
+    with interpool.InterpreterPoolExecutor(1) as executor:
+        with pytest.raises(TypeError, match="cannot send callable") as info:
+            executor.submit(fn)
+        # On 3.14 the TypeError is a NotShareableError chained from the original.
+        notes = [n for e in (info.value, info.value.__cause__) if e is not None for n in getattr(e, "__notes__", ())]
+        assert any("'len'" in note for note in notes)
+        # A builtin that the module does not shadow still goes as code.
+        assert executor.submit(_shadowing_module.lambda_using_abs()).result(timeout=10) == 3
+
+
+@pytest.mark.timeout(20)
+def test_function_whose_builtins_were_replaced_is_not_sent_as_code():
+    import types
+
+    import interpool
+
+    source = lambda: len([1, 2, 3])  # noqa: E731
+    fn = types.FunctionType(source.__code__, {"__builtins__": {"len": lambda obj: 42}})
+    assert fn() == 42
+    with interpool.InterpreterPoolExecutor(1) as executor:
+        with pytest.raises(TypeError, match="cannot send callable"):
+            executor.submit(fn)
+
+
+def test_caller_encodes_stateless_code_without_importing_the_worker_module():
+    code = (
+        "import sys, interpool\n"
+        "with interpool.InterpreterPoolExecutor(1) as ex:\n"
+        "    assert ex.submit(lambda: 7).result(timeout=20) == 7\n"
+        "print('interpool._worker' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------- nested pools
+
+NESTED_SCRIPT = """
+import interpool
+
+
+def double(x):
+    return 2 * x
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def make_point(x):
+    return Point(x)
+
+
+def nested(n):
+    # A pool started by a task: its workers load this same script.
+    with interpool.Pool(1) as inner:
+        point = inner.submit(make_point, n).result(timeout=30)
+        return inner.submit(double, n).result(timeout=30), list(inner.map(double, range(n))), point.x
+
+
+def twice_nested(n):
+    with interpool.Pool(1) as inner:
+        return inner.submit(nested, n).result(timeout=60)
+
+
+if __name__ == "__main__":
+    with interpool.Pool(1) as pool:
+        print("NESTED", pool.submit(nested, 3).result(timeout=60), flush=True)
+        print("TWICE", pool.submit(twice_nested, 2).result(timeout=90), flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "dash_m"])
+@pytest.mark.timeout(120)
+def test_pool_started_in_a_task_runs_functions_of_the_main_script(tmp_path, how):
+    (tmp_path / "nested_main.py").write_text(NESTED_SCRIPT)
+    args = [str(tmp_path / "nested_main.py")] if how == "script" else ["-m", "nested_main"]
+    proc = run_child(args, cwd=tmp_path, timeout=110)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "NESTED (6, [0, 2, 4], 3)" in lines
+    assert "TWICE (4, [0, 2], 2)" in lines

@@ -394,3 +394,169 @@ def test_worker_writes_into_a_shared_buffer_are_seen_by_the_caller(shared_pool):
     buf = interpool.SharedBuffer(32)
     shared_pool.submit(_tasks.fill_buffer, buf, 7).result(timeout=30)
     assert bytes(buf) == bytes([7]) * 32
+
+
+# ------------------------------------------------- identity (pickle's memo)
+#
+# A value repeated within one payload arrives as one object, as pickle keeps
+# it: the graph that a task receives, and the one it sends back, have the
+# same sharing and cycles as pickle.loads(pickle.dumps(x)).
+
+import pickle  # noqa: E402
+
+import _graph_tasks  # noqa: E402
+from _graph_tasks import Box, shape  # noqa: E402
+
+
+def pickle_round_trip(x):
+    return pickle.loads(pickle.dumps(x, 5))
+
+
+def assert_identity_kept(pool, value):
+    expected = shape(pickle_round_trip(value))
+    assert shape(value) == expected  # the helper itself agrees with pickle on the original
+    seen_by_worker, back = pool.submit(_graph_tasks.shape_and_value, value).result(timeout=30)
+    assert seen_by_worker == expected, "the argument lost (or gained) sharing on its way to the worker"
+    assert shape(back) == expected, "the result lost (or gained) sharing on its way back"
+
+
+def test_list_repeated_in_an_argument_arrives_as_one_list(shared_pool):
+    n = [1, 2]
+    assert shared_pool.submit(_graph_tasks.same_object, [n, n]).result(timeout=30) is True
+
+
+def test_list_repeated_in_a_result_comes_back_as_one_list(shared_pool):
+    n = [1, 2]
+    back = round_trip(shared_pool, [n, n])
+    assert back[0] is back[1]
+    back[0].append(3)
+    assert back[1] == [1, 2, 3]
+
+
+def test_distinct_equal_lists_stay_distinct(shared_pool):
+    back = round_trip(shared_pool, [[1, 2], [1, 2]])
+    assert back[0] == back[1] and back[0] is not back[1]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda n: [n, n], id="list_in_list"),
+        pytest.param(lambda n: {"a": n, "b": n}, id="list_in_dict_values"),
+        pytest.param(lambda n: ((n,), (n,)), id="list_in_two_tuples"),
+        pytest.param(lambda n: (lambda t: [t, t])((n, 1)), id="tuple_holding_a_list_repeated"),
+        pytest.param(lambda n: [bytearray(b"x")] * 3, id="bytearray_repeated"),
+        pytest.param(lambda n: [{1, 2}] * 2, id="set_repeated"),
+        pytest.param(lambda n: [{}] * 2, id="empty_dict_repeated"),
+        pytest.param(lambda n: [n, Box(n)], id="list_shared_with_a_pickled_object"),
+        pytest.param(lambda n: [Box(n), n], id="pickled_object_first_then_the_list"),
+        pytest.param(lambda n: [n] * 300, id="many_references"),
+        pytest.param(lambda n: (lambda b: [b, b])(Box(n)), id="pickled_object_repeated"),
+        pytest.param(lambda n: (lambda b: [(b,), (b,)])(Box(1)), id="pickled_object_repeated_in_tuples"),
+        pytest.param(lambda n: (lambda b: [b, Box(b)])(Box(1)), id="pickled_object_inside_another"),
+    ],
+)
+def test_shared_containers_keep_their_identity_both_ways(shared_pool, make):
+    assert_identity_kept(shared_pool, make([1, 2]))
+
+
+@pytest.mark.parametrize("make", [lambda: [1], lambda: Box(1)], ids=["list", "pickled_object"])
+def test_object_passed_as_positional_and_keyword_argument_arrives_as_one_object(shared_pool, make):
+    n = make()
+    same = shared_pool.submit(_graph_tasks.positional_is_keyword, n, key=n).result(timeout=30)
+    assert same is True
+
+
+def test_self_referencing_list_round_trips_as_pickle_does(shared_pool):
+    cyclic = [1]
+    cyclic.append(cyclic)
+    back = round_trip(shared_pool, cyclic)
+    assert back[1] is back
+    assert_identity_kept(shared_pool, cyclic)
+
+
+def test_dict_cycle_through_a_list_round_trips(shared_pool):
+    d = {"items": []}
+    d["items"].append(d)
+    back = round_trip(shared_pool, d)
+    assert back["items"][0] is back
+
+
+def test_map_items_sharing_a_list_share_it_within_one_chunk(shared_pool):
+    n = [0]
+    results = list(shared_pool.map(_graph_tasks.same_object, [[n, n]] * 4, chunksize=4))
+    assert results == [True] * 4
+
+
+_atoms = st.none() | st.booleans() | st.integers(-5, 300) | st.text(max_size=4) | st.binary(max_size=4)
+
+
+@st.composite
+def object_graphs(draw):
+    """A list of objects picked from a set of containers built bottom-up, where
+    a container's children are atoms or earlier containers (so that sub-objects
+    repeat), with a few back edges added after (so that cycles occur)."""
+    nodes = []
+
+    def child():
+        if nodes and draw(st.booleans()):
+            return nodes[draw(st.integers(0, len(nodes) - 1))]
+        return draw(_atoms)
+
+    def hashable_child():
+        # Set members compare by value in shape(): only immutable ones.
+        candidates = [
+            n for n in nodes if type(n) in (tuple, frozenset) and _hashable(n) and not _graph_tasks._holds_mutable(n)
+        ]
+        if candidates and draw(st.booleans()):
+            return candidates[draw(st.integers(0, len(candidates) - 1))]
+        return draw(_atoms)
+
+    for _ in range(draw(st.integers(1, 10))):
+        kind = draw(st.sampled_from(["list", "tuple", "dict", "set", "frozenset", "bytearray", "box"]))
+        size = draw(st.integers(0, 4))
+        if kind == "list":
+            node = [child() for _ in range(size)]
+        elif kind == "tuple":
+            node = tuple(child() for _ in range(size))
+        elif kind == "dict":
+            node = {draw(_atoms): child() for _ in range(size)}
+        elif kind == "set":
+            node = {hashable_child() for _ in range(size)}
+        elif kind == "frozenset":
+            node = frozenset(hashable_child() for _ in range(size))
+        elif kind == "bytearray":
+            node = bytearray(draw(st.binary(max_size=4)))
+        else:
+            node = Box(child())
+        nodes.append(node)
+    for _ in range(draw(st.integers(0, 2))):  # back edges: cycles
+        targets = [n for n in nodes if type(n) in (list, dict, Box)]
+        if not targets:
+            break
+        target = targets[draw(st.integers(0, len(targets) - 1))]
+        other = nodes[draw(st.integers(0, len(nodes) - 1))]
+        if type(target) is list:
+            target.append(other)
+        elif type(target) is dict:
+            target["back"] = other
+        else:
+            target.item = other
+    root = [nodes[draw(st.integers(0, len(nodes) - 1))] for _ in range(draw(st.integers(1, 4)))]
+    if draw(st.booleans()):  # one node surely met twice
+        root.append(root[draw(st.integers(0, len(root) - 1))])
+    return root
+
+
+def _hashable(x):
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=object_graphs())
+def test_any_object_graph_keeps_the_sharing_and_cycles_that_pickle_keeps(shared_pool, graph):
+    assert_identity_kept(shared_pool, graph)

@@ -172,3 +172,111 @@ def test_exception_reaches_done_callbacks_and_wait(pool):
     assert done == {future} and not not_done
     assert called.wait(10)
     assert seen == [ValueError]
+
+
+# ------------------------------------------- exceptions that resist the trip
+
+import multiprocessing  # noqa: E402
+
+import _error_tasks  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("cls", "raised"),
+    [
+        pytest.param(_error_tasks.ExitsWhenRebuilt, "SystemExit", id="system_exit"),
+        pytest.param(_error_tasks.InterruptsWhenRebuilt, "KeyboardInterrupt", id="keyboard_interrupt"),
+        pytest.param(_error_tasks.GeneratorExitWhenRebuilt, "GeneratorExit", id="generator_exit"),
+    ],
+)
+@pytest.mark.timeout(30)
+def test_base_exception_raised_while_rebuilding_becomes_remote_error(pool, cls, raised):
+    exc = raised_by(pool, _error_tasks.raise_it, cls, "the message")
+    assert type(exc) is interpool.RemoteError
+    assert exc.type_name == f"_error_tasks.{cls.__qualname__}"
+    assert exc.message.startswith("the message (could not be rebuilt here: " + raised)
+    assert "in raise_it" in exc.traceback
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
+
+
+@pytest.mark.parametrize(
+    ("cls", "fn_args", "type_name"),
+    [
+        pytest.param(_error_tasks.ReduceRaises, None, "_error_tasks.ReduceRaises", id="reduce_raises"),
+        pytest.param(_error_tasks.ReduceExits, None, "_error_tasks.ReduceExits", id="reduce_raises_system_exit"),
+        pytest.param(None, "nested", "_error_tasks.Outer.NestedError", id="nested_class"),
+    ],
+)
+@pytest.mark.timeout(30)
+def test_remote_error_carries_qualified_name_message_and_traceback(pool, cls, fn_args, type_name):
+    if cls is None:
+        exc = raised_by(pool, _error_tasks.raise_nested, "boom")
+    else:
+        exc = raised_by(pool, _error_tasks.raise_it, cls, "boom")
+    assert type(exc) is interpool.RemoteError
+    assert exc.type_name == type_name
+    assert exc.message == "boom"
+    assert exc.traceback.startswith("Traceback (most recent call last):")
+    assert "_error_tasks.py" in exc.traceback
+    assert str(exc) == f"{type_name}: boom"
+
+
+def test_remote_error_names_a_main_script_class_as_main(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import interpool\n"
+        "class Unpicklable(Exception):\n"
+        "    def __reduce__(self):\n"
+        "        raise RuntimeError('no')\n"
+        "def fail():\n"
+        "    raise Unpicklable('x')\n"
+        "if __name__ == '__main__':\n"
+        "    with interpool.Pool(1) as pool:\n"
+        "        try:\n"
+        "            pool.submit(fail).result(timeout=30)\n"
+        "        except interpool.RemoteError as exc:\n"
+        "            print(exc.type_name)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "__main__.Unpicklable"
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        pytest.param(_error_tasks.start_multiprocessing_pool, (method,), id=f"multiprocessing_pool_{method}")
+        for method in multiprocessing.get_all_start_methods()
+    ]
+    + [pytest.param(_error_tasks.start_process_pool_executor, (), id="process_pool_executor")],
+)
+@pytest.mark.timeout(60)
+def test_multiprocessing_inside_a_task_explains_why_it_cannot_work(pool, fn, args):
+    exc = raised_by(pool, fn, *args)
+    assert type(exc) is RuntimeError
+    message = str(exc)
+    assert "multiprocessing cannot start processes from inside an interpool worker" in message
+    assert "in the main interpreter" in message  # the fix
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
+
+
+@pytest.mark.timeout(30)
+def test_daemon_thread_inside_a_task_gets_a_note_on_why(pool):
+    exc = raised_by(pool, _error_tasks.start_daemon_thread)
+    assert type(exc) is RuntimeError
+    assert "daemon threads are disabled" in str(exc)
+    assert any("allows neither fork() nor daemon threads" in note for note in exc.__notes__)
+
+
+@pytest.mark.timeout(30)
+def test_system_exit_raised_while_rebuilding_a_result_does_not_escape_result(pool):
+    future = pool.submit(_error_tasks.return_exits_when_unpickled)
+    with pytest.raises(RuntimeError, match="result could not be rebuilt here") as info:
+        future.result(timeout=30)
+    assert type(info.value.__cause__) is SystemExit and info.value.__cause__.code == 4
+    assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
