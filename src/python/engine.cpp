@@ -32,6 +32,10 @@ void register_engine(const std::shared_ptr<EngineCore>& core) {
   g_engines.push_back(core);
 }
 
+// Engines inherited through fork(), kept alive forever in the child: their
+// destructors would join threads that exist only in the parent.
+std::vector<std::shared_ptr<EngineCore>>* g_orphans = nullptr;
+
 // Completion batching in workers (see worker_main).
 constexpr std::size_t kBatchLimit = 64;
 constexpr auto kBatchAge = std::chrono::microseconds(200);
@@ -87,7 +91,7 @@ PyTask::~PyTask() {
 }
 
 EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
-    : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0) {}
+    : _recipe(std::move(recipe)), _owner(owner), _tasks(/*spin=*/64), _completions(/*spin=*/0), _pid(getpid()) {}
 
 void EngineCore::start(PyObject* module, PyObject* rebuild) {
   for (std::size_t i = 0; i < _recipe.workers; ++i) {
@@ -107,11 +111,16 @@ void EngineCore::start(PyObject* module, PyObject* rebuild) {
 }
 
 std::string EngineCore::broken_reason() const {
+  if (orphaned())
+    return "this pool was started by process " + std::to_string(_pid) +
+           " before it forked; its worker interpreters do not exist in this child process. Start a new pool "
+           "in the child";
   std::lock_guard lock(_broken_mutex);
   return _broken_reason;
 }
 
 std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
+  if (orphaned()) return {};
   _tasks.close();
   std::vector<TaskPtr> cancelled;
   if (cancel_queued) {
@@ -122,6 +131,7 @@ std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
 }
 
 void EngineCore::join() {
+  if (orphaned()) return;
   std::call_once(_joined, [this] {
     _worker_threads.join_all();
     _delivery_thread.join_all();
@@ -144,6 +154,20 @@ std::vector<std::shared_ptr<EngineCore>> EngineCore::live_engines(PyInterpreterS
   for (auto& w : g_engines)
     if (auto core = w.lock(); core && core->_owner == owner) out.push_back(std::move(core));
   return out;
+}
+
+void EngineCore::prepare_fork() { g_engines_mutex.lock(); }
+
+void EngineCore::after_fork(bool in_child) {
+  if (in_child) {
+    // Only the forking thread exists here: move every engine out of the
+    // registry, so that no one in the child pokes, shuts down or joins them.
+    if (!g_orphans) g_orphans = new std::vector<std::shared_ptr<EngineCore>>();
+    for (auto& w : g_engines)
+      if (auto core = w.lock()) g_orphans->push_back(std::move(core));
+    g_engines.clear();
+  }
+  g_engines_mutex.unlock();
 }
 
 void EngineCore::break_pool(const std::string& reason, rt::Payload info) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "python/fork_guard.hpp"
 #include "python/module_state.hpp"
 #include "runtime/blocking_queue.hpp"
 #include "runtime/task.hpp"
@@ -117,7 +118,7 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   WorkerSlot& slot(std::size_t index) { return *_slots.at(index); }
 
   /// Queues a task.  False once the pool is shut down or broken.
-  bool submit(TaskPtr task) { return _tasks.push(std::move(task)); }
+  bool submit(TaskPtr task) { return !orphaned() && _tasks.push(std::move(task)); }
 
   /// Stops accepting work; with `cancel_queued`, takes back every queued task
   /// that could still be cancelled (their futures are the caller's to cancel).
@@ -126,12 +127,20 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// Waits (without holding any GIL) for every thread of the pool to finish.
   void join();
 
-  bool broken() const { return _broken.load(std::memory_order_acquire); }
+  bool broken() const { return orphaned() || _broken.load(std::memory_order_acquire); }
   std::string broken_reason() const;
-  bool accepting() const { return !_tasks.closed(); }
+  bool accepting() const { return !orphaned() && !_tasks.closed(); }
   PyInterpreterState* owner() const { return _owner; }
   std::size_t workers() const { return _recipe.workers; }
-  std::size_t queued() const { return _tasks.size(); }
+  std::size_t queued() const { return orphaned() ? 0 : _tasks.size(); }
+
+  /// True in a process forked after this engine was made: its threads live
+  /// only in the parent, and its locks may have been held by them at the
+  /// fork, so the child touches nothing but this flag (fork_guard.cpp).
+  bool orphaned() const { return _fork_generation != fork_generation(); }
+  /// pthread_atfork handlers for the engine registry (fork_guard.cpp).
+  static void prepare_fork();
+  static void after_fork(bool in_child);
 
   /// Wakes the idle workers of every engine, so they drop decoded copies of
   /// released SharedValues.  The SharedValue release hook; any thread.
@@ -164,6 +173,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   mutable std::mutex _broken_mutex;  // guards _broken_reason
   std::string _broken_reason;
   std::once_flag _joined;
+  uint64_t _fork_generation = fork_generation();  ///< see orphaned()
+  long _pid;                                      ///< the process that made the engine
 };
 
 extern PyType_Spec engine_spec;

@@ -1,0 +1,22 @@
+// src/python/runtime_internals.h: the few CPython runtime internals interpool
+// must reach, behind plain C functions (implemented in runtime_internals.c,
+// the only file compiled against CPython's internal headers).
+#pragma once
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// pthread_atfork "prepare": on 3.12, takes the runtime's interpreter-list
+/// lock (3.13+ CPython takes it itself in PyOS_BeforeFork).
+void interpool_runtime_fork_prepare(void);
+/// pthread_atfork "parent": releases what prepare took.
+void interpool_runtime_fork_parent(void);
+/// pthread_atfork "child": releases what prepare took and unlinks every
+/// interpreter but the main one from the runtime's list, so that CPython's
+/// own after-fork cleanup never touches them.  Single-threaded: the child.
+void interpool_runtime_fork_child(void);
+
+#ifdef __cplusplus
+}
+#endif
