@@ -7,26 +7,27 @@
 // worker later frees that frame object with its own allocator and glibc
 // aborts ("free(): invalid pointer").  sys._current_exceptions() increfs other
 // interpreters' exceptions the same way.  3.14 walks only the calling
-// interpreter, which is all these versions do too, with the public API.
+// interpreter, which is all these versions do too.
 #include "python/frames.hpp"
+
+#include "python/runtime_internals.h"
 
 namespace interpool::py {
 namespace {
 
-// Calls `add(tstate)` for each thread state of the calling interpreter.
-//
-// Why no lock is needed: the caller holds this interpreter's GIL and `add`
-// runs no Python code (no callbacks, and since 3.12 the garbage collector
-// runs only at eval-breaker points), so the GIL is never released during the
-// walk.  CPython removes a thread state from the list only while holding its
-// interpreter's GIL, so none can go away under us.  One may be prepended by a
-// thread creating its state without the GIL; such a state has no frame yet,
-// and reading the old or the new head is equally right.
+// Calls `add(tstate)` for each thread state of the calling interpreter,
+// under the runtime's list lock as CPython's own walker does: threads may
+// link their states in without any GIL.  `add` must run no Python code, and
+// does not: frame objects, ints and dict entries run none, and since 3.12 the
+// garbage collector runs only at eval-breaker points.
 template <class F>
 bool for_each_thread(F&& add) {
-  for (PyThreadState* t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t; t = PyThreadState_Next(t))
-    if (!add(t)) return false;
-  return true;
+  PyInterpreterState* interp = PyInterpreterState_Get();
+  interpool_runtime_head_lock();
+  bool ok = true;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); ok && t; t = PyThreadState_Next(t)) ok = add(t);
+  interpool_runtime_head_unlock();
+  return ok;
 }
 
 bool set_item(PyObject* dict, PyThreadState* t, PyObject* value) {

@@ -17,6 +17,12 @@ void interpool_runtime_fork_parent(void);
 /// own after-fork cleanup never touches them.  Single-threaded: the child.
 void interpool_runtime_fork_child(void);
 
+/// Takes and releases the runtime's interpreter-list lock (HEAD_LOCK), under
+/// which CPython links and unlinks thread states.  Hold it only briefly, and
+/// never while running Python code.
+void interpool_runtime_head_lock(void);
+void interpool_runtime_head_unlock(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -154,19 +154,20 @@ MULTIPROCESSING_SCRIPT = """
     import interpool
     import _hazard_tasks as t
 
-    method = None if sys.argv[1] == "default" else sys.argv[1]
-    context = multiprocessing.get_context(method)
-    print("start method", context.get_start_method())
-    print("to_interpreter", asyncio.run(interpool.to_interpreter(t.square, 3)))
-    if sys.argv[2] == "executor":
-        kwargs = {} if method is None else {"mp_context": context}
-        with ProcessPoolExecutor(2, **kwargs) as executor:
-            print("result", list(executor.map(t.square, range(8))))
-    else:
-        with context.Pool(2) as mp_pool:
-            print("result", mp_pool.map(t.square, range(8)))
-    with interpool.Pool(2) as pool:
-        print("interpool still", list(pool.map(t.square, range(3))))
+    if __name__ == "__main__":   # forkserver and spawn import this script
+        method = None if sys.argv[1] == "default" else sys.argv[1]
+        context = multiprocessing.get_context(method)
+        print("start method", context.get_start_method())
+        print("to_interpreter", asyncio.run(interpool.to_interpreter(t.square, 3)))
+        if sys.argv[2] == "executor":
+            kwargs = {} if method is None else {"mp_context": context}
+            with ProcessPoolExecutor(2, **kwargs) as executor:
+                print("result", list(executor.map(t.square, range(8))))
+        else:
+            with context.Pool(2) as mp_pool:
+                print("result", mp_pool.map(t.square, range(8)))
+        with interpool.Pool(2) as pool:
+            print("interpool still", list(pool.map(t.square, range(3))))
 """
 
 

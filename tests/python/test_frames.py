@@ -9,13 +9,9 @@ Python; interpool replaces them with walkers of the calling interpreter only
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 from conftest import child_env
-
-import interpool
-import _hazard_tasks as t
 
 CHILD_LIMIT = 90
 
@@ -62,10 +58,10 @@ SAMPLER_SCRIPT = """
 """
 
 
-@pytest.mark.timeout(CHILD_LIMIT + 30)
-def test_sampling_threads_every_millisecond_while_workers_run_python(tmp_path):
-    script = tmp_path / "sampler.py"
-    script.write_text(textwrap.dedent(SAMPLER_SCRIPT))
+def run_script(tmp_path, body):
+    """Runs `body` in a fresh Python: a crash there fails the test, not the test run."""
+    script = tmp_path / "walkers.py"
+    script.write_text(textwrap.dedent(body))
     try:
         proc = subprocess.run(
             [sys.executable, str(script)],
@@ -76,9 +72,14 @@ def test_sampling_threads_every_millisecond_while_workers_run_python(tmp_path):
             timeout=CHILD_LIMIT,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the sampler program hung:\n{exc.stdout}\n{exc.stderr}")
+        pytest.fail(f"the program hung:\n{exc.stdout}\n{exc.stderr}")
     assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    lines = proc.stdout.splitlines()
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.timeout(CHILD_LIMIT + 30)
+def test_sampling_threads_every_millisecond_while_workers_run_python(tmp_path):
+    lines = run_script(tmp_path, SAMPLER_SCRIPT)
     assert "maps True" in lines
     assert "samples True" in lines
     assert "worker saw only itself True" in lines
@@ -87,42 +88,61 @@ def test_sampling_threads_every_millisecond_while_workers_run_python(tmp_path):
     assert f"replaced {sys.version_info < (3, 14)}" in lines
 
 
-def blocked_in_handler(ready, release, box):
-    try:
-        raise KeyError("handled right now")
-    except KeyError as exc:
-        box.append(exc)
-        ready.set()
-        release.wait(60)
+CONTENT_SCRIPT = """
+    import sys, threading
+    import interpool
+    import _hazard_tasks as t
+
+    def blocked_in_handler(ready, release, box):
+        try:
+            raise KeyError("handled right now")
+        except KeyError as exc:
+            box.append(exc)
+            ready.set()
+            release.wait(60)
+
+    def main():
+        with interpool.Pool(1) as pool:
+            started, release = interpool.Event(), interpool.Event()
+            in_worker = pool.submit(t.announce_then_wait, started, release)
+            ready, done = threading.Event(), threading.Event()
+            box = []
+            other = threading.Thread(target=blocked_in_handler, args=(ready, done, box))
+            other.start()
+            try:
+                assert ready.wait(60) and started.wait(60)
+                frames = sys._current_frames()
+                exceptions = sys._current_exceptions()
+            finally:
+                done.set()
+                other.join()
+                release.set()
+            worker_thread = in_worker.result(timeout=60)
+
+        me = threading.get_ident()
+        print("main thread frame", frames[me].f_code is main.__code__)
+        outer = frames[other.ident]
+        print("other thread innermost", outer.f_code.co_name)   # inside Event.wait
+        while outer is not None and outer.f_code is not blocked_in_handler.__code__:
+            outer = outer.f_back
+        print("other thread caller found", outer is not None)
+        # The worker runs Python right now, but in another interpreter.
+        print("worker in frames", worker_thread in frames)
+        print("other thread exception", exceptions[other.ident] is box[0])
+        print("main thread exception", exceptions[me])
+        print("worker in exceptions", worker_thread in exceptions)
+
+    main()
+"""
 
 
-def test_current_frames_and_exceptions_report_this_interpreters_threads(pools):
-    pool = pools(1)
-    started, release = interpool.Event(), interpool.Event()
-    in_worker = pool.submit(t.announce_then_wait, started, release)
-    ready, done = threading.Event(), threading.Event()
-    box = []
-    other = threading.Thread(target=blocked_in_handler, args=(ready, done, box))
-    other.start()
-    try:
-        assert ready.wait(60) and started.wait(60)
-        frames = sys._current_frames()
-        exceptions = sys._current_exceptions()
-    finally:
-        done.set()
-        other.join()
-        release.set()
-    worker_thread = in_worker.result(timeout=60)
-
-    me = threading.get_ident()
-    assert frames[me].f_code is test_current_frames_and_exceptions_report_this_interpreters_threads.__code__
-    assert frames[other.ident].f_code.co_name == "wait"  # inside Event.wait
-    outer = frames[other.ident]
-    while outer is not None and outer.f_code is not blocked_in_handler.__code__:
-        outer = outer.f_back
-    assert outer is not None
-    # The worker runs Python right now, but in another interpreter.
-    assert worker_thread not in frames
-    assert exceptions[other.ident] is box[0]
-    assert exceptions[me] is None
-    assert worker_thread not in exceptions
+@pytest.mark.timeout(CHILD_LIMIT + 30)
+def test_current_frames_and_exceptions_report_this_interpreters_threads(tmp_path):
+    lines = run_script(tmp_path, CONTENT_SCRIPT)
+    assert "main thread frame True" in lines
+    assert "other thread innermost wait" in lines
+    assert "other thread caller found True" in lines
+    assert "worker in frames False" in lines
+    assert "other thread exception True" in lines
+    assert "main thread exception None" in lines
+    assert "worker in exceptions False" in lines
