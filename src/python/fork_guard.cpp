@@ -46,7 +46,13 @@ void child() {
 bool install_fork_guard() {
   static std::once_flag once;
   static int error = 0;
-  std::call_once(once, [] { error = pthread_atfork(prepare, parent, child); });
+  // If the runtime does not publish where its interpreter list lives (it
+  // always should), the child handler leaves the list alone and the child
+  // meets CPython's own behaviour; pools in it still become orphans.
+  std::call_once(once, [] {
+    interpool_runtime_init();
+    error = pthread_atfork(prepare, parent, child);
+  });
   if (error) {
     errno = error;
     PyErr_SetFromErrno(PyExc_OSError);

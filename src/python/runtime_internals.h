@@ -7,6 +7,11 @@
 extern "C" {
 #endif
 
+/// Finds the runtime fields the functions below use (once; GIL held).
+/// 0 if this interpreter does not publish them as expected: then the fork
+/// handlers leave the interpreter list alone.
+int interpool_runtime_init(void);
+
 /// pthread_atfork "prepare": on 3.12, takes the runtime's interpreter-list
 /// lock (3.13+ CPython takes it itself in PyOS_BeforeFork).
 void interpool_runtime_fork_prepare(void);
