@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from conftest import child_env
 
-CHILD_LIMIT = 90
+CHILD_LIMIT = 240
 
 SAMPLER_SCRIPT = """
     import faulthandler, sys, tempfile, threading, time
