@@ -1,5 +1,6 @@
 """interpool.to_interpreter: asyncio.to_thread, in a worker interpreter."""
 
+import os
 import threading
 
 from ._pool import Pool
@@ -24,6 +25,17 @@ def default_pool():
                 _pool = Pool()
             pool = _pool
     return pool
+
+
+def _forget_after_fork():
+    # In a forked child the parent's default pool has no workers (its engine
+    # is an orphan, see fork_guard.cpp): the child starts its own on first use.
+    global _lock, _pool
+    _lock = threading.Lock()
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def to_interpreter(fn, /, *args, **kwargs):

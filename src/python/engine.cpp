@@ -41,6 +41,10 @@ constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 // are left behind (the process must exit within a second).
 constexpr auto kExitGrace = std::chrono::milliseconds(300);
 
+// Engines inherited through fork(), kept alive forever in the child: their
+// destructors would join threads that exist only in the parent.
+std::vector<std::shared_ptr<EngineCore>>* g_orphans = nullptr;
+
 // Completion batching in workers (see worker_main).
 constexpr std::size_t kBatchLimit = 64;
 constexpr auto kBatchAge = std::chrono::microseconds(200);
@@ -100,7 +104,8 @@ EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
       _owner(owner),
       _tasks(/*spin=*/64),
       _completions(/*spin=*/0),
-      _timer(_recipe.thread_name_prefix + "timer") {}
+      _timer(_recipe.thread_name_prefix + "timer"),
+      _pid(getpid()) {}
 
 uint64_t EngineCore::next_serial() {
   // Process-wide, so that a request can never name a task of another pool
@@ -138,11 +143,16 @@ void EngineCore::spawn_worker(std::size_t index) {
 }
 
 std::string EngineCore::broken_reason() const {
+  if (orphaned())
+    return "this pool was started by process " + std::to_string(_pid) +
+           " before it forked; its worker interpreters do not exist in this child process. Start a new pool "
+           "in the child";
   std::lock_guard lock(_broken_mutex);
   return _broken_reason;
 }
 
 std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
+  if (orphaned()) return {};
   _tasks.close();
   std::vector<TaskPtr> cancelled;
   if (cancel_queued) {
@@ -153,10 +163,13 @@ std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
 }
 
 rt::WaitStatus EngineCore::wait_for_threads(std::optional<std::chrono::nanoseconds> timeout) {
+  // A fork child inherits the count, not the threads (nor the locks they held).
+  if (orphaned()) return rt::WaitStatus::Woken;
   return _threads.wait(timeout);
 }
 
 bool EngineCore::request_stop(const TaskPtr& task, StopReason why) {
+  if (orphaned()) return false;
   if (task->kind() != rt::Task::Kind::Call && task->kind() != rt::Task::Kind::Map) return false;
   if (task->state() != rt::Task::State::Running || task->worker < 0) return false;
   std::shared_ptr<WorkerRun> run;
@@ -180,6 +193,7 @@ bool EngineCore::request_stop(const TaskPtr& task, StopReason why) {
 }
 
 void EngineCore::stop_all_running(StopReason why, std::optional<std::chrono::nanoseconds> grace) {
+  if (orphaned()) return;
   // Also for initializers that start from now on (a worker still creating
   // its interpreter would otherwise miss the request).
   _stop_all.store(static_cast<uint8_t>(why), std::memory_order_release);
@@ -213,6 +227,7 @@ void EngineCore::stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why)
 }
 
 void EngineCore::abandon_all() {
+  if (orphaned()) return;
   std::vector<std::shared_ptr<WorkerRun>> runs;
   {
     std::lock_guard lock(_runs_mutex);
@@ -230,6 +245,7 @@ void EngineCore::abandon_all() {
 }
 
 std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
+  if (orphaned()) return {};
   std::vector<std::shared_ptr<WorkerRun>> runs;
   {
     std::lock_guard lock(_runs_mutex);
@@ -297,6 +313,20 @@ std::vector<std::shared_ptr<EngineCore>> EngineCore::live_engines(PyInterpreterS
   for (auto& w : g_engines)
     if (auto core = w.lock(); core && core->_owner == owner) out.push_back(std::move(core));
   return out;
+}
+
+void EngineCore::prepare_fork() { g_engines_mutex.lock(); }
+
+void EngineCore::after_fork(bool in_child) {
+  if (in_child) {
+    // Only the forking thread exists here: move every engine out of the
+    // registry, so that no one in the child pokes, shuts down or joins them.
+    if (!g_orphans) g_orphans = new std::vector<std::shared_ptr<EngineCore>>();
+    for (auto& w : g_engines)
+      if (auto core = w.lock()) g_orphans->push_back(std::move(core));
+    g_engines.clear();
+  }
+  g_engines_mutex.unlock();
 }
 
 void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool log) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "python/interrupt.hpp"
+#include "python/fork_guard.hpp"
 #include "python/module_state.hpp"
 #include "runtime/blocking_queue.hpp"
 #include "runtime/task.hpp"
@@ -162,6 +163,7 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
 
   /// Queues a task.  False once the pool is shut down or broken.
   bool submit(TaskPtr task) {
+    if (orphaned()) return false;
     task->serial = next_serial();
     if (task->timeout.count() == 0) task->timeout = _recipe.task_timeout;
     if (!_tasks.push(std::move(task))) return false;
@@ -210,15 +212,23 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::vector<TaskPtr> shutdown(bool cancel_queued);
 
 
-  bool broken() const { return _broken.load(std::memory_order_acquire); }
+  bool broken() const { return orphaned() || _broken.load(std::memory_order_acquire); }
   /// Whether the calling thread is one of this pool's (a worker, or the
   /// delivery thread that runs done-callbacks): it must not wait for them.
   bool on_own_thread() const;
   std::string broken_reason() const;
-  bool accepting() const { return !_tasks.closed(); }
+  bool accepting() const { return !orphaned() && !_tasks.closed(); }
   PyInterpreterState* owner() const { return _owner; }
   std::size_t workers() const { return _recipe.workers; }
-  std::size_t queued() const { return _tasks.size(); }
+  std::size_t queued() const { return orphaned() ? 0 : _tasks.size(); }
+
+  /// True in a process forked after this engine was made: its threads live
+  /// only in the parent, and its locks may have been held by them at the
+  /// fork, so the child touches nothing but this flag (fork_guard.cpp).
+  bool orphaned() const { return _fork_generation != fork_generation(); }
+  /// pthread_atfork handlers for the engine registry (fork_guard.cpp).
+  static void prepare_fork();
+  static void after_fork(bool in_child);
 
   /// Wakes the idle workers of every engine, so they drop decoded copies of
   /// released SharedValues.  The SharedValue release hook; any thread.
@@ -267,6 +277,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::atomic<bool> _broken{false};
   mutable std::mutex _broken_mutex;  // guards _broken_reason
   std::string _broken_reason;
+  uint64_t _fork_generation = fork_generation();  ///< see orphaned()
+  long _pid;                                      ///< the process that made the engine
 };
 
 extern PyType_Spec engine_spec;

@@ -544,7 +544,7 @@ PyObject* task_request_cancel(PyObject* o, PyObject*) {
   auto* self = as_task(o);
   PyTask& task = *self->task;
   if (task.kind() != rt::Task::Kind::Deferred || task.state() != rt::Task::State::Running || task.worker < 0 ||
-      task.cancel_requested.exchange(true))
+      as_engine(self->engine)->core->orphaned() || task.cancel_requested.exchange(true))
     Py_RETURN_FALSE;
   as_engine(self->engine)->core->slot(static_cast<std::size_t>(task.worker)).request_cancel(self->task);
   Py_RETURN_TRUE;
@@ -565,6 +565,10 @@ PyObject* task_settle(PyObject* o, PyObject* arg) {
                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(std::max(0.0, seconds)));
   }
   while (!task.finished()) {
+    if (auto* engine = as_engine(self->engine); engine->core->orphaned()) {  // its worker is in the parent
+      PyErr_SetString(engine->broken_type, engine->core->broken_reason().c_str());
+      return nullptr;
+    }
     std::chrono::nanoseconds slice = kSignalCheckInterval;
     if (deadline) {
       auto left = *deadline - std::chrono::steady_clock::now();

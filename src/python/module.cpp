@@ -3,6 +3,8 @@
 // The module declares per-interpreter-GIL support: it is imported afresh in
 // every worker interpreter, each import with its own heap types and state.
 #include "python/engine.hpp"
+#include "python/fork_guard.hpp"
+#include "python/frames.hpp"
 #include "python/handle_object.hpp"
 #include "python/sync_objects.hpp"
 #include "python/module_state.hpp"
@@ -44,6 +46,7 @@ int module_exec(PyObject* module) {
     return -1;
   }
   rt::SharedValue::set_release_hook(&EngineCore::poke_all);
+  if (!install_fork_guard() || !install_frame_walkers(module)) return -1;
 
 
   Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
@@ -171,6 +174,11 @@ PyMethodDef module_methods[] = {
      "The WorkerSlot of the engine worker thread that calls it (AsyncPool workers)."},
     {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
+    {"_current_frames", current_frames, METH_NOARGS,
+     "sys._current_frames() for this interpreter's threads only (installed as sys._current_frames on 3.12 and "
+     "3.13, whose own walks every interpreter's threads and crashes while workers run)."},
+    {"_current_exceptions", current_exceptions, METH_NOARGS,
+     "sys._current_exceptions() for this interpreter's threads only (see _current_frames)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
