@@ -15,6 +15,7 @@
 
 #include "python/delivery.hpp"
 #include "python/interpreter.hpp"
+#include "python/runtime_internals.h"
 #include "python/worker_context.hpp"
 
 namespace interpool::py {
@@ -263,6 +264,24 @@ std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
   return out;
 }
 
+void EngineCore::forget_abandoned_interpreters() {
+  if (orphaned()) return;
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  {
+    std::lock_guard lock(_runs_mutex);
+    runs = _runs;
+    runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
+  }
+  for (auto& run : runs) {
+    if (!run) continue;
+    std::lock_guard lock(run->mutex);
+    if (run->abandoned && run->live_interp) {
+      interpool_runtime_forget_interpreter(run->live_interp);
+      run->live_interp = nullptr;
+    }
+  }
+}
+
 void EngineCore::finish_stopped(const TaskPtr& task, StopReason why) {
   task->stopped = why;
   (why == StopReason::Timeout ? counts.timed_out : counts.interrupted).fetch_add(1, std::memory_order_relaxed);
@@ -280,6 +299,10 @@ void EngineCore::abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_
   // The thread may never come back: the pool stops counting it, ends its
   // task (the future must not wait for ever) and starts a replacement.
   _threads.release(run->token);
+  {
+    std::lock_guard lock(_runs_mutex);
+    _abandoned.push_back(run);
+  }
   counts.replaced.fetch_add(1, std::memory_order_relaxed);
   if (task) {
     auto why = static_cast<StopReason>(task->stop.load(std::memory_order_acquire));
@@ -440,6 +463,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
   {
     std::lock_guard lock(run.mutex);
     run.target = target.get();
+    run.live_interp = target->interp;
     run.running = setup_serial;
     run.since = std::chrono::steady_clock::now();
   }
@@ -585,8 +609,13 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     run.target = nullptr;  // no request may reach the interpreter from now on
     leave = leave || run.abandoned;
   }
+  auto ended = [&] {
+    std::lock_guard lock(run.mutex);
+    run.live_interp = nullptr;
+  };
   if (!leave) {
     end_interpreter(tstate);
+    ended();
     return true;
   }
   if (!exit_lock.owns_lock()) {
@@ -596,6 +625,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     PyEval_RestoreThread(saved);
   }
   end_interpreter(tstate);  // under g_exit_mutex: the exiting process waits for it
+  ended();
   return false;
 }
 
@@ -724,9 +754,14 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   // Worker interpreters run this too as they end (their threading module
   // calls it): only the main interpreter's exit is the process's.
   if (PyInterpreterState_Get() == PyInterpreterState_Main()) {
-    ReleasedGil released;  // an abandoned worker may hold the mutex while it ends its interpreter
-    std::lock_guard lock(g_exit_mutex);
-    g_exiting = true;
+    {
+      ReleasedGil released;  // an abandoned worker may hold the mutex while it ends its interpreter
+      std::lock_guard lock(g_exit_mutex);
+      g_exiting = true;
+    }
+    // From here no abandoned worker ends its interpreter: leave them out of
+    // CPython's finalization.
+    for (auto& core : engines) core->forget_abandoned_interpreters();
   }
   Py_RETURN_NONE;
 }

@@ -113,6 +113,9 @@ struct WorkerRun {
   std::chrono::steady_clock::time_point since;  ///< when `running` started
   long native_id = 0;                ///< the OS thread id (gettid)
   bool abandoned = false;
+  /// The worker's interpreter until its thread has ended it: what exit must
+  /// forget when the thread was abandoned.
+  PyInterpreterState* live_interp = nullptr;
 };
 
 /// Everything a worker needs to start, as interpreter-neutral data.
@@ -183,6 +186,11 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// At exit: stops counting every worker still running, so that none is
   /// waited for; a thread that comes back parks without touching Python.
   void abandon_all();
+
+  /// At exit, after abandon_all(): unlinks the interpreters of abandoned
+  /// workers from CPython, which would otherwise finalize them under their
+  /// threads (3.13+) or abort on them (3.12).
+  void forget_abandoned_interpreters();
 
   /// Interrupt what still runs when the process exits (set by a shutdown
   /// with cancel_futures=True).
@@ -267,6 +275,7 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::vector<std::shared_ptr<WorkerSlot>> _slots;
   std::mutex _runs_mutex;  // guards _runs (a replaced worker gets a new WorkerRun)
   std::vector<std::shared_ptr<WorkerRun>> _runs;
+  std::vector<std::shared_ptr<WorkerRun>> _abandoned;  // replaced runs, for exit (guarded by _runs_mutex)
   rt::Timer _timer;  // task timeouts and interrupt grace periods
   std::atomic<bool> _stop_on_exit{false};
   std::atomic<uint8_t> _stop_all{0};

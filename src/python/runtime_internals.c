@@ -149,3 +149,17 @@ void interpool_runtime_fork_child(void) {
   *head_slot() = main;  // the oldest interpreter: last in the list, newest first
   *next_slot(main) = NULL;
 }
+
+void interpool_runtime_forget_interpreter(PyInterpreterState* interp) {
+  if (!interpool_runtime_init() || interp == NULL || interp == PyInterpreterState_Main()) return;
+  interpool_runtime_head_lock();
+  for (PyInterpreterState** slot = head_slot(); *slot != NULL; slot = next_slot(*slot)) {
+    if (*slot != interp) continue;
+    *slot = *next_slot(interp);
+#if PY_VERSION_HEX >= 0x030D0000
+    if (g_layout_matches) uncount_static_types(interp);
+#endif
+    break;
+  }
+  interpool_runtime_head_unlock();
+}

@@ -22,6 +22,12 @@ void interpool_runtime_fork_parent(void);
 /// own after-fork cleanup never touches them.  Single-threaded: the child.
 void interpool_runtime_fork_child(void);
 
+/// Unlinks `interp` from the runtime's list and (3.13+) from the static
+/// types' interpreter counts, so that process exit neither finalizes it nor
+/// finds it remaining.  For an interpreter whose thread was abandoned and
+/// will never end it; its memory is left to the process's end.
+void interpool_runtime_forget_interpreter(PyInterpreterState* interp);
+
 /// Takes and releases the runtime's interpreter-list lock (HEAD_LOCK), under
 /// which CPython links and unlinks thread states.  Hold it only briefly, and
 /// never while running Python code.
