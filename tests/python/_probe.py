@@ -64,6 +64,8 @@ class ThreadState(NamedTuple):
             return False
         if self.syscall is not None and self.syscall in _FUTEX_SYSCALLS:
             return True
+        if self.syscall is None and self.wchan in ("", "0") or not _FUTEX_SYSCALLS and self.wchan in ("", "0"):
+            return True  # the kernel does not say where (no access, or an unknown architecture): asleep will do
         return "futex" in self.wchan
 
     def describe(self) -> str:
@@ -188,3 +190,12 @@ def wait_until_quiet(
 
     states = _poll(check, what, deadline, settle)
     return states
+
+
+def wait_for(predicate, what: str, deadline: float = DEADLINE):
+    """Wait until ``predicate()`` is true (engine state such as a queue's size); fail the test after ``deadline``."""
+
+    def check():
+        return bool(predicate()), "false"
+
+    _poll(check, what, deadline, 1)
