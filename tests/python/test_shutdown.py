@@ -9,7 +9,7 @@ import pytest
 import interpool
 
 
-def wait_for_file(path, limit=10.0):
+def wait_for_file(path, limit=60.0):
     deadline = time.monotonic() + limit
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"

@@ -33,7 +33,7 @@ def result(future, timeout=30):
     return future.result(timeout=timeout)
 
 
-def wait_until(predicate, limit=10.0):
+def wait_until(predicate, limit=60.0):
     deadline = time.monotonic() + limit
     while not predicate():
         if time.monotonic() > deadline:
