@@ -726,19 +726,22 @@ CLOSED_LOOP_SCRIPT = textwrap.dedent(
     logging.getLogger("asyncio").propagate = False
 
     pool = interpool.Pool(1)
+    gate = interpool.Event()  # the first call, and all behind it, end after the loop closed
 
     async def start(loop):
-        tasks = [asyncio.ensure_future(pool.run(t.sleep_then, "late", 0.3))]
+        tasks = [asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate))]
         tasks += [asyncio.ensure_future(pool.run(t.square, i)) for i in range(100)]
         tasks.append(loop.run_in_executor(pool, t.sleep_then, "late", 0.05))
         agen = pool.map_async(t.square, range(100), chunksize=1)
         tasks.append(asyncio.ensure_future(agen.__anext__()))
-        await asyncio.sleep(0.05)
+        for _ in range(5):
+            await asyncio.sleep(0)  # every call is submitted
         return tasks
 
     loop = asyncio.new_event_loop()
     tasks = loop.run_until_complete(start(loop))
     loop.close()  # with results in flight
+    gate.set()
     pool.shutdown(wait=True)  # every result is delivered (to nowhere)
     pending = sum(not task.done() for task in tasks)
 
@@ -774,13 +777,16 @@ def test_loop_closed_in_process_then_pool_still_works(pool1):
     """Same as above in this process: the pool and other loops are unaffected."""
     loop = asyncio.new_event_loop()
 
+    gate = interpool.Event()
+
     async def start():
-        fut = asyncio.ensure_future(pool1.run(t.sleep_then, "late", 0.2))
-        await asyncio.sleep(0.02)
+        fut = asyncio.ensure_future(pool1.run(t.wait_for_gate, "late", gate))
+        await asyncio.sleep(0)  # submitted
         return fut
 
     fut = loop.run_until_complete(start())
     loop.close()
+    gate.set()  # the call ends after its loop closed
     assert pool1.submit(t.square, 3).result(TIMEOUT) == 9  # queued behind the late call
     assert not fut.done()
     fut._log_destroy_pending = False  # asyncio would log the pending task at GC
