@@ -44,10 +44,11 @@ CTRL_C_SCRIPT = textwrap.dedent(
                     print("ready", flush=True)
                     futures[-1].result()
                 elif mode == "map":
-                    print("ready", flush=True)
                     n = 200
-                    list(pool.map(_tasks.count_and_wait_for_gate, range(n), [gate] * n, [started] * n,
-                                  [lock] * n, chunksize={chunksize}))
+                    results = pool.map(_tasks.count_and_wait_for_gate, range(n), [gate] * n, [started] * n,
+                                       [lock] * n, chunksize={chunksize})
+                    print("ready", flush=True)  # everything is submitted: the wait comes next
+                    list(results)
                 elif mode == "wait":
                     import concurrent.futures as cf
                     futures = [pool.submit(_tasks.count_and_wait_for_gate, i, *args) for i in range(200)]
@@ -92,7 +93,7 @@ def run_ctrl_c(tmp_path, mode, cls="Pool", chunksize=1):
         # The child's main thread (tid == pid) blocks in the wait: then Ctrl-C.
         _probe.wait_until_asleep(proc.pid, pid=proc.pid, futex=True, what=f"the child blocked in {mode}")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -112,7 +113,7 @@ def check_interrupted(rc, out, err, fields, most_started):
     assert int(fields["started"]) <= most_started, out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("cls", ["Pool", "InterpreterPoolExecutor"])
 def test_ctrl_c_interrupts_result_and_exits_cleanly(tmp_path, cls):
     rc, out, err, fields = run_ctrl_c(tmp_path, "result", cls)
@@ -120,7 +121,7 @@ def test_ctrl_c_interrupts_result_and_exits_cleanly(tmp_path, cls):
     assert int(fields["cancelled"]) >= 198, out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("chunksize", [1, 5])
 def test_ctrl_c_interrupts_map_and_exits_cleanly(tmp_path, chunksize):
     rc, out, err, fields = run_ctrl_c(tmp_path, "map", chunksize=chunksize)
@@ -128,7 +129,7 @@ def test_ctrl_c_interrupts_map_and_exits_cleanly(tmp_path, chunksize):
     check_interrupted(rc, out, err, fields, most_started=2 * chunksize)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_ctrl_c_interrupts_concurrent_futures_wait(tmp_path):
     rc, out, err, fields = run_ctrl_c(tmp_path, "wait")
     check_interrupted(rc, out, err, fields, most_started=2)
