@@ -6,7 +6,7 @@
                                              [--timeout SECONDS]
 
 The tests are imported at run time from the installed ``test`` package
-(Debian/Ubuntu: ``libpython3.14-testsuite``); nothing of CPython's is copied
+(Debian/Ubuntu: ``libpython3.14-testsuite``, ``libpython3.15-testsuite``); nothing of CPython's is copied
 into this repository.  Before they are imported, ``interpool``'s executor is put
 in place of the stdlib's:
 
@@ -42,7 +42,7 @@ import unittest
 
 # The modules of test.test_concurrent_futures that define InterpreterPool cases
 # (test_shutdown, test_wait and test_deadlock only generate ThreadPool /
-# ProcessPool classes in 3.14; they are scanned anyway so that new
+# ProcessPool classes in 3.14 and 3.15; they are scanned anyway so that new
 # InterpreterPool cases in later releases are picked up).
 MODULES = (
     "test_interpreter_pool",
@@ -254,7 +254,7 @@ def main(argv=None):
     except ImportError as exc:
         return _missing(
             f"cannot import test.test_concurrent_futures ({exc}); install CPython's test suite "
-            "(Debian/Ubuntu: libpython3.14-testsuite)",
+            f"(Debian/Ubuntu: libpython{sys.version_info[0]}.{sys.version_info[1]}-testsuite)",
             args.allow_missing,
         )
     try:

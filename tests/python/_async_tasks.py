@@ -159,6 +159,25 @@ async def await_cancel(started, cancelled, seconds=60):
     return "not cancelled"
 
 
+async def await_gate(started, cancelled, gate):
+    """Like await_cancel, but ends (with "not cancelled") once ``gate`` (an interpool.Event) is set.
+
+    The worker's loop must not block on the Event: it looks every few milliseconds (test code)."""
+    with open(started, "w") as f:
+        f.write("started")
+    end = time.monotonic() + GATE_WAIT
+    try:
+        while not gate.is_set():
+            if time.monotonic() > end:
+                raise TimeoutError("the test never opened the gate")
+            await asyncio.sleep(0.002)
+    except asyncio.CancelledError:
+        with open(cancelled, "w") as f:
+            f.write("cancelled")
+        raise
+    return "not cancelled"
+
+
 def not_a_coroutine_function(x):
     return x
 
@@ -284,3 +303,89 @@ async def asquare_fail_at(x, bad):
     if x == bad:
         raise Boom(f"stop at {x}")
     return x * x
+
+
+# ------------------------------------------------ ordering without sleeping
+# The test decides when a "slow" task ends (an interpool.Event it sets)
+# instead of guessing how long the task takes.
+
+GATE_WAIT = 60  # seconds: a gate the test forgets to open fails the task, never hangs it
+
+
+def wait_for_gate(value, gate, started=None):
+    """Optionally create the file ``started``, wait until ``gate`` is set, return ``value``."""
+    if started is not None:
+        with open(started, "w") as f:
+            f.write("started")
+    if not gate.wait(GATE_WAIT):
+        raise TimeoutError(f"the test never opened the gate for {value!r}")
+    return value
+
+
+def gated_pair(pair):
+    """map_async passes one item: ``(value, gate)`` -> wait for ``gate`` (None: at once), return value."""
+    value, gate = pair
+    if gate is not None and not gate.wait(GATE_WAIT):
+        raise TimeoutError(f"the test never opened the gate for {value!r}")
+    return value
+
+
+def touch_then_sleep(directory, i, seconds):
+    """Create ``directory/i`` as the item starts, then sleep: which items ever started."""
+    with open(os.path.join(directory, str(i)), "w") as f:
+        f.write("started")
+    time.sleep(seconds)
+    return i
+
+
+def square_and_count(x, counter, lock):
+    """x * x, counting the call in int64 0 of ``counter`` (a SharedBuffer) under ``lock``."""
+    with lock:
+        memoryview(counter).cast("q")[0] += 1
+    return x * x
+
+
+# Coroutines of one AsyncPool meet here: each counts itself in while it runs
+# and waits until ``parties`` coroutines (in rounds: the 1st..parties-th, then
+# the next ``parties``...) have arrived, so the test sees how many run at once
+# without timing them.  int64 slots of ``counters``: 0 running now, 1 the most
+# ever running, 2 arrived so far.  Each worker polls the shared counters for
+# its waiting coroutines with a short backoff (test code; one poller per
+# round and worker).
+
+_rounds = {}  # (key, round) -> asyncio.Event, in this worker's loop
+_watchers = set()
+
+
+async def _watch_round(counters, target, done):
+    end = time.monotonic() + GATE_WAIT
+    pause = 0.0005
+    while counters[2] < target:
+        if time.monotonic() > end:
+            done.set()
+            return
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.01)
+    done.set()
+
+
+async def arendezvous(key, buf, lock, parties):
+    """Arrive, wait for this round's ``parties`` arrivals, leave; return the most ever running at once."""
+    counters = memoryview(buf).cast("q")
+    with lock:
+        counters[0] += 1
+        counters[1] = max(counters[1], counters[0])
+        counters[2] += 1
+        arrived = counters[2]
+    target = ((arrived - 1) // parties + 1) * parties
+    done = _rounds.get((key, target))
+    if done is None:
+        done = _rounds[(key, target)] = asyncio.Event()
+        _watchers.add(asyncio.ensure_future(_watch_round(counters, target, done)))  # keep it alive
+    await done.wait()
+    with lock:
+        counters[0] -= 1
+        most = counters[1]
+    if counters[2] < target:
+        raise TimeoutError(f"only {counters[2]} of {target} coroutines ever arrived")
+    return most, threading.get_native_id()

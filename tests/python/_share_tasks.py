@@ -295,3 +295,30 @@ def share_in_task(label):
 def get_from(q):
     x = q.get(timeout=30)
     return type(x).__name__, x
+
+
+# ------------------------------------------- identity instead of timing
+
+
+def where_and_id(x):
+    """(native id of this worker's thread, id(x)): a handle decoded once per worker keeps its id."""
+    import threading
+
+    return threading.get_native_id(), id(x)
+
+
+def meet_then_value(barrier, x, timeout=60):
+    """Wait at ``barrier`` (an interpool.Barrier) with the other tasks, then return ``x``:
+    tasks that meet there run on as many workers at once."""
+    barrier.wait(timeout)
+    return x
+
+
+def write_wait_read(buf, written, go, timeout=60):
+    """Write 0xAB at buf[0], set ``written``, wait for ``go``, return buf[-1]: both sides see one memory."""
+    with memoryview(buf) as view:
+        view[0] = 0xAB
+        written.set()
+        if not go.wait(timeout):
+            raise TimeoutError("go was never set")
+        return view[-1]

@@ -54,8 +54,12 @@ def put_one(q, item):
     return True
 
 
-def get_or_closed(q, timeout=WAIT):
-    """q.get(), or the name of the exception it raised."""
+def get_or_closed(q, timeout=WAIT, *, tids=None):
+    """q.get(), or the name of the exception it raised.
+
+    With ``tids`` (a Queue), first put this thread's native id there, for _probe."""
+    if tids is not None:
+        tids.put(threading.get_native_id())
     try:
         return ("item", q.get(timeout=timeout))
     except interpool.QueueClosed:
@@ -64,8 +68,10 @@ def get_or_closed(q, timeout=WAIT):
         return ("empty", None)
 
 
-def put_until_closed(q, timeout=WAIT):
+def put_until_closed(q, timeout=WAIT, *, tids=None):
     """Put 0, 1, 2, ... until put raises; return (how many were put, exception name)."""
+    if tids is not None:
+        tids.put(threading.get_native_id())
     n = 0
     try:
         while True:
@@ -183,8 +189,12 @@ def hold_lock_until(lock, started, release):
 # ------------------------------------------------------------------- events
 
 
-def wait_then_answer(ev, answer):
-    """Wait for ev, then set answer; return what ev.wait returned."""
+def wait_then_answer(ev, answer, tids=None):
+    """Wait for ev, then set answer; return what ev.wait returned.
+
+    With ``tids`` (a Queue), first put this thread's native id there, for _probe."""
+    if tids is not None:
+        tids.put(threading.get_native_id())
     got = ev.wait(WAIT)
     answer.set()
     return got
@@ -230,6 +240,10 @@ def identity(x):
     return x
 
 
+def native_id():
+    return threading.get_native_id()
+
+
 def type_names(*objs):
     return [type(o).__name__ for o in objs]
 
@@ -252,10 +266,11 @@ else:
 """
 
 
-def interrupt_latency(setup, block, env, settle=0.3, limit=10.0):
+def interrupt_blocked(setup, block, env, wait_until_asleep, limit=60.0):
     """Run a child Python that executes `setup`, then blocks in `block` on its
-    main thread; send it SIGINT once it blocks.  Returns (what the child
-    printed after the signal, seconds from the signal to that line)."""
+    main thread; send it SIGINT once that thread sleeps in a futex (seen with
+    _probe's ``wait_until_asleep``).  Returns what the child printed after
+    the signal (or why it could not)."""
     import select
     import signal
     import subprocess
@@ -270,17 +285,16 @@ def interrupt_latency(setup, block, env, settle=0.3, limit=10.0):
         line = proc.stdout.readline() if ready else ""
         if line.strip() != "READY":
             proc.kill()
-            return ("child did not start: " + line + proc.stderr.read(), None)
-        time.sleep(settle)  # let it enter the blocking call
+            return "child did not start: " + line + proc.stderr.read()
+        # The child's main thread has the child's pid as its native id.
+        wait_until_asleep(proc.pid, pid=proc.pid, futex=True, what=f"the child blocked in {block}")
         if proc.poll() is not None:
-            return ("child exited early: " + proc.stdout.read() + proc.stderr.read(), None)
-        t0 = time.monotonic()
+            return "child exited early: " + proc.stdout.read() + proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         ready, _, _ = select.select([proc.stdout], [], [], limit)
         if not ready:
-            return ("no reaction to SIGINT", None)
-        line = proc.stdout.readline().strip()
-        return (line, time.monotonic() - t0)
+            return "no reaction to SIGINT"
+        return proc.stdout.readline().strip()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -329,3 +329,58 @@ def is_main_interpreter():
 
 def thread_name():
     return threading.current_thread().name
+
+
+# ------------------------------------------------ ordering without sleeping
+# Tasks that block on an interpool.Event the test sets, so a test decides when
+# a "slow" task ends instead of guessing how long it takes (see _probe.py).
+
+GATE_WAIT = 60  # seconds: a gate the test forgets to open fails the task, never hangs it
+
+
+def native_thread_id(_=None):
+    """The native id of the thread running this task: what _probe looks at."""
+    return threading.get_native_id()
+
+
+def wait_for_gate(gate, value, started=None):
+    """Set ``started`` (an interpool.Event) if given, wait until ``gate`` is set, return ``value``."""
+    if started is not None:
+        started.set()
+    if not gate.wait(GATE_WAIT):
+        raise TimeoutError(f"the test never opened the gate for {value!r}")
+    return value
+
+
+def gate_or_touch(x, directory, gate):
+    """Item 0 returns at once, item 1 waits for ``gate``; later items leave a file behind."""
+    if x == 0:
+        return 0
+    if x == 1:
+        return wait_for_gate(gate, x)
+    touch(os.path.join(directory, str(x)))
+    return x
+
+
+def fail_or_gate_or_touch(x, directory, gate):
+    """Item 0 fails at once, item 1 waits for ``gate``; later items leave a file behind."""
+    if x == 0:
+        raise ValueError("first item fails")
+    return gate_or_touch(x, directory, gate)
+
+
+def meet_then_bump(barrier):
+    """Wait at ``barrier`` (an interpool.Barrier) with the other tasks, then bump().
+
+    Tasks that all wait here must run on as many workers at once: run one at a
+    time, the barrier breaks after GATE_WAIT and the task fails.
+    """
+    barrier.wait(GATE_WAIT)
+    return bump()
+
+
+def count_and_wait_for_gate(value, gate, counter, lock):
+    """Count this task as started (int64 0 of ``counter``), then wait for ``gate``; return ``value``."""
+    with lock:
+        memoryview(counter).cast("q")[0] += 1
+    return wait_for_gate(gate, value)

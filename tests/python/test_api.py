@@ -111,11 +111,16 @@ def test_results_match_their_futures(sized_pool):
 
 @pytest.mark.timeout(30)
 def test_result_timeout_raises_timeout_error(pool):
-    future = pool.submit(_tasks.sleep_then_return, 1.0, "late")
-    start = time.monotonic()
-    with pytest.raises(TimeoutError):
-        future.result(timeout=0.05)
-    assert time.monotonic() - start < 0.5
+    gate = interpool.Event()
+    future = pool.submit(_tasks.wait_for_gate, gate, "late")
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            future.result(timeout=0.05)
+        assert time.monotonic() - start >= 0.04, "gave up before its timeout"
+        assert not future.done()
+    finally:
+        gate.set()
     assert future.result(timeout=30) == "late"
 
 
@@ -145,7 +150,7 @@ def test_running_is_true_while_the_task_runs(make_pool, tmp_path):
     assert queued.result(timeout=30) == "queued"
 
 
-def _wait_for_file(path, limit=10.0):
+def _wait_for_file(path, limit=60.0):
     deadline = time.monotonic() + limit
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
@@ -166,20 +171,29 @@ def test_wait_all_completed(pool):
 
 @pytest.mark.timeout(30)
 def test_wait_first_completed(pool):
-    slow = pool.submit(_tasks.sleep_then_return, 1.0, "slow")
+    gate = interpool.Event()  # "slow" ends when the test says so
+    slow = pool.submit(_tasks.wait_for_gate, gate, "slow")
     fast = pool.submit(_tasks.identity, "fast")
-    done, not_done = cf.wait([slow, fast], timeout=30, return_when=cf.FIRST_COMPLETED)
-    assert fast in done
-    assert slow in not_done
+    try:
+        done, not_done = cf.wait([slow, fast], timeout=30, return_when=cf.FIRST_COMPLETED)
+    finally:
+        gate.set()
+    assert done == {fast}
+    assert not_done == {slow}
+    assert slow.result(timeout=30) == "slow"
 
 
 @pytest.mark.timeout(30)
 def test_wait_first_exception(pool):
-    slow = pool.submit(_tasks.sleep_then_return, 1.0, "slow")
+    gate = interpool.Event()
+    slow = pool.submit(_tasks.wait_for_gate, gate, "slow")
     bad = pool.submit(_tasks.raise_value_error, "x")
-    done, not_done = cf.wait([slow, bad], timeout=30, return_when=cf.FIRST_EXCEPTION)
-    assert bad in done
-    assert slow in not_done
+    try:
+        done, not_done = cf.wait([slow, bad], timeout=30, return_when=cf.FIRST_EXCEPTION)
+    finally:
+        gate.set()
+    assert done == {bad}
+    assert not_done == {slow}
 
 
 @pytest.mark.timeout(30)
@@ -191,10 +205,15 @@ def test_as_completed_yields_every_future(pool):
 
 @pytest.mark.timeout(30)
 def test_as_completed_timeout(pool):
-    future = pool.submit(_tasks.sleep_then_return, 1.0, None)
-    with pytest.raises(TimeoutError):
-        for _ in cf.as_completed([future], timeout=0.05):
-            pass
+    gate = interpool.Event()
+    future = pool.submit(_tasks.wait_for_gate, gate, None)
+    try:
+        with pytest.raises(TimeoutError):
+            for _ in cf.as_completed([future], timeout=0.05):
+                pass
+    finally:
+        gate.set()
+    assert future.result(timeout=30) is None
 
 
 @pytest.mark.timeout(30)
@@ -208,7 +227,7 @@ def test_done_callback_runs_with_the_future(pool):
 
     future = pool.submit(_tasks.sleep_then_return, 0.05, "value")
     future.add_done_callback(callback)
-    assert called.wait(10)
+    assert called.wait(60)
     assert seen == [(future, "value")]
 
 

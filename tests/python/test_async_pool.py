@@ -24,23 +24,13 @@ def arun(coro, timeout=TIMEOUT):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def wait_for_files(paths, timeout=10):
+async def wait_for_files(paths, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while not all(os.path.exists(p) for p in paths):
         if time.monotonic() > deadline:
             missing = [p for p in paths if not os.path.exists(p)]
             raise AssertionError(f"{missing} did not appear within {timeout} s")
         await asyncio.sleep(0.005)
-
-
-def max_overlap(intervals):
-    """The largest number of (start, end) intervals open at one time."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
-    depth = best = 0
-    for _, step in events:
-        depth += step
-        best = max(best, depth)
-    return best
 
 
 def test_properties_and_repr():
@@ -91,32 +81,32 @@ def test_initializer_runs_in_each_worker():
     assert [i["x"] for i in infos] == list(range(10))
 
 
-def test_concurrency_limit_per_worker():
-    """workers=1, concurrency=3: 9 coroutines of 0.2 s take three rounds."""
+def _rendezvous(workers, concurrency, n, parties):
+    """Run ``n`` coroutines that meet in rounds of ``parties`` (_async_tasks.arendezvous)
+    on AsyncPool(workers, concurrency): [(most ever running at once, worker thread)]."""
+    buf, lock = interpool.SharedBuffer(24), interpool.Lock()
 
     async def main():
-        async with interpool.AsyncPool(1, concurrency=3) as apool:
-            await apool.run(t.acoro_square, 1)  # worker and module ready
-            t0 = time.monotonic()
-            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.2) for _ in range(9)))
-            return intervals, time.monotonic() - t0
+        async with interpool.AsyncPool(workers, concurrency=concurrency) as apool:
+            return await asyncio.gather(*(apool.run(t.arendezvous, "r", buf, lock, parties) for _ in range(n)))
 
-    intervals, elapsed = arun(main())
-    assert max_overlap(intervals) == 3, intervals
-    assert 0.55 <= elapsed < 1.5, elapsed  # not 0.2 s (unbounded), not 1.8 s (one at a time)
+    return arun(main(), timeout=120)
+
+
+def test_concurrency_limit_per_worker():
+    """workers=1, concurrency=3: 9 coroutines run three at a time, never more."""
+    # Each waits until three have arrived (in rounds of three): with a lower
+    # limit they would wait for good (TimeoutError), with a higher one a
+    # fourth would be counted running.
+    outcomes = _rendezvous(1, 3, 9, 3)
+    assert {most for most, _ in outcomes} == {3}, outcomes
 
 
 def test_many_workers_share_the_load():
-    async def main():
-        async with interpool.AsyncPool(2, concurrency=4) as apool:
-            await asyncio.gather(*(apool.run(t.acoro_square, i) for i in range(4)))
-            t0 = time.monotonic()
-            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.2) for _ in range(8)))
-            return intervals, time.monotonic() - t0
-
-    intervals, elapsed = arun(main())
-    assert max_overlap(intervals) == 8
-    assert elapsed < 0.6, elapsed
+    # 8 coroutines that all wait for each other: 4 on each worker at once.
+    outcomes = _rendezvous(2, 4, 8, 8)
+    assert {most for most, _ in outcomes} == {8}, outcomes
+    assert len({tid for _, tid in outcomes}) == 2, "one worker took everything"
 
 
 def test_map_in_order():
@@ -174,16 +164,18 @@ def test_cancelling_a_queued_run_never_starts_it(tmp_path):
     # concurrency=1 and a busy worker: the second run waits in the pool's queue.
     s1, c1 = str(tmp_path / "s1"), str(tmp_path / "c1")
     s2, c2 = str(tmp_path / "s2"), str(tmp_path / "c2")
+    gate = interpool.Event()
 
     async def main():
         async with interpool.AsyncPool(1, concurrency=1) as apool:
-            first = asyncio.ensure_future(apool.run(t.await_cancel, s1, c1, 0.5))
-            await wait_for_files([s1])
+            first = asyncio.ensure_future(apool.run(t.await_gate, s1, c1, gate))
+            await wait_for_files([s1])  # the only slot is taken until the gate opens
             second = asyncio.ensure_future(apool.run(t.await_cancel, s2, c2))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)  # submitted, waiting in the pool's queue
             second.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await second
+            gate.set()
             return await first
 
     assert arun(main()) == "not cancelled"
@@ -199,19 +191,16 @@ def test_leaving_async_with_cancels_running_coroutines_and_waits(tmp_path):
         async with interpool.AsyncPool(1) as apool:
             tasks = [asyncio.ensure_future(apool.run(t.await_cancel, s, c)) for s, c in zip(started, cancelled)]
             await wait_for_files(started)
-            t0 = time.monotonic()
         # Leaving the block waited for the remote coroutines' handlers to finish.
-        elapsed = time.monotonic() - t0
         seen = [os.path.exists(c) for c in cancelled]
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         with pytest.raises(RuntimeError):
             await apool.run(t.acoro_square, 1)  # shut down
-        return seen, outcomes, elapsed
+        return seen, outcomes
 
-    seen, outcomes, elapsed = arun(main())
+    seen, outcomes = arun(main())
     assert seen == [True] * n
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
-    assert elapsed < 10
 
 
 def test_leaving_async_with_on_an_exception_propagates_it(tmp_path):
@@ -243,17 +232,11 @@ def test_shutdown_without_async_with():
 
 
 def test_many_coroutines_concurrently():
-    async def main():
-        async with interpool.AsyncPool(2, concurrency=200) as apool:
-            t0 = time.monotonic()
-            intervals = await asyncio.gather(*(apool.run(t.asleep_interval, 0.3) for _ in range(400)))
-            return intervals, time.monotonic() - t0
-
-    intervals, elapsed = arun(main())
-    assert len(intervals) == 400
-    assert max_overlap(intervals) > 200  # both workers held up to 200 each
-    assert elapsed < 5, elapsed
-
+    # 400 coroutines that all wait for each other: both workers hold 200 at once.
+    outcomes = _rendezvous(2, 200, 400, 400)
+    assert len(outcomes) == 400
+    assert {most for most, _ in outcomes} == {400}
+    assert len({tid for _, tid in outcomes}) == 2
 
 
 @pytest.mark.parametrize("shutdown", [True, False], ids=["shutdown", "no-shutdown"])

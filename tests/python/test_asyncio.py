@@ -19,6 +19,7 @@ import threading
 import time
 import warnings
 
+import _probe
 import pytest
 from conftest import child_env
 
@@ -33,7 +34,7 @@ def arun(coro, timeout=TIMEOUT):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def wait_for_file(path, timeout=10):
+async def wait_for_file(path, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if time.monotonic() > deadline:
@@ -173,12 +174,17 @@ def test_results_are_batched_per_wakeup(pool):
     """1,000 results that complete while the loop is busy reach it in a few wake-ups."""
     n = 1000
 
+    counter, lock = interpool.SharedBuffer(8), interpool.Lock()
+
     async def main():
         calls = _count_wakeups(asyncio.get_running_loop())
-        tasks = [asyncio.ensure_future(pool.run(t.square, i)) for i in range(n)]
+        tasks = [asyncio.ensure_future(pool.run(t.square_and_count, i, counter, lock)) for i in range(n)]
         await asyncio.sleep(0)  # every task submits its work
         assert not calls
-        time.sleep(1.0)  # block the loop: the workers finish meanwhile
+        # Block the loop until the workers have finished everything and
+        # handed it over (they and the delivery thread are idle).
+        _probe.wait_for(lambda: memoryview(counter).cast("q")[0] == n, "every task ran")
+        _probe.wait_until_quiet(what="the workers and the delivery thread idle")
         results = await asyncio.gather(*tasks)
         return results, len(calls)
 
@@ -204,16 +210,18 @@ def test_results_are_batched_in_a_plain_gather(pool):
 
 def test_cancelling_the_awaiting_task_cancels_queued_work(pool1, tmp_path):
     started = str(tmp_path / "started")
+    gate = interpool.Event()
     side_effect = tmp_path / "queued-ran"
 
     async def main():
-        busy = asyncio.ensure_future(pool1.run(t.sleep_then, "busy", 0.5, started))
-        await wait_for_file(started)  # the only worker is busy now
+        busy = asyncio.ensure_future(pool1.run(t.wait_for_gate, "busy", gate, started))
+        await wait_for_file(started)  # the only worker is busy until the gate opens
         queued = asyncio.ensure_future(pool1.run(t.write_file, str(side_effect)))
-        await asyncio.sleep(0.05)  # submitted, waiting in the queue
+        await asyncio.sleep(0)  # submitted, waiting in the queue
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
+        gate.set()
         assert await busy == "busy"
         # The pool stays usable and the worker is free: a later task runs.
         assert await pool1.run(t.square, 5) == 25
@@ -227,13 +235,15 @@ def test_cancelling_the_awaiting_task_cancels_queued_work(pool1, tmp_path):
 
 def test_cancelling_a_running_call_drops_its_result(pool1, tmp_path):
     started = str(tmp_path / "started")
+    gate = interpool.Event()
 
     async def main():
-        running = asyncio.ensure_future(pool1.run(t.sleep_then, "late", 0.3, started))
+        running = asyncio.ensure_future(pool1.run(t.wait_for_gate, "late", gate, started))
         await wait_for_file(started)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
+        gate.set()
         # The running call finishes; its result arrives to a cancelled future, silently.
         assert await pool1.run(t.square, 4) == 16
 
@@ -242,12 +252,16 @@ def test_cancelling_a_running_call_drops_its_result(pool1, tmp_path):
 
 
 def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool1):
+    counter, lock = interpool.SharedBuffer(8), interpool.Lock()
+
     async def main():
         bad = asyncio.ensure_future(pool1.run(next, iter([])))
-        rest = [asyncio.ensure_future(pool1.run(t.square, i)) for i in range(20)]
+        rest = [asyncio.ensure_future(pool1.run(t.square_and_count, i, counter, lock)) for i in range(20)]
         await asyncio.sleep(0)
-        time.sleep(0.5)  # all 21 results arrive in one batch
-        async with asyncio.timeout(5):
+        # Block the loop until all 21 results are handed over: one batch.
+        _probe.wait_for(lambda: memoryview(counter).cast("q")[0] == 20, "every task ran")
+        _probe.wait_until_quiet(what="the worker and the delivery thread idle")
+        async with asyncio.timeout(TIMEOUT):
             values = await asyncio.gather(*rest)
             with pytest.raises(Exception) as info:  # noqa: PT011 - any exception, but not a hang
                 await bad
@@ -260,13 +274,15 @@ def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool1):
 
 def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool1, tmp_path):
     started = str(tmp_path / "started")
+    gate = interpool.Event()
 
     async def main():
-        busy = asyncio.ensure_future(pool1.run(t.sleep_then, "busy", 0.3, started))
-        await wait_for_file(started)
+        busy = asyncio.ensure_future(pool1.run(t.wait_for_gate, "busy", gate, started))
+        await wait_for_file(started)  # the only worker is busy until the gate opens
         queued = [asyncio.ensure_future(pool1.run(t.square, i)) for i in range(5)]
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0)  # submitted, waiting in the queue
         pool1.shutdown(wait=False, cancel_futures=True)
+        gate.set()
         outcomes = await asyncio.gather(*queued, return_exceptions=True)
         return await busy, outcomes
 
@@ -334,9 +350,19 @@ def test_map_async_ordered_waits_for_a_slow_first_item(pool):
 
 
 def test_map_async_unordered_yields_as_completed(pool):
+    gate = interpool.Event()  # "slow" ends once the other five have been yielded
+
     async def main():
-        items = [("slow", 0.5)] + [(i, 0.0) for i in range(5)]
-        return [x async for x in pool.map_async(t.sleep_pair, items, ordered=False, chunksize=1)]
+        items = [("slow", gate)] + [(i, None) for i in range(5)]
+        got = []
+        try:
+            async for x in pool.map_async(t.gated_pair, items, ordered=False, chunksize=1):
+                got.append(x)
+                if len(got) == 5:
+                    gate.set()
+        finally:
+            gate.set()
+        return got
 
     got = arun(main())
     assert sorted(got, key=str) == sorted(["slow", 0, 1, 2, 3, 4], key=str)
@@ -376,8 +402,11 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
     ran.mkdir()
     n = 20
 
+    def started():
+        return {int(p.name) for p in ran.iterdir()}
+
     async def main():
-        agen = pool1.map_async(functools.partial(t.sleep_and_touch, str(ran), seconds=0.1), range(n), chunksize=1)
+        agen = pool1.map_async(functools.partial(t.touch_then_sleep, str(ran), seconds=0.1), range(n), chunksize=1)
         if how == "aclosing":
             async with contextlib.aclosing(agen) as it:
                 async for first in it:
@@ -386,15 +415,31 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
             async for first in agen:
                 break
             del agen
-            gc.collect()
-            await asyncio.sleep(0.05)  # the loop's asyncgen finalizer closes it
-        return first
+            gc.collect()  # the loop's asyncgen finalizer schedules aclose()
+            await _until_other_tasks_end()
+        # Closed: what had not started by now never will.
+        return first, started()
 
-    assert arun(main()) == 0
+    first, at_close = arun(main())
+    assert first == 0
     pool1.shutdown(wait=True)
-    done = sorted(int(p.name) for p in ran.iterdir())
-    # Item 0 finished, item 1 or 2 may have started meanwhile; the rest never ran.
-    assert done[0] == 0 and len(done) <= 3, done
+    done = started()
+    # Items start in order on the one worker; the one it may have been
+    # taking as the iteration closed is the only newcomer.
+    assert done == set(range(len(done))), done
+    assert len(done) <= len(at_close) + 1, (sorted(at_close), sorted(done))
+    assert len(done) < n, "nothing was cancelled"
+
+
+async def _until_other_tasks_end():
+    """Let the loop run until no task but the caller's is left (test code: yields with a backoff)."""
+    me = asyncio.current_task()
+    deadline = time.monotonic() + TIMEOUT
+    pause = 0.0
+    while any(task is not me and not task.done() for task in asyncio.all_tasks()):
+        assert time.monotonic() < deadline, "the generator was never closed"
+        await asyncio.sleep(pause)
+        pause = min(max(pause * 2, 0.0005), 0.01)
 
 
 def test_map_async_accepts_async_iterables(pool):
@@ -681,19 +726,22 @@ CLOSED_LOOP_SCRIPT = textwrap.dedent(
     logging.getLogger("asyncio").propagate = False
 
     pool = interpool.Pool(1)
+    gate = interpool.Event()  # the first call, and all behind it, end after the loop closed
 
     async def start(loop):
-        tasks = [asyncio.ensure_future(pool.run(t.sleep_then, "late", 0.3))]
+        tasks = [asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate))]
         tasks += [asyncio.ensure_future(pool.run(t.square, i)) for i in range(100)]
         tasks.append(loop.run_in_executor(pool, t.sleep_then, "late", 0.05))
         agen = pool.map_async(t.square, range(100), chunksize=1)
         tasks.append(asyncio.ensure_future(agen.__anext__()))
-        await asyncio.sleep(0.05)
+        for _ in range(5):
+            await asyncio.sleep(0)  # every call is submitted
         return tasks
 
     loop = asyncio.new_event_loop()
     tasks = loop.run_until_complete(start(loop))
     loop.close()  # with results in flight
+    gate.set()
     pool.shutdown(wait=True)  # every result is delivered (to nowhere)
     pending = sum(not task.done() for task in tasks)
 
@@ -729,13 +777,16 @@ def test_loop_closed_in_process_then_pool_still_works(pool1):
     """Same as above in this process: the pool and other loops are unaffected."""
     loop = asyncio.new_event_loop()
 
+    gate = interpool.Event()
+
     async def start():
-        fut = asyncio.ensure_future(pool1.run(t.sleep_then, "late", 0.2))
-        await asyncio.sleep(0.02)
+        fut = asyncio.ensure_future(pool1.run(t.wait_for_gate, "late", gate))
+        await asyncio.sleep(0)  # submitted
         return fut
 
     fut = loop.run_until_complete(start())
     loop.close()
+    gate.set()  # the call ends after its loop closed
     assert pool1.submit(t.square, 3).result(TIMEOUT) == 9  # queued behind the late call
     assert not fut.done()
     fut._log_destroy_pending = False  # asyncio would log the pending task at GC

@@ -7,6 +7,9 @@ import time
 import _tasks
 import pytest
 
+import interpool
+import interpool._pool
+
 
 @pytest.mark.timeout(30)
 def test_map_returns_results_in_order(sized_pool):
@@ -80,26 +83,55 @@ def test_map_with_builtin_and_keyword_free_callables(pool):
     assert list(pool.map(len, ["a", "bb", ""])) == [1, 2, 0]
 
 
-@pytest.mark.timeout(30)
-def test_map_timeout_raises_timeout_error(pool):
-    pool.submit(_tasks.identity, None).result(timeout=30)  # both workers are up
-    start = time.monotonic()
-    results = pool.map(_tasks.sleep_then_return, [0.0, 1.5], ["fast", "slow"], timeout=0.8, chunksize=1)
-    assert next(results) == "fast"
-    with pytest.raises(TimeoutError):
-        next(results)
-    # Raised at the deadline, well before the slow task could have finished.
-    assert 0.7 < time.monotonic() - start < 1.4
+class _Clock:
+    """Stands in for the ``time`` module inside interpool._pool, whose ``map``
+    reads the clock to compute and check its deadline: the test moves "now"
+    instead of waiting for it (futures still wait on the real clock)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def monotonic(self):
+        return time.monotonic() + self.offset
 
 
-@pytest.mark.timeout(30)
-def test_map_timeout_counts_from_the_map_call(pool):
-    results = pool.map(_tasks.sleep_then_return, [1.0], ["late"], timeout=0.2)
-    time.sleep(0.3)
-    start = time.monotonic()
-    with pytest.raises(TimeoutError):
-        next(results)
-    assert time.monotonic() - start < 0.3
+@pytest.fixture
+def map_clock(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(interpool._pool, "time", clock)
+    return clock
+
+
+@pytest.mark.timeout(120)
+def test_map_timeout_raises_timeout_error(pool, map_clock):
+    opened, gate = interpool.Event(), interpool.Event()
+    opened.set()
+    try:
+        # "slow" waits for the gate, which opens only after the timeout was raised.
+        called = time.monotonic()
+        results = pool.map(_tasks.wait_for_gate, [opened, gate], ["fast", "slow"], timeout=1000, chunksize=1)
+        assert next(results) == "fast"
+        # Move "now" to half a (real) second before the deadline.
+        start = time.monotonic()
+        map_clock.offset = called + 1000 - 0.5 - start
+        with pytest.raises(TimeoutError):
+            next(results)
+        assert time.monotonic() - start >= 0.49, "raised before the deadline"
+    finally:
+        gate.set()
+
+
+@pytest.mark.timeout(120)
+def test_map_timeout_counts_from_the_map_call(pool, map_clock):
+    gate = interpool.Event()
+    try:
+        results = pool.map(_tasks.wait_for_gate, [gate], ["late"], timeout=1000)
+        map_clock.offset = 1001  # the deadline, counted from the map call, has passed
+        # Counted from next() instead, this would wait 1000 s: the test's timeout.
+        with pytest.raises(TimeoutError):
+            next(results)
+    finally:
+        gate.set()
 
 
 @pytest.mark.timeout(30)
@@ -170,9 +202,16 @@ def test_map_error_with_buffersize_yields_earlier_results_then_raises(pool):
 @pytest.mark.timeout(30)
 def test_map_error_cancels_later_chunks(make_pool, tmp_path):
     pool = make_pool(1)
-    results = pool.map(_tasks.fail_slow_or_touch, range(12), itertools.repeat(str(tmp_path)), chunksize=1)
-    with pytest.raises(ValueError, match="first item fails"):
-        list(results)
+    gate = interpool.Event()  # item 1 runs until the map has given up
+    try:
+        results = pool.map(
+            _tasks.fail_or_gate_or_touch, range(12), itertools.repeat(str(tmp_path)), itertools.repeat(gate),
+            chunksize=1,
+        )
+        with pytest.raises(ValueError, match="first item fails"):
+            list(results)
+    finally:
+        gate.set()
     pool.shutdown(wait=True)
     touched = sorted(int(p.name) for p in tmp_path.iterdir())
     assert touched == []
@@ -181,9 +220,15 @@ def test_map_error_cancels_later_chunks(make_pool, tmp_path):
 @pytest.mark.timeout(30)
 def test_closing_the_map_iterator_cancels_what_is_left(make_pool, tmp_path):
     pool = make_pool(1)
-    results = pool.map(_tasks.slow_first_or_touch, range(12), itertools.repeat(str(tmp_path)), chunksize=1)
-    assert next(results) == 0
-    results.close()
+    gate = interpool.Event()  # item 1 runs until the iterator is closed
+    try:
+        results = pool.map(
+            _tasks.gate_or_touch, range(12), itertools.repeat(str(tmp_path)), itertools.repeat(gate), chunksize=1
+        )
+        assert next(results) == 0
+        results.close()
+    finally:
+        gate.set()
     pool.shutdown(wait=True)
     touched = sorted(int(p.name) for p in tmp_path.iterdir())
     assert touched == []

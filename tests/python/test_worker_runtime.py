@@ -5,6 +5,8 @@ import sys
 import _tasks
 import pytest
 
+import interpool
+
 
 @pytest.mark.timeout(30)
 def test_core_extension_imports_in_worker(pool):
@@ -34,20 +36,20 @@ def test_worker_module_state_is_separate_from_the_caller(make_pool):
     assert _tasks.bump() == before + 1
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_each_worker_has_its_own_module_state(make_pool):
     pool = make_pool(2)
-    # Two tasks held together must run on different workers: each counts from 1.
-    values = list(pool.map(_tasks.sleep_then_bump, [0.2, 0.2], chunksize=1))
+    # Two tasks that meet at a barrier run on different workers: each counts from 1.
+    barrier = interpool.Barrier(2)
+    values = list(pool.map(_tasks.meet_then_bump, [barrier, barrier], chunksize=1))
     assert values == [1, 1]
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_two_workers_run_tasks_concurrently(make_pool):
-    import time
-
+    # Each task waits at a barrier of two: run one at a time, it would break.
     pool = make_pool(2)
-    pool.submit(_tasks.identity, None).result(timeout=30)  # workers are up
-    start = time.monotonic()
-    list(pool.map(_tasks.sleep_steps, [0.6, 0.6], chunksize=1))
-    assert time.monotonic() - start < 1.1
+    barrier = interpool.Barrier(2)
+    futures = [pool.submit(_tasks.meet_then_bump, barrier) for _ in range(2)]
+    assert [f.result(timeout=90) for f in futures] == [1, 1]
+    assert not barrier.broken
