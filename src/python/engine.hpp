@@ -142,6 +142,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
 
  private:
   void worker_main(std::size_t index);
+  /// Marks a task a worker ran as finished and queues it for delivery at once.
+  void hand_over(TaskPtr task);
   void deliverer_main();
   /// Runs one Local task in the owner interpreter on a worker thread.
   void run_local(PyTask& task, PyThreadState* owner_tstate);

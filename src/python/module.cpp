@@ -37,7 +37,10 @@ int module_exec(PyObject* module) {
   rt::SharedValue::set_release_hook(&EngineCore::poke_all);
 
 
-  Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
+  // The C pickler alone: pickle.py would also import re, struct and more in
+  // every worker interpreter, which CPython partly leaks when the worker
+  // ends (see interpool/__init__.py).  Its functions are pickle's own.
+  Ref pickle = Ref::steal(PyImport_ImportModule("_pickle"));
   if (!pickle) return -1;
   st.pickle_dumps = PyObject_GetAttrString(pickle.get(), "dumps");
   st.pickle_loads = PyObject_GetAttrString(pickle.get(), "loads");
@@ -63,13 +66,8 @@ int module_exec(PyObject* module) {
   st.str_result = PyUnicode_InternFromString("_result");
   st.str_exception = PyUnicode_InternFromString("_exception");
   if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
-  {
-    Ref base = Ref::steal(PyImport_ImportModule("concurrent.futures._base"));
-    if (!base) return -1;
-    st.state_pending = PyObject_GetAttrString(base.get(), "PENDING");
-    st.state_finished = PyObject_GetAttrString(base.get(), "FINISHED");
-    if (!st.state_pending || !st.state_finished) return -1;
-  }
+  // state_pending and state_finished (concurrent.futures._base, which
+  // imports logging) load on the first delivery: workers never need them.
   // CPython 3.12 caches the keyword-name tuple of a builtin's argument parser
   // in process-wide state, allocated by the first interpreter that passes a
   // keyword: if that is a worker, the main interpreter later frees memory of
