@@ -8,6 +8,25 @@
 #include "python/module_state.hpp"
 
 namespace interpool::py {
+
+bool load_pickle(ModuleState& st) {
+  if (st.pickle_loads) return true;
+  // The C pickler alone: pickle.py would also import re, struct and more.
+  // Its functions are pickle's own.
+  Ref pickle = Ref::steal(PyImport_ImportModule("_pickle"));
+  if (!pickle) return false;
+  Ref dumps = Ref::steal(PyObject_GetAttrString(pickle.get(), "dumps"));
+  Ref loads = dumps ? Ref::steal(PyObject_GetAttrString(pickle.get(), "loads")) : Ref();
+  Ref error = loads ? Ref::steal(PyObject_GetAttrString(pickle.get(), "PicklingError")) : Ref();
+  if (!error) return false;
+  if (!st.pickle_loads) {  // the import may have let another thread of this interpreter in
+    st.pickle_dumps = dumps.release();
+    st.pickle_error = error.release();
+    st.pickle_loads = loads.release();
+  }
+  return true;
+}
+
 namespace {
 
 int module_exec(PyObject* module) {
@@ -37,16 +56,6 @@ int module_exec(PyObject* module) {
   rt::SharedValue::set_release_hook(&EngineCore::poke_all);
 
 
-  // The C pickler alone: pickle.py would also import re, struct and more in
-  // every worker interpreter, which CPython partly leaks when the worker
-  // ends (see interpool/__init__.py).  Its functions are pickle's own.
-  Ref pickle = Ref::steal(PyImport_ImportModule("_pickle"));
-  if (!pickle) return -1;
-  st.pickle_dumps = PyObject_GetAttrString(pickle.get(), "dumps");
-  st.pickle_loads = PyObject_GetAttrString(pickle.get(), "loads");
-  st.pickle_error = PyObject_GetAttrString(pickle.get(), "PicklingError");
-  if (!st.pickle_dumps || !st.pickle_loads || !st.pickle_error) return -1;
-
   st.callable_cache = PyDict_New();
   if (!st.callable_cache) return -1;
 
@@ -68,6 +77,12 @@ int module_exec(PyObject* module) {
   if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
   // state_pending and state_finished (concurrent.futures._base, which
   // imports logging) load on the first delivery: workers never need them.
+  // Worker interpreters import the pickler when a payload first needs it
+  // (load_pickle): a worker whose tasks are functions by name and builtin
+  // values never does, and so never imports functools and collections,
+  // which _pickle imports and CPython partly leaks when the worker ends.
+  if (PyInterpreterState_Get() != PyInterpreterState_Main()) return 0;
+  if (!load_pickle(st)) return -1;
   // CPython 3.12 caches the keyword-name tuple of a builtin's argument parser
   // in process-wide state, allocated by the first interpreter that passes a
   // keyword: if that is a worker, the main interpreter later frees memory of
