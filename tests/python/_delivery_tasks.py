@@ -34,3 +34,8 @@ def imported(name):
 
 def nothing():
     return None
+
+
+def import_module(name):
+    """Import module ``name`` in this interpreter."""
+    __import__(name)
