@@ -110,6 +110,10 @@ def _probe(source, *args):
     return doc["growth_mb"] / doc["count"]
 
 
+def _mb(x):
+    return f"{x + 0.0:.2f}".replace("-0.00", "0.00")  # RSS may also shrink a little
+
+
 def _measure(config, label, key, source, *args, missing=None):
     """A Measurement whose one 'time' is MB per unit (interpreter or cycle)."""
     m = h.Measurement(label, key)
@@ -144,13 +148,13 @@ def run(config: h.Config) -> h.WorkloadResult:
     bare = h.find(recycled, "cpython")
 
     def above(m):
-        return "-" if bare is None or m is bare else f"{(m.best - bare.best) * 1024:+,.0f}"
+        return "-" if bare is None or m is bare else f"{(m.best - bare.best) * 1024:+,.0f}".replace("-0", "0")
 
     table_a = h.Table(
         f"(a) RSS growth per replaced interpreter, {n:,} interpreters",
         ["peer", "interpreters", "MB/interpreter", "kB above CPython's"],
         h.rows(recycled, lambda m: m.best, lambda m: [
-            m.label, f"{m.n:,}", f"{m.best:.2f}", above(m),
+            m.label, f"{m.n:,}", _mb(m.best), above(m),
         ]),
         notes=["Each figure comes from a fresh child process; CPython's baseline is measured in this run."]
         + h.error_notes(recycled),
@@ -173,7 +177,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         f"(b) RSS growth per 'with executor:' cycle after the first, {cycles} cycles, 16 tasks each",
         ["peer", "cycles", "MB/cycle", "MB/interpreter"],
         h.rows(cycle_ms, lambda m: m.best, lambda m: [
-            m.label, f"{m.n - 1:,}", f"{m.best:.2f}", "-" if m.key == "threads" else f"{m.best / 4:.2f}",
+            m.label, f"{m.n - 1:,}", _mb(m.best), "-" if m.key == "threads" else _mb(m.best / 4),
         ]),
         notes=["Four interpreters end per cycle: CPython keeps about its bare leak of each."]
         + h.error_notes(cycle_ms),
