@@ -16,6 +16,21 @@
 # the arenas they live in), which max_tasks_per_worker multiplies.
 from ._core import Barrier, Event, Lock, Queue, RLock, Semaphore, Shared, SharedBuffer, share
 
+# For type checkers and IDEs, which do not run __getattr__ (both read a name
+# TYPE_CHECKING as typing's; importing typing here would cost every worker).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._async_pool import AsyncPool
+    from ._default import default_pool, to_interpreter
+    from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback
+    from ._executor import InterpreterPoolExecutor
+    from ._future import Future
+    from ._hybrid import HybridPool, isolated
+    from ._hybrid import HybridPool as InterpreterThreadPoolExecutor
+    from ._hybrid import isolated as interpreter
+    from ._pool import Pool, default_workers
+del TYPE_CHECKING
+
 # name -> (submodule, attribute): loaded on first access.
 _LAZY = {
     "AsyncPool": ("_async_pool", "AsyncPool"),
