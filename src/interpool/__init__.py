@@ -6,18 +6,69 @@
 [1, 2, 3]
 """
 
-from ._core import Barrier, Event, Lock, Queue, RLock, Semaphore, Shared, SharedBuffer, share
-from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback, TaskInterrupted
-from ._async_pool import AsyncPool
-from ._default import default_pool, to_interpreter
-from ._executor import InterpreterPoolExecutor
-from ._future import Future
-from ._hybrid import HybridPool, isolated
-from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
+# Every worker interpreter imports this package (for interpool._core and
+# interpool._worker), so it imports only the extension module here; the rest
+# loads on first use, through the module __getattr__ below, as
+# concurrent.futures does for its executors.  A worker that never needs
+# asyncio, logging or concurrent.futures never pays for them: each import
+# costs every worker start-up time, and CPython leaks part of what a
+# subinterpreter imported when the interpreter ends (its interned strings pin
+# the arenas they live in), which max_tasks_per_worker multiplies.
+from ._core import Barrier, Event, Lock, Queue, RLock, Semaphore, Shared, SharedBuffer, TaskInterrupted, share
 
-# The names the asyncio world knows these by.
-InterpreterThreadPoolExecutor = HybridPool
-interpreter = isolated
+# For type checkers and IDEs, which do not run __getattr__ (both read a name
+# TYPE_CHECKING as typing's; importing typing here would cost every worker).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._async_pool import AsyncPool
+    from ._default import default_pool, to_interpreter
+    from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback
+    from ._executor import InterpreterPoolExecutor
+    from ._future import Future
+    from ._hybrid import HybridPool, isolated
+    from ._hybrid import HybridPool as InterpreterThreadPoolExecutor
+    from ._hybrid import isolated as interpreter
+    from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
+del TYPE_CHECKING
+
+# name -> (submodule, attribute): loaded on first access.
+_LAZY = {
+    "AsyncPool": ("_async_pool", "AsyncPool"),
+    "BrokenPool": ("_errors", "BrokenPool"),
+    "Future": ("_future", "Future"),
+    "HybridPool": ("_hybrid", "HybridPool"),
+    "InterpreterPoolExecutor": ("_executor", "InterpreterPoolExecutor"),
+    # The names the asyncio world knows these by.
+    "InterpreterThreadPoolExecutor": ("_hybrid", "HybridPool"),
+    "CallOptions": ("_pool", "CallOptions"),
+    "Pool": ("_pool", "Pool"),
+    "PoolStats": ("_pool", "PoolStats"),
+    "WorkerStats": ("_pool", "WorkerStats"),
+    "QueueClosed": ("_errors", "QueueClosed"),
+    "RemoteError": ("_errors", "RemoteError"),
+    "RemoteTraceback": ("_errors", "RemoteTraceback"),
+    "default_pool": ("_default", "default_pool"),
+    "default_workers": ("_pool", "default_workers"),
+    "interpreter": ("_hybrid", "isolated"),
+    "isolated": ("_hybrid", "isolated"),
+    "to_interpreter": ("_default", "to_interpreter"),
+}
+
+
+def __getattr__(name):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def BoundedSemaphore(value=1):

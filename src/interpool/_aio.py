@@ -62,12 +62,18 @@ collections.abc.Coroutine.register(RunFuture)
 
 
 class LoopBridge:
-    """Completes futures of one event loop with results from other threads."""
+    """Completes futures of one event loop with results from other threads.
+
+    It holds its loop weakly: the registry below maps each loop to its
+    bridge, and a bridge that kept its loop alive would keep every loop that
+    ever used a pool alive for good.  Work in flight keeps the loop alive
+    anyway, through its futures.
+    """
 
     __slots__ = ("_loop", "_pending", "_lock", "__weakref__")
 
     def __init__(self, loop):
-        self._loop = loop
+        self._loop = weakref.ref(loop)
         self._pending = []
         self._lock = threading.Lock()  # guards _pending: pushers run on other threads
 
@@ -85,8 +91,11 @@ class LoopBridge:
             first = not self._pending
             self._pending.extend(items)
         if first:
+            loop = self._loop()
             try:
-                self._loop.call_soon_threadsafe(self._drain)
+                if loop is None:  # gone, with every future that belonged to it
+                    raise RuntimeError("the event loop is gone")
+                loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # the loop is closed
                 with self._lock:
                     self._pending.clear()
@@ -112,20 +121,22 @@ class LoopBridge:
                 future.set_exception(outcome)
 
 
+# loop -> its LoopBridge.  Weak keys, and values that hold their loop only
+# weakly, so a loop that ended (say, one asyncio.run() of many) can be freed.
 _bridges = weakref.WeakKeyDictionary()
-_last = (None, None)  # (loop, bridge): most programs have one loop
+_last = (None, None)  # (weakref to loop, bridge): most programs have one loop
 
 
 def bridge_for(loop):
     """The bridge of ``loop``, made on first use."""
     global _last
-    last_loop, bridge = _last
-    if last_loop is loop:
+    last_ref, bridge = _last
+    if last_ref is not None and last_ref() is loop:
         return bridge
     bridge = _bridges.get(loop)
     if bridge is None:
         bridge = _bridges.setdefault(loop, LoopBridge(loop))
-    _last = (loop, bridge)
+    _last = (bridge._loop, bridge)
     return bridge
 
 

@@ -34,18 +34,22 @@ def _guard_getsignal():
     corrupts memory (asyncio.run() calls it, for one).  Signal handlers can
     only be set in the main interpreter, so in a worker none is "installed
     from Python": report None, as the signal module documents for that case.
-    """
-    import signal
 
-    valid = signal.valid_signals()
+    The C module is patched, not signal.py: signal.getsignal() calls
+    _signal.getsignal() each time, and importing signal here would import
+    enum into every worker, which needs neither.
+    """
+    import _signal
+
+    valid = _signal.valid_signals()
 
     def getsignal(signalnum, /):
         if signalnum not in valid:
             raise ValueError("signal number out of range")
         return None
 
-    getsignal.__doc__ = signal.getsignal.__doc__
-    signal.getsignal = getsignal
+    getsignal.__doc__ = _signal.getsignal.__doc__
+    _signal.getsignal = getsignal
 
 
 # Stdlib extension modules that are single-phase init on 3.12 and have a

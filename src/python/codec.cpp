@@ -396,6 +396,7 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
 }
 
 bool Encoder::pickled(PyObject* obj) {
+  if (!load_pickle(_state)) return false;
   Ref buffers = Ref::steal(PyList_New(0));
   if (!buffers) return false;
   Ref append = Ref::steal(PyObject_GetAttr(buffers.get(), _state.str_append));
@@ -439,6 +440,7 @@ bool Encoder::pickled(PyObject* obj) {
 }
 
 bool Encoder::pickled_inband(PyObject* obj, const char* what, Ref& data) {
+  if (!load_pickle(_state)) return false;
   Ref protocol = Ref::steal(PyLong_FromLong(5));
   if (!protocol) return false;
   {
@@ -506,7 +508,74 @@ bool Decoder::raw(std::string_view& out) {
   return true;
 }
 
+namespace {
+
+/// Splits a pickle that holds nothing but a reference to a global, as
+/// pickle.dumps(fn, 4 or 5) writes it for a function, builtin or class
+/// (PROTO, [FRAME], SHORT_BINUNICODE module, [MEMOIZE], SHORT_BINUNICODE
+/// qualname, [MEMOIZE], STACK_GLOBAL, [MEMOIZE], STOP), into its two names.
+bool split_global_pickle(std::string_view p, std::string_view& module, std::string_view& name) {
+  std::size_t i = 0;
+  auto at = [&](char op) { return i < p.size() && p[i] == op; };
+  auto skip_memoize = [&] {
+    if (at('\x94')) ++i;
+  };
+  auto short_unicode = [&](std::string_view& out) {
+    if (!at('\x8c') || i + 1 >= p.size()) return false;
+    std::size_t n = static_cast<unsigned char>(p[i + 1]);
+    if (i + 2 + n > p.size()) return false;
+    out = p.substr(i + 2, n);
+    i += 2 + n;
+    skip_memoize();
+    return true;
+  };
+  if (!at('\x80') || p.size() < 2 || static_cast<unsigned char>(p[1]) < 4) return false;
+  i = 2;
+  if (at('\x95')) i += 9;  // FRAME and its 8-byte length
+  if (!short_unicode(module) || !short_unicode(name) || !at('\x93')) return false;
+  ++i;
+  skip_memoize();
+  return at('.') && i + 1 == p.size();
+}
+
+}  // namespace
+
+PyObject* Decoder::load_global(std::string_view bytes) {
+  // Most callables arrive as such references.  Resolving them here as pickle
+  // would (audit hook, import, attribute path) keeps a worker that needs
+  // nothing else from importing the pickler at all.  Anything unusual
+  // returns null with no error, and pickle does the work, with its errors.
+  std::string_view module_name, qualname;
+  if (!split_global_pickle(bytes, module_name, qualname)) return nullptr;
+  if (qualname.find("<locals>") != std::string_view::npos) return nullptr;
+  Ref module_str = Ref::steal(
+      PyUnicode_DecodeUTF8(module_name.data(), static_cast<Py_ssize_t>(module_name.size()), "strict"));
+  Ref name_str = module_str ? Ref::steal(PyUnicode_DecodeUTF8(qualname.data(),
+                                                              static_cast<Py_ssize_t>(qualname.size()), "strict"))
+                            : Ref();
+  if (!name_str) return PyErr_Clear(), nullptr;
+  if (PySys_Audit("pickle.find_class", "OO", module_str.get(), name_str.get()) < 0) return nullptr;
+  Ref obj = Ref::steal(PyImport_Import(module_str.get()));
+  if (!obj) return nullptr;  // the same error pickle would raise
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t dot = qualname.find('.', start);
+    std::string_view part = qualname.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    Ref attr_name = Ref::steal(PyUnicode_DecodeUTF8(part.data(), static_cast<Py_ssize_t>(part.size()), "strict"));
+    obj = attr_name ? Ref::steal(PyObject_GetAttr(obj.get(), attr_name.get())) : Ref();
+    if (!obj) {
+      // pickle words a missing attribute its own way: let it.
+      if (PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
+      return nullptr;
+    }
+    if (dot == std::string_view::npos) return obj.release();
+    start = dot + 1;
+  }
+}
+
 PyObject* Decoder::unpickle(std::string_view bytes) {
+  if (PyObject* found = load_global(bytes)) return found;
+  if (PyErr_Occurred() || !load_pickle(_state)) return nullptr;
   Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(bytes.data()),
                                                 static_cast<Py_ssize_t>(bytes.size()), PyBUF_READ));
   if (!view) return nullptr;
@@ -664,6 +733,7 @@ PyObject* Decoder::value() {
       PyObject* args[] = {view.get(), buffers.get()};
       Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffers));
       if (!kwnames) return nullptr;
+      if (!load_pickle(_state)) return nullptr;
       ScopedContext context(t_decode_payload, &_in);
       return PyObject_Vectorcall(_state.pickle_loads, args, 1, kwnames.get());
     }

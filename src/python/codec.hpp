@@ -126,6 +126,11 @@ class Decoder {
 
   /// Unpickles a byte string written by Encoder::pickled_inband.
   PyObject* unpickle(std::string_view bytes);
+  /// The object a pickle that only names a global refers to, resolved
+  /// without the pickler.  Null with no error set for any other pickle (or
+  /// a missing attribute: pickle then words the error); null with the error
+  /// set if the import fails as it would in pickle.
+  PyObject* load_global(std::string_view bytes);
 
   bool at_end() const { return _pos >= _in.bytes.size(); }
 

@@ -17,6 +17,19 @@ namespace {
 /// state is all set_result() would do.  Runs without releasing the GIL, so
 /// no other thread can start observing half-way.  False: use set_result().
 bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome, bool is_exception) {
+  if (!state.state_pending) {
+    // Loaded here, not at module exec, so that worker interpreters, which
+    // deliver nothing, do not import concurrent.futures (and logging).  An
+    // interpool.Future exists, so the module is imported already.
+    Ref base = Ref::steal(PyImport_ImportModule("concurrent.futures._base"));
+    Ref pending = base ? Ref::steal(PyObject_GetAttrString(base.get(), "PENDING")) : Ref();
+    Ref finished = pending ? Ref::steal(PyObject_GetAttrString(base.get(), "FINISHED")) : Ref();
+    if (!finished) return PyErr_Clear(), false;
+    if (!state.state_pending) {  // the import may have let another delivering thread in
+      state.state_pending = pending.release();
+      state.state_finished = finished.release();
+    }
+  }
   Ref dict = Ref::steal(PyObject_GenericGetDict(future, nullptr));
   if (!dict) return PyErr_Clear(), false;
   int observed = PyDict_Contains(dict.get(), state.str_cond);

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <new>
 #include <optional>
 #include <string>
@@ -45,10 +44,6 @@ constexpr auto kExitGrace = std::chrono::milliseconds(300);
 // Engines inherited through fork(), kept alive forever in the child: their
 // destructors would join threads that exist only in the parent.
 std::vector<std::shared_ptr<EngineCore>>* g_orphans = nullptr;
-
-// Completion batching in workers (see worker_main).
-constexpr std::size_t kBatchLimit = 64;
-constexpr auto kBatchAge = std::chrono::microseconds(200);
 
 }  // namespace
 
@@ -400,6 +395,18 @@ thread_local std::shared_ptr<WorkerSlot>* t_current_slot = nullptr;
 thread_local const EngineCore* t_current_engine = nullptr;
 }  // namespace
 
+void EngineCore::hand_over(TaskPtr task) {
+  // Prompt delivery: a finished task goes to the delivery thread at once,
+  // never held back while this worker runs its next task (which may take
+  // any time).  Batching happens on the consumer side instead: the delivery
+  // thread takes everything that arrived while it woke up and while it
+  // waited for the caller's GIL (deliverer_main), so a stream of tiny tasks
+  // still costs one GIL acquisition per batch, and a push costs a system
+  // call only when the delivery thread sleeps.
+  task->finish();  // wakes a caller blocked in result(), which may deliver it itself
+  _completions.push(std::move(task));
+}
+
 bool EngineCore::on_own_thread() const { return t_current_engine == this; }
 
 namespace {
@@ -505,31 +512,15 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     } else {
       std::size_t done = 0;
       uint64_t pokes_seen = 0;
-      // Finished tasks go to the delivery thread in batches: at once when
-      // no work waits, else after kBatchLimit tasks or kBatchAge.  A
-      // caller blocked in result() is woken by finish() regardless.
-      std::vector<TaskPtr> finished_batch;
-      std::chrono::steady_clock::time_point batch_started;
-      auto flush = [&] { _completions.push_many(finished_batch); };
       std::weak_ptr<EngineCore> weak = weak_from_this();
       PyEval_SaveThread();  // idle without holding this interpreter's GIL
       for (;;) {
         // Deferred tasks: take no more than max_deferred at a time, so the
         // other workers get the rest.
-        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;) {
-          flush();  // never sleep on results
+        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;)
           rt::futex_wait(slot.in_flight, n);
-        }
-        // With results pending, never block: take work only if some is
-        // there, else hand the results over first.
-        std::optional<TaskPtr> task;
         bool poked = false;
-        if (!finished_batch.empty()) {
-          if (finished_batch.size() < kBatchLimit && std::chrono::steady_clock::now() - batch_started < kBatchAge)
-            task = _tasks.try_pop();
-          if (!task) flush();
-        }
-        if (!task) task = _tasks.pop(pokes_seen, poked);
+        std::optional<TaskPtr> task = _tasks.pop(pokes_seen, poked);
         if (poked) {
           PyEval_RestoreThread(tstate);
           context.sweep_shared();
@@ -552,7 +543,6 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
           slot.request_launch(std::move(t));
           continue;
         }
-        flush();  // TEMP until prompt delivery lands: nothing finished waits behind a long task
         auto started = std::chrono::steady_clock::now();
         {
           std::lock_guard lock(run.mutex);
@@ -573,24 +563,20 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
         if (deadline) _timer.cancel(*deadline);
         if (abandoned()) {
           leave = true;  // the pool finished `t` and replaced this worker
-          flush();
           break;
         }
         if (t->stopped != StopReason::None)
           finish_stopped(t, t->stopped);
         else
           (t->failed ? counts.failed : counts.done).fetch_add(1, std::memory_order_relaxed);
-        t->finish();
-        if (finished_batch.empty()) batch_started = std::chrono::steady_clock::now();
-        finished_batch.push_back(t);
         done += t->items;
+        hand_over(std::move(t));
         if (_recipe.max_tasks && done >= _recipe.max_tasks) {
           recycle = true;
           break;
         }
       }
       if (!leave) {
-        flush();
         // Deferred work still running finishes before the interpreter ends.
         for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot.in_flight, n);
       } else {
@@ -675,6 +661,10 @@ void EngineCore::deliverer_main() {
     auto batch = _completions.pop_all();
     if (batch.empty()) break;  // closed and drained: every worker has exited
     AttachedThread attached(tstate);
+    // Consumer-side batching: what finished while this thread waited for
+    // the caller's GIL (up to a switch interval when the caller is busy)
+    // joins this batch, so the GIL is taken once for all of it.
+    for (auto& t : _completions.drain()) batch.push_back(std::move(t));
     BridgeBatch to_loops;
     for (auto& t : batch) deliver(state, _rebuild, *t, &to_loops);
     to_loops.flush(state);

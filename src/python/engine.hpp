@@ -259,6 +259,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// abandoned) on the delivery queue, counted.
   void finish_stopped(const TaskPtr& task, StopReason why);
   uint64_t next_serial();
+  /// Marks a task a worker ran as finished and queues it for delivery at once.
+  void hand_over(TaskPtr task);
   void deliverer_main();
   /// Runs one Local task in the owner interpreter on a worker thread.
   void run_local(PyTask& task, PyThreadState* owner_tstate);

@@ -10,6 +10,25 @@
 #include "python/module_state.hpp"
 
 namespace interpool::py {
+
+bool load_pickle(ModuleState& st) {
+  if (st.pickle_loads) return true;
+  // The C pickler alone: pickle.py would also import re, struct and more.
+  // Its functions are pickle's own.
+  Ref pickle = Ref::steal(PyImport_ImportModule("_pickle"));
+  if (!pickle) return false;
+  Ref dumps = Ref::steal(PyObject_GetAttrString(pickle.get(), "dumps"));
+  Ref loads = dumps ? Ref::steal(PyObject_GetAttrString(pickle.get(), "loads")) : Ref();
+  Ref error = loads ? Ref::steal(PyObject_GetAttrString(pickle.get(), "PicklingError")) : Ref();
+  if (!error) return false;
+  if (!st.pickle_loads) {  // the import may have let another thread of this interpreter in
+    st.pickle_dumps = dumps.release();
+    st.pickle_error = error.release();
+    st.pickle_loads = loads.release();
+  }
+  return true;
+}
+
 namespace {
 
 int module_exec(PyObject* module) {
@@ -49,13 +68,6 @@ int module_exec(PyObject* module) {
   if (!install_fork_guard() || !install_frame_walkers(module)) return -1;
 
 
-  Ref pickle = Ref::steal(PyImport_ImportModule("pickle"));
-  if (!pickle) return -1;
-  st.pickle_dumps = PyObject_GetAttrString(pickle.get(), "dumps");
-  st.pickle_loads = PyObject_GetAttrString(pickle.get(), "loads");
-  st.pickle_error = PyObject_GetAttrString(pickle.get(), "PicklingError");
-  if (!st.pickle_dumps || !st.pickle_loads || !st.pickle_error) return -1;
-
   st.callable_cache = PyDict_New();
   if (!st.callable_cache) return -1;
 
@@ -77,13 +89,14 @@ int module_exec(PyObject* module) {
   st.str_result = PyUnicode_InternFromString("_result");
   st.str_exception = PyUnicode_InternFromString("_exception");
   if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
-  {
-    Ref base = Ref::steal(PyImport_ImportModule("concurrent.futures._base"));
-    if (!base) return -1;
-    st.state_pending = PyObject_GetAttrString(base.get(), "PENDING");
-    st.state_finished = PyObject_GetAttrString(base.get(), "FINISHED");
-    if (!st.state_pending || !st.state_finished) return -1;
-  }
+  // state_pending and state_finished (concurrent.futures._base, which
+  // imports logging) load on the first delivery: workers never need them.
+  // Worker interpreters import the pickler when a payload first needs it
+  // (load_pickle): a worker whose tasks are functions by name and builtin
+  // values never does, and so never imports functools and collections,
+  // which _pickle imports and CPython partly leaks when the worker ends.
+  if (PyInterpreterState_Get() != PyInterpreterState_Main()) return 0;
+  if (!load_pickle(st)) return -1;
   // CPython 3.12 caches the keyword-name tuple of a builtin's argument parser
   // in process-wide state, allocated by the first interpreter that passes a
   // keyword: if that is a worker, the main interpreter later frees memory of

@@ -29,7 +29,8 @@ struct ModuleState {
   /// its PyObject* values are this interpreter's).
   SharedCache* shared_cache = nullptr;
 
-  // The codec's fallback for objects it has no native encoding for.
+  // The codec's fallback for objects it has no native encoding for; null
+  // in a worker until load_pickle().
   PyObject* pickle_dumps = nullptr;   ///< pickle.dumps
   PyObject* pickle_loads = nullptr;   ///< pickle.loads
   PyObject* pickle_error = nullptr;   ///< pickle.PicklingError
@@ -56,6 +57,11 @@ struct ModuleState {
   PyObject* state_pending = nullptr;  ///< concurrent.futures._base.PENDING
   PyObject* state_finished = nullptr; ///< concurrent.futures._base.FINISHED
 };
+
+/// Fills the pickle_* fields on first use (module.cpp): the main
+/// interpreter imports the pickler at once, workers when a payload needs it.
+/// False with an exception set if it cannot be imported.
+bool load_pickle(ModuleState& state);
 
 /// The state of the module object `module`.
 inline ModuleState& state_of(PyObject* module) {

@@ -3,7 +3,9 @@
 // Consumers spin briefly before sleeping on a condition variable (a futex
 // underneath): a worker that just finished a task usually finds the next one
 // within the spin and never pays for a sleep and a wake-up.  Producers notify
-// only when a consumer actually sleeps.
+// only when a consumer sleeps that no earlier push has woken yet: a consumer
+// can take a while to run after its wake-up, and a producer pushing item
+// after item meanwhile must not make a system call for each of them.
 #pragma once
 
 #include <atomic>
@@ -35,7 +37,7 @@ class BlockingQueue {
       if (_closed) return false;
       _items.push_back(std::move(item));
       _size.store(_items.size(), std::memory_order_release);
-      wake = _sleepers > 0;
+      wake = wants_wake_locked();
     }
     if (wake) _cv.notify_one();
     return true;
@@ -51,7 +53,7 @@ class BlockingQueue {
       if (_closed) return false;
       for (auto& item : items) _items.push_back(std::move(item));
       _size.store(_items.size(), std::memory_order_release);
-      wake = _sleepers > 0;
+      wake = wants_wake_locked();
     }
     items.clear();
     if (wake) _cv.notify_one();
@@ -63,9 +65,7 @@ class BlockingQueue {
     spin_for_items();
     std::unique_lock lock(_mutex);
     while (_items.empty() && !_closed) {
-      ++_sleepers;
-      _cv.wait(lock);
-      --_sleepers;
+      sleep_locked(lock);
     }
     if (_items.empty()) return std::nullopt;
     T item = std::move(_items.front());
@@ -81,9 +81,7 @@ class BlockingQueue {
     spin_for_items();
     std::unique_lock lock(_mutex);
     while (_items.empty() && !_closed && _pokes == seen_pokes) {
-      ++_sleepers;
-      _cv.wait(lock);
-      --_sleepers;
+      sleep_locked(lock);
     }
     if (_pokes != seen_pokes) {
       seen_pokes = _pokes;
@@ -123,9 +121,7 @@ class BlockingQueue {
     spin_for_items();
     std::unique_lock lock(_mutex);
     while (_items.empty() && !_closed) {
-      ++_sleepers;
-      _cv.wait(lock);
-      --_sleepers;
+      sleep_locked(lock);
     }
     return take_all_locked();
   }
@@ -157,6 +153,24 @@ class BlockingQueue {
     }
   }
 
+  // A consumer sleeps that no notify is on its way to: wake one, and count
+  // it as woken.
+  bool wants_wake_locked() {
+    if (_sleepers <= _waking) return false;
+    ++_waking;
+    return true;
+  }
+
+  void sleep_locked(std::unique_lock<std::mutex>& lock) {
+    ++_sleepers;
+    _cv.wait(lock);
+    --_sleepers;
+    // Whatever woke this consumer (a push's notify, poke, close or a
+    // spurious wake-up), one notify fewer is in flight at most.  Counting
+    // low only costs an extra notify later; counting high could lose one.
+    if (_waking > 0) --_waking;
+  }
+
   std::vector<T> take_all_locked() {
     std::vector<T> out;
     out.reserve(_items.size());
@@ -166,13 +180,14 @@ class BlockingQueue {
     return out;
   }
 
-  // _mutex guards _items, _closed and _sleepers; _size and _closed_flag mirror
-  // them for the lock-free spin.
+  // _mutex guards _items, _closed, _sleepers and _waking; _size and
+  // _closed_flag mirror them for the lock-free spin.
   mutable std::mutex _mutex;
   std::condition_variable _cv;
   std::deque<T> _items;
   bool _closed = false;
   unsigned _sleepers = 0;
+  unsigned _waking = 0;  ///< sleepers notified by a push that have not woken yet
   uint64_t _pokes = 0;
   std::atomic<std::size_t> _size{0};
   std::atomic<bool> _closed_flag{false};
