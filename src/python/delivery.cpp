@@ -119,7 +119,23 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
   // A pool that broke: the first delivery of its failure logs it, with
   // ("broken", reason, cause, True).
-  bool log_broken = task.broken && task.broken_logged && !task.broken_logged->exchange(true);
+  bool log_broken = false;
+  if (task.broken && task.broken_logged) {
+    uint32_t not_logged = 0;
+    log_broken = task.broken_logged->compare_exchange_strong(not_logged, 1);
+    if (!log_broken) {
+      // Another deliverer logs the failure now: no caller may see the
+      // failure before the log (the stdlib's order).
+      ReleasedGil released;
+      for (uint32_t seen; (seen = task.broken_logged->load()) == 1;) rt::futex_wait(*task.broken_logged, seen);
+    }
+  }
+  // Marks the log done (after the rebuild that writes it) and wakes waiters.
+  auto logged = [&] {
+    if (!log_broken) return;
+    task.broken_logged->store(2);
+    rt::futex_wake_all(*task.broken_logged);
+  };
   if (!future) {
     if (log_broken) {
       PendingError keep;
@@ -129,6 +145,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
                        : Ref();
       Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       if (!done) PyErr_WriteUnraisable(rebuild);
+      logged();
     }
     task.response.clear();
     return;
@@ -152,6 +169,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
                                                   log_broken ? Py_True : Py_False))
                        : Ref();
       outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+      logged();
       is_exception = true;
       if (outcome && task.kind() == rt::Task::Kind::Map) {
         outcome = Ref::steal(Py_BuildValue("([]O)", outcome.get()));

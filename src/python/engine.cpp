@@ -358,7 +358,7 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool lo
   // A notice with no future: the delivery thread reports the failure in the
   // owner interpreter (logged as the stdlib executors do) even if no task
   // waits.
-  auto logged = std::make_shared<std::atomic<bool>>(!log);
+  auto logged = std::make_shared<std::atomic<uint32_t>>(log ? 0 : 2);
   if (log) {
     auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
     notice->try_start();

@@ -63,7 +63,9 @@ struct PyTask final : rt::Task {
   /// Shared by every task that failed when the pool broke: whoever delivers
   /// the first of them (or the notice) logs the failure, exactly once, so
   /// the log precedes any result a caller can see.
-  std::shared_ptr<std::atomic<bool>> broken_logged;
+  /// 0: not logged, 1: being logged, 2: logged.  A deliverer that finds it
+  /// being logged waits for the log before it reports the failure.
+  std::shared_ptr<std::atomic<uint32_t>> broken_logged;
 };
 
 using TaskPtr = std::shared_ptr<PyTask>;
