@@ -78,28 +78,35 @@ class _Py312ExtensionGuard:
 
             spec = importlib.machinery.PathFinder.find_spec(name, path)
             if spec is not None and spec.loader is not None:
-                spec.loader = _RenamingLoader(spec.loader)
+                spec.loader = _PatchingLoader(spec.loader, _patch_pydatetime)
             return spec
         return None
 
 
-class _RenamingLoader:
-    def __init__(self, loader):
+class _PatchingLoader:
+    """Loads a module with ``loader``, then hands it to ``patch``."""
+
+    def __init__(self, loader, patch):
         self._loader = loader
+        self._patch = patch
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        for name in ("date", "time", "datetime", "timedelta", "tzinfo", "timezone"):
-            cls = getattr(module, name, None)
-            if isinstance(cls, type) and cls.__module__ == "_pydatetime":
-                cls.__module__ = "datetime"
-        # The C timezone pickles as its constructor arguments alone; the
-        # Python one adds its slots, which the C class cannot take back.
-        timezone = module.timezone
-        timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
+        self._patch(module)
+
+
+def _patch_pydatetime(module):
+    for name in ("date", "time", "datetime", "timedelta", "tzinfo", "timezone"):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and cls.__module__ == "_pydatetime":
+            cls.__module__ = "datetime"
+    # The C timezone pickles as its constructor arguments alone; the
+    # Python one adds its slots, which the C class cannot take back.
+    timezone = module.timezone
+    timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
 def setup(main, argv):
@@ -269,20 +276,12 @@ class _MultiprocessingGuard:
 
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader)
+            spec.loader = _PatchingLoader(spec.loader, _patch_process_start)
         return spec
 
 
-class _PatchingLoader:
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        module.BaseProcess.start = _refuse_process_start
+def _patch_process_start(module):
+    module.BaseProcess.start = _refuse_process_start
 
 
 def _type_names(cls):

@@ -359,29 +359,25 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool lo
   // owner interpreter (logged as the stdlib executors do) even if no task
   // waits.
   auto logged = std::make_shared<std::atomic<uint32_t>>(log ? 0 : 2);
-  if (log) {
-    auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
-    notice->try_start();
-    notice->failed = true;
-    notice->broken = true;
-    notice->broken_reason = reason;
-    notice->broken_logged = logged;
-    notice->response = info;
-    notice->finish();
-    _completions.push(std::move(notice));
-  }
-  for (auto& t : _tasks.drain()) {
-    if (!t->try_start()) continue;  // cancelled meanwhile
-    counts.started.fetch_add(1, std::memory_order_relaxed);
+  auto fail = [&](const TaskPtr& t) {  // t was started: it fails with the pool's failure
     t->failed = true;
     t->broken = true;
     t->broken_reason = reason;
     t->broken_logged = logged;
     t->response = info;
     t->finish();
-    _completions.push(std::move(t));
+    _completions.push(t);
+  };
+  if (log) {
+    auto notice = std::make_shared<PyTask>(rt::Task::Kind::Call);
+    notice->try_start();
+    fail(notice);
   }
-}
+  for (auto& t : _tasks.drain()) {
+    if (!t->try_start()) continue;  // cancelled meanwhile
+    counts.started.fetch_add(1, std::memory_order_relaxed);
+    fail(t);
+  }}
 
 void EngineCore::worker_exited() {
   if (_live_workers.fetch_sub(1, std::memory_order_acq_rel) == 1) _completions.close();
