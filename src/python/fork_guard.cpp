@@ -18,14 +18,18 @@
 #include <mutex>
 
 #include "python/engine.hpp"
+#include "python/interpreter.hpp"
 #include "python/runtime_internals.h"
 
 namespace interpool::py {
 namespace {
 
-// Lock order: the interpreter list (3.12), then the engine registry.  No
-// holder of either waits for anything the forking thread may hold.
+// Lock order: interpreter creation (3.12: a worker creating its interpreter
+// takes the interpreter list lock inside), the interpreter list (3.12), then
+// the engine registry.  No holder of any waits for anything the forking
+// thread may hold.
 void prepare() {
+  lock_interpreter_creation();
   interpool_runtime_fork_prepare();
   EngineCore::prepare_fork();
 }
@@ -33,12 +37,14 @@ void prepare() {
 void parent() {
   EngineCore::after_fork(false);
   interpool_runtime_fork_parent();
+  unlock_interpreter_creation();
 }
 
 void child() {
   interpool_runtime_fork_child();
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   EngineCore::after_fork(true);
+  unlock_interpreter_creation();
 }
 
 }  // namespace

@@ -26,6 +26,14 @@ int g_lifecycle_mutex = 0;
 
 }  // namespace
 
+#if PY_VERSION_HEX < 0x030D0000
+void lock_interpreter_creation() { g_lifecycle_mutex.lock(); }
+void unlock_interpreter_creation() { g_lifecycle_mutex.unlock(); }
+#else
+void lock_interpreter_creation() {}
+void unlock_interpreter_creation() {}
+#endif
+
 PyThreadState* new_isolated_interpreter(std::string& error) {
   PyInterpreterConfig config = {};
   config.use_main_obmalloc = 0;

@@ -13,6 +13,12 @@ namespace interpool::py {
 /// interpreter's thread state, attached; or null with `error` filled in.
 PyThreadState* new_isolated_interpreter(std::string& error);
 
+/// Held around fork() (pthread_atfork), so that the child never inherits
+/// the creation lock of 3.12 (see interpreter.cpp) taken by a worker thread
+/// that does not exist there.  No-ops on 3.13+.
+void lock_interpreter_creation();
+void unlock_interpreter_creation();
+
 /// Ends the interpreter whose thread state `tstate` is attached to the
 /// calling thread.  Afterwards the thread has no thread state.
 void end_interpreter(PyThreadState* tstate);
