@@ -280,7 +280,51 @@ def test_cli_list_and_bad_args(tmp_path):
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio"])
+def test_cli_stop_real_interpool(tmp_path):
+    """The stop workload end to end at tiny sizes: interpool stops its tasks, the rest run or are n/a."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", "stop")
+    assert proc.returncode == 0, proc.stderr
+    doc = _check_json(out, ["stop"])
+    stop = doc["workloads"]["stop"]
+    results, params = stop["results"], stop["params"]
+    assert set(results) == {"interrupt", "timeout", "ctrl_c"}
+    for rows in results.values():
+        assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
+    ip = {name: next(r for r in rows if r["peer"] == "interpool") for name, rows in results.items()}
+    assert all(r["status"] == "ok" for r in ip.values()), ip
+    # stats() counted exactly the interrupts and timeouts that were measured.
+    assert ip["interrupt"]["answer"] == ip["interrupt"]["n"] == params["interrupts"]
+    assert ip["timeout"]["answer"] == ip["timeout"]["n"] == params["timeout_tasks"]
+    assert len(ip["ctrl_c"]["times_s"]) == params["ctrl_c_repeats"]
+    threads = {name: next(r for r in rows if r["peer"] == "threads") for name, rows in results.items()}
+    assert threads["interrupt"]["status"] == threads["timeout"]["status"] == "n/a"
+    assert threads["ctrl_c"]["status"] == "ok"
+    assert [t["text"] for t in stop["targets"]] == [
+        "interpool interrupt p99 ≤ 10 ms", "interpool timeout overshoot p99 ≤ 10 ms",
+        "interpool Ctrl-C to exit ≤ 0.5 s"]
+
+
+def test_stop_tasks():
+    import queue
+    import threading
+
+    assert _tasks.spin(0) == 0
+    assert _tasks.spin(0.001) >= 1
+    started = threading.Event()
+    assert _tasks.spin_signalled(started, 0) == 0 and started.is_set()
+    log = queue.Queue()
+    assert _tasks.spin_recorded(log, 7, 0) == 0
+    index, start = log.get_nowait()
+    assert index == 7 and isinstance(start, float)
+    for fn in (_tasks.spin, _tasks.spin_signalled, _tasks.spin_recorded, _tasks.spin_announced):
+        assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio", "stop"])
 def test_wrapper_scripts_call_the_package(name):
     here = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(here, os.pardir, os.pardir, "benchmarks", f"bench_{name}.py")

@@ -13,6 +13,7 @@ Task functions here therefore reference any module global they need from
 their own top-level code (see ``check_loop``).
 """
 
+import os
 import random
 import time
 
@@ -25,6 +26,10 @@ __all__ = [
     "guard_path",
     "check_loop",
     "count_loops",
+    "spin",
+    "spin_signalled",
+    "spin_recorded",
+    "spin_announced",
 ]
 
 
@@ -201,3 +206,44 @@ def count_loops(grid, start, cells):
     """Serial reference: how many of ``cells`` create a loop."""
     check = check_loop  # top-level global reference: see the module docstring
     return sum(1 for cell in cells if check(grid, start, cell))
+
+
+# ---------------------------------------------------------------------------
+# Tasks to stop (stop): pure-Python loops that never block in C
+# ---------------------------------------------------------------------------
+
+def spin(seconds):
+    """Pure-Python loop for ``seconds``; returns how many rounds it made."""
+    clock = time.monotonic  # top-level global reference: see the module docstring
+    end = clock() + seconds
+    rounds = 0
+    while clock() < end:
+        rounds += 1
+    return rounds
+
+
+def spin_signalled(started, seconds):
+    """``started.set()``, then :func:`spin`: the caller knows the loop runs."""
+    started.set()
+    return spin(seconds)
+
+
+def spin_recorded(log, index, seconds):
+    """Put ``(index, start)`` on ``log``, then :func:`spin`.
+
+    ``start`` is ``time.monotonic()`` (CLOCK_MONOTONIC is process-wide, so the
+    caller's readings compare), read before the loop: a task stopped by a
+    timeout cannot return it.
+    """
+    log.put((index, time.monotonic()))
+    return spin(seconds)
+
+
+def spin_announced(seconds):
+    """Write ``started`` to file descriptor 1, then :func:`spin`.
+
+    The raw write reaches the parent of a benchmark child from a thread, a
+    subinterpreter or a worker process alike.
+    """
+    os.write(1, b"started\n")
+    return spin(seconds)
