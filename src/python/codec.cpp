@@ -33,7 +33,11 @@ enum Tag : char {
   kHandle = 'H',     // an engine handle: kind byte, handle index
   kMemo = 'M',       // the next value is remembered (memo index: its order among kMemo)
   kMemoRef = 'R',    // a remembered value again: memo index
-  kMemoAfter = 'A',  // after a tuple: remember it (memo index: its order among kMemo and kMemoAfter)
+  kTupleMemo = 'm',  // a tuple, remembered once its items are decoded (memo index: its order
+                     // among kMemo values and kTupleMemo tuples, each counted when complete).
+                     // The encoder learns that a tuple must be remembered only after its
+                     // items, so it rewrites the tuple's kTuple tag in place; a tag after
+                     // the items would be ambiguous with a nested tuple that ends there.
 };
 
 // Strings and bytes at least this big are memoized: below it, a reference
@@ -271,13 +275,14 @@ bool Encoder::shared_tuple(PyObject* obj, int depth) {
     return true;
   }
   std::size_t before = _mutables;
+  std::size_t tag_at = _out.bytes.size();  // encode_value writes kTuple here first
   if (!encode_value(obj, depth)) return false;
   if (_mutables != before) {
     // It holds a mutable container: keep it one object, as pickle does.
     _memo_keep.push_back(Ref::borrow(obj));
     bool fresh;
     _memo.find_or_insert(obj, fresh) = _memo_next++;
-    tag(kMemoAfter);
+    _out.bytes[tag_at] = static_cast<char>(kTupleMemo);
   }
   return true;
 }
@@ -648,7 +653,8 @@ PyObject* Decoder::value() {
       if (!raw(s)) return nullptr;
       return PyByteArray_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
     }
-    case kTuple: {
+    case kTuple:
+    case kTupleMemo: {
       std::size_t n;
       if (!varint(n)) return nullptr;
       Ref t = Ref::steal(PyTuple_New(static_cast<Py_ssize_t>(n)));
@@ -658,10 +664,7 @@ PyObject* Decoder::value() {
         if (!item) return nullptr;
         PyTuple_SET_ITEM(t.get(), i, item);
       }
-      if (_pos < _in.bytes.size() && _in.bytes[_pos] == kMemoAfter) {
-        ++_pos;
-        _memo.push_back(Py_NewRef(t.get()));
-      }
+      if (static_cast<Tag>(*p) == kTupleMemo) _memo.push_back(Py_NewRef(t.get()));
       return t.release();
     }
     case kList: {

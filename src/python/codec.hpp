@@ -33,9 +33,7 @@ class Encoder {
   /// still register in the payload.
   bool pickled_inband(PyObject* obj, const char* what, Ref& data);
 
-  /// Appends a raw length-prefixed byte string.  Raw strings go before the
-  /// values of a payload, never after one: the decoder looks at the byte
-  /// after a tuple for a kMemoAfter tag.
+  /// Appends a raw length-prefixed byte string.
   void raw(std::string_view bytes);
 
  private:
@@ -60,8 +58,8 @@ class Encoder {
   /// An object met again while its own encoding runs is a cycle: TooDeep.
   bool memo_prefix(PyObject* obj, int depth);
   /// A tuple met more than once: a reference if it was memoized, else its
-  /// encoding, followed by a kMemoAfter tag if it turned out to hold a
-  /// mutable container.
+  /// encoding, its kTuple tag rewritten to kTupleMemo if it turned out to
+  /// hold a mutable container.
   bool shared_tuple(PyObject* obj, int depth);
   void remember(PyObject* obj);
 

@@ -445,6 +445,12 @@ def test_distinct_equal_lists_stay_distinct(shared_pool):
         pytest.param(lambda n: {"a": n, "b": n}, id="list_in_dict_values"),
         pytest.param(lambda n: ((n,), (n,)), id="list_in_two_tuples"),
         pytest.param(lambda n: (lambda t: [t, t])((n, 1)), id="tuple_holding_a_list_repeated"),
+        # The repeated tuple's last item is itself a tuple (or ends in one):
+        # the inner tuple's end must not be taken for the outer one's.
+        pytest.param(lambda n: (lambda t: [t, t])(([()],)), id="repeated_tuple_ending_in_a_nested_tuple"),
+        pytest.param(lambda n: (lambda t: [t, t])((None, {()})), id="repeated_tuple_ending_in_a_set"),
+        pytest.param(lambda n: (lambda t: [t, t, t])((n, (1, 2))), id="repeated_tuple_whose_last_item_is_a_tuple"),
+        pytest.param(lambda n: (lambda t: [t, t])(((n, ()),)), id="repeated_tuple_of_a_remembered_tuple"),
         pytest.param(lambda n: [bytearray(b"x")] * 3, id="bytearray_repeated"),
         pytest.param(lambda n: [{1, 2}] * 2, id="set_repeated"),
         pytest.param(lambda n: [{}] * 2, id="empty_dict_repeated"),
