@@ -1,6 +1,7 @@
 // src/python/delivery.cpp: completing futures in the owner interpreter.
 #include "python/delivery.hpp"
 
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <utility>
@@ -115,6 +116,8 @@ void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyO
 
 void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* batch) {
   if (!task.claim_delivery()) return;
+  // The future is completed in the interpreter that owns it, never another.
+  assert(!task.owner || PyInterpreterState_Get() == task.owner);
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
   // A pool that broke: the first delivery of its failure logs it, with

@@ -42,6 +42,9 @@ struct PyTask final : rt::Task {
   PyObject* bridge = nullptr;
   /// Local tasks: (fn, args, kwargs), run as they are, no encoding.
   PyObject* local_call = nullptr;
+  /// The interpreter those references belong to: Debug builds assert that
+  /// it is the one attached wherever they are completed or released.
+  PyInterpreterState* owner = nullptr;
 
   /// The worker that started the task (-1 before).
   int worker = -1;

@@ -148,6 +148,7 @@ PyObject* enqueue(PyObject* engine, ModuleState& state, TaskPtr task, PyObject* 
   Ref handle = Ref::steal(new_task_object(state, engine, task));
   if (!handle) return nullptr;
   task->future = Py_NewRef(future);
+  task->owner = PyInterpreterState_Get();
   if (!self->core->submit(task)) {
     release_unqueued(*task);
     return refuse(self);
