@@ -226,7 +226,7 @@ def run_checks(modules, jobs, timeout, on_result=lambda result: None):
         got, failure = _run_child(queue, 1 if one_at_a_time else jobs, timeout, on_result)
         results.update(got)
         rest = [name for name in queue if name not in got]
-        if failure is None:
+        if failure is None or not rest:
             for name in rest:  # the child ended without a word about them
                 results[name] = {"module": name, "status": "error", "detail": "the check reported nothing", "blocker": None}
                 on_result(results[name])
@@ -354,5 +354,9 @@ def main(argv=None):
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "--child":
         _child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
+        # Every result is out.  Skip the interpreter's finalization: what
+        # the checked modules left behind may crash it (CPython before
+        # 3.12.4 does, gh-119213), and that is no module's result.
+        os._exit(0)
     else:
         sys.exit(main())

@@ -76,3 +76,11 @@ def surrogates():
 async def ashout(i):
     print(f"async {i}")
     return i
+
+
+def basic_config_then_log(name):
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG, format="worker format %(message)s")
+    logging.getLogger(name).warning("after basicConfig")
+    return [type(h).__name__ for h in logging.getLogger().handlers]

@@ -309,3 +309,9 @@ def test_inherit_keeps_output_out_of_sys_stdout():
 def test_bad_output_option(cls, value, error, message):
     with pytest.raises(error, match=message):
         getattr(interpool, cls)(1, output=value)
+
+
+def test_basic_config_in_a_worker_keeps_forwarding(app_logger):
+    with interpool.Pool(1) as pool:
+        assert pool.submit(t.basic_config_then_log, "interpool_test_app").result() == ["ForwardingHandler"]
+    assert [r.getMessage() for r in app_logger.records] == ["after basicConfig"]
