@@ -262,8 +262,35 @@ class _ForwardedStream(io.TextIOBase):
     def fileno(self):
         return self._kind
 
+    @property
+    def buffer(self):
+        """Bytes written here are decoded as UTF-8 (undecodable bytes as
+        ``\\xNN``) and forwarded as text."""
+        return _ForwardedBuffer(self)
+
     def __repr__(self):
         return f"<interpool worker {self.name}, forwarded to the caller>"
+
+
+class _ForwardedBuffer(io.RawIOBase):
+    """``sys.stdout.buffer`` of a forwarding worker."""
+
+    def __init__(self, text):
+        self._text = text
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        data = bytes(memoryview(b))
+        self._text.write(data.decode("utf-8", "backslashreplace"))
+        return len(data)
+
+    def flush(self):
+        self._text.flush()
+
+    def fileno(self):
+        return self._text.fileno()
 
 
 # The engine thread's ident: records it logs are named after the worker.

@@ -84,3 +84,9 @@ def basic_config_then_log(name):
     logging.basicConfig(level=logging.DEBUG, format="worker format %(message)s")
     logging.getLogger(name).warning("after basicConfig")
     return [type(h).__name__ for h in logging.getLogger().handlers]
+
+
+def write_to_buffer():
+    sys.stdout.buffer.write("bytes \u00e9 ".encode() + b"\xff\n")
+    sys.stdout.buffer.flush()
+    return True

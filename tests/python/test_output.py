@@ -315,3 +315,9 @@ def test_basic_config_in_a_worker_keeps_forwarding(app_logger):
     with interpool.Pool(1) as pool:
         assert pool.submit(t.basic_config_then_log, "interpool_test_app").result() == ["ForwardingHandler"]
     assert [r.getMessage() for r in app_logger.records] == ["after basicConfig"]
+
+
+def test_bytes_written_to_the_buffer_arrive_as_text(capsys):
+    with interpool.Pool(1) as pool:
+        assert pool.submit(t.write_to_buffer).result()
+    assert capsys.readouterr().out == "bytes \u00e9 \\xff\n"
