@@ -90,3 +90,8 @@ def write_to_buffer():
     sys.stdout.buffer.write("bytes \u00e9 ".encode() + b"\xff\n")
     sys.stdout.buffer.flush()
     return True
+
+
+async def apartial(text):
+    print(text, end="")
+    return True

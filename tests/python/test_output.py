@@ -321,3 +321,18 @@ def test_bytes_written_to_the_buffer_arrive_as_text(capsys):
     with interpool.Pool(1) as pool:
         assert pool.submit(t.write_to_buffer).result()
     assert capsys.readouterr().out == "bytes \u00e9 \\xff\n"
+
+
+def test_async_pool_flushes_a_partial_line_with_the_coroutine(capsys):
+    async def main():
+        async with interpool.AsyncPool(1) as apool:
+            assert await apool.run(t.apartial, "async partial")
+            return capsys.readouterr().out
+
+    assert asyncio.run(main()) == "async partial"
+
+
+def test_interpreter_pool_executor_code_functions_forward(capsys):
+    with interpool.InterpreterPoolExecutor(1) as ex:
+        ex.submit(lambda: print("from a lambda")).result()
+        assert capsys.readouterr().out == "from a lambda\n"
