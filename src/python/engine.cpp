@@ -398,6 +398,7 @@ bool EngineCore::on_delivery_thread() const { return t_delivery_engine == this; 
 
 bool EngineCore::output_written(const PyTask& task) {
   if (task.output_mark == 0 || _output->written() >= task.output_mark || _output->closed()) return true;
+  if (orphaned()) return true;  // a fork child: the writer is in the parent
   if (!on_delivery_thread()) return false;
   // A done-callback waiting on another task of this pool: this thread is
   // the writer, so it writes now rather than wait for itself.
