@@ -4,7 +4,7 @@ import asyncio
 import inspect
 import sys
 
-from . import _aworker, _core, _errors
+from . import _aworker, _core, _errors, _output
 from ._aio import bridge_for, warm_up_task_parser
 from ._pool import UINT32_MAX, _check_not_bootstrapping, _check_positive, _check_workers, _main_spec, default_workers
 
@@ -21,6 +21,7 @@ class AsyncPool:
             in the pool's queue, where any idle worker can take it.
         initializer, initargs: called in each worker interpreter before its
             event loop starts.
+        output: ``"forward"`` or ``"inherit"``, as for :class:`interpool.Pool`.
 
     Use it with ``async with``; leaving the block cancels the coroutines
     still running, waits for them, and shuts the workers down::
@@ -34,8 +35,9 @@ class AsyncPool:
     awaiting task cancels the remote coroutine.
     """
 
-    def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=()):
+    def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=(), output="forward"):
         _check_not_bootstrapping()
+        _output.check_output(output)
         _check_workers("workers", workers)
         if concurrency is None:
             raise TypeError("concurrency must be an int, not NoneType")
@@ -49,7 +51,7 @@ class AsyncPool:
             workers=self._workers,
             max_tasks=0,
             sys_path=list(sys.path),
-            setup=(_main_spec(), list(sys.argv)),
+            setup=(_main_spec(), list(sys.argv), _output.worker_config(output)),
             initializer=_aworker.start,
             initargs=(initializer, tuple(initargs)),
             rebuild=_errors.rebuild,
@@ -58,6 +60,7 @@ class AsyncPool:
             max_deferred=concurrency,
             finalizer=_aworker.stop,
             finalargs=(),
+            forward_output=output == "forward",
         )
         self._running = {}  # asyncio future -> engine task
 

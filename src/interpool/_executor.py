@@ -22,6 +22,10 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
         thread_name_prefix: prefix of the worker threads' OS names.
         initializer: called in each worker interpreter before its first task.
         initargs: arguments for ``initializer``.
+        output: ``"forward"`` (the default: worker ``print()`` and ``logging``
+            reach this interpreter's ``sys.stdout``, ``sys.stderr`` and
+            handlers) or ``"inherit"`` (file descriptors 1 and 2, as the
+            stdlib's workers write).  An interpool addition.
 
     As in the stdlib, it is a ThreadPoolExecutor subclass (asyncio's
     ``set_default_executor`` takes it), functions that need no state (a lambda
@@ -46,7 +50,7 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
 
     _workers_option = "max_workers"
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, output="forward"):
         if max_workers is None:
             max_workers = min(32, default_workers() + 4)
         elif isinstance(max_workers, int) and not isinstance(max_workers, bool) and max_workers <= 0:
@@ -56,7 +60,7 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
         type(self)._counter += 1
         self._thread_name_prefix = thread_name_prefix or f"InterpreterPoolExecutor-{type(self)._counter}_"
         self._max_workers = max_workers
-        super().__init__(max_workers, initializer=initializer, initargs=initargs)
+        super().__init__(max_workers, initializer=initializer, initargs=initargs, output=output)
 
 
 InterpreterPoolExecutor.__module__ = "interpool"

@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import _base
 
-from . import _core, _errors
+from . import _core, _errors, _output
 from ._aio import RunFuture, bridge_for, check_not_coroutine, running_loop
 from ._future import Future
 
@@ -171,6 +171,13 @@ class Pool(_base.Executor):
         max_tasks_per_worker: replace a worker's interpreter with a fresh one
             after it ran this many tasks (a ``map`` chunk counts as its items).
             ``None`` keeps interpreters for the pool's life.
+        output: ``"forward"`` (the default): what workers write to
+            ``sys.stdout`` and ``sys.stderr`` is written to this interpreter's
+            current ``sys.stdout`` and ``sys.stderr``, line by line, in order
+            per worker, and a task's output is written before its future is
+            done; worker ``logging`` records go to this interpreter's
+            handlers.  ``"inherit"``: workers write to file descriptors 1
+            and 2 themselves.
 
     Callables and arguments cross interpreters by value: natively for the
     builtin containers and scalars, by pickle otherwise.  Callables must be
@@ -195,8 +202,10 @@ class Pool(_base.Executor):
         max_tasks_per_worker=None,
         task_timeout=None,
         interrupt_grace=1.0,
+        output="forward",
     ):
         _check_not_bootstrapping()
+        _output.check_output(output)
         _check_workers(self._workers_option, workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
         task_timeout = _check_seconds("task_timeout", task_timeout)
@@ -218,7 +227,7 @@ class Pool(_base.Executor):
             workers=self._workers,
             max_tasks=max_tasks_per_worker or 0,
             sys_path=list(sys.path),
-            setup=(_main_spec(), list(sys.argv)),
+            setup=(_main_spec(), list(sys.argv), _output.worker_config(output)),
             initializer=initializer,
             initargs=initargs,
             rebuild=self._rebuild,
@@ -228,6 +237,7 @@ class Pool(_base.Executor):
             stateless=self._stateless_functions,
             task_timeout=task_timeout or 0.0,
             interrupt_grace=interrupt_grace,
+            forward_output=output == "forward",
         )
         self._shutdown_lock = threading.Lock()
 

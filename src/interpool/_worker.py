@@ -5,6 +5,7 @@ the interpreter that created the pool.  Keep its imports light: each worker
 pays for them at start.
 """
 
+import io  # loaded at every interpreter's start-up: costs nothing here
 import sys
 
 __all__ = ["setup", "teardown", "describe_exception"]
@@ -109,8 +110,12 @@ def _patch_pydatetime(module):
     timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
-def setup(main, argv):
+def setup(main, argv, output=None):
     """Prepare a fresh worker interpreter.
+
+    ``output``: None when the pool lets workers write to file descriptors 1
+    and 2 themselves; else the configuration of output forwarding (see
+    :func:`_forward_output`).
 
     ``main`` says how the caller's ``__main__`` was started: ``("path", file)``,
     ``("module", name)`` or ``None``.  Functions defined in ``__main__`` pickle by
@@ -122,6 +127,8 @@ def setup(main, argv):
     global main_spec
     main_spec = main
     sys.argv[:] = list(argv)
+    if output is not None:
+        _forward_output(output)
     _guard_getsignal()
     if sys.version_info < (3, 13):
         sys.meta_path.insert(0, _Py312ExtensionGuard())
@@ -208,6 +215,170 @@ def _load_main(kind, value):
     sys.modules["__main__"] = module
     _loaded_main = module
     return module
+
+
+class _ForwardedStream(io.TextIOBase):
+    """A worker's sys.stdout or sys.stderr: text goes to the caller's stream.
+
+    Complete lines are sent as they are written, the rest when ``flush()``
+    is called or the task ends (the engine pushes it before the task's future
+    completes).  ``fileno()`` is the process's file descriptor (1 or 2), for
+    code that hands it to a child process.
+    """
+
+    encoding = "utf-8"
+    errors = "strict"
+    newlines = None
+    line_buffering = True
+    mode = "w"
+
+    def __init__(self, kind, tty):
+        from . import _core
+
+        self._kind = kind
+        self._tty = tty
+        self._write = _core._output_write
+        self._flush = _core._output_flush
+
+    @property
+    def name(self):
+        return "<stdout>" if self._kind == 1 else "<stderr>"
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        self._write(self._kind, s)
+        return len(s)
+
+    def flush(self):
+        self._flush(self._kind)
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return self._tty
+
+    def fileno(self):
+        return self._kind
+
+    @property
+    def buffer(self):
+        """Bytes written here are decoded as UTF-8 (undecodable bytes as
+        ``\\xNN``) and forwarded as text."""
+        return _ForwardedBuffer(self)
+
+    def __repr__(self):
+        return f"<interpool worker {self.name}, forwarded to the caller>"
+
+
+class _ForwardedBuffer(io.RawIOBase):
+    """``sys.stdout.buffer`` of a forwarding worker."""
+
+    def __init__(self, text):
+        self._text = text
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        data = bytes(memoryview(b))
+        self._text.write(data.decode("utf-8", "backslashreplace"))
+        return len(data)
+
+    def flush(self):
+        self._text.flush()
+
+    def fileno(self):
+        return self._text.fileno()
+
+
+# The engine thread's ident: records it logs are named after the worker.
+_task_thread = None
+_log_level = 30
+
+
+def _forward_output(config):
+    """Send this worker's sys.stdout, sys.stderr and logging records to the caller.
+
+    ``config``: ``{"log_level": int, "stdout_tty": bool, "stderr_tty": bool}``.
+    logging is not imported for this: the handler is installed when the
+    task's code first imports logging (or now, if something already did).
+    """
+    global _task_thread, _log_level
+    import _thread
+
+    _task_thread = _thread.get_ident()
+    _log_level = config["log_level"]
+    sys.stdout = _ForwardedStream(1, config["stdout_tty"])
+    sys.stderr = _ForwardedStream(2, config["stderr_tty"])
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        _hook_logging(logging)
+    else:
+        sys.meta_path.insert(0, _LoggingHook())
+
+
+class _LoggingHook:
+    """A sys.meta_path finder: hooks logging when user code first imports it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, _hook_logging)
+        return spec
+
+
+def _hook_logging(logging):
+    """Give the worker's root logger a handler that sends records to the caller.
+
+    The root level is the lowest level set on any of the caller's loggers
+    when the pool started; the caller applies its own levels to each record.
+    """
+
+    class ForwardingHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                _send_record(logging, record)
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.addHandler(ForwardingHandler())
+    root.setLevel(_log_level)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _send_record(logging, record):
+    import marshal
+
+    from . import _core
+
+    attrs = {}
+    for key, value in record.__dict__.items():
+        if isinstance(value, _PLAIN) and type(value) in _PLAIN:
+            attrs[key] = value
+        elif key not in ("args", "exc_info", "msg"):
+            try:
+                attrs[key] = repr(value)
+            except Exception:
+                pass
+    attrs["msg"] = record.getMessage()
+    attrs["args"] = None
+    attrs["exc_info"] = None
+    if record.exc_info and not record.exc_text:
+        attrs["exc_text"] = logging.Formatter().formatException(record.exc_info)
+    if record.thread == _task_thread:
+        attrs["_interpool_task_thread"] = True
+    _core._output_record(marshal.dumps(attrs))
 
 
 def teardown():

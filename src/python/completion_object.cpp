@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "python/codec.hpp"
+#include "python/output.hpp"
 
 namespace interpool::py {
 namespace {
@@ -60,6 +61,7 @@ PyObject* completion_set_result(PyObject* o, PyObject* value) {
     describe_failure(state, *self->task, exc);
     Py_XDECREF(exc);
   }
+  self->task->output_mark = end_task_output(state);
   self->core->finish_deferred(self->task, *self->slot);
   Py_RETURN_NONE;
 }
@@ -72,6 +74,7 @@ PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
   }
   if (!claim_completion(self)) return nullptr;
   describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc);
+  self->task->output_mark = end_task_output(state_of_type(Py_TYPE(o)));
   self->core->finish_deferred(self->task, *self->slot);
   Py_RETURN_NONE;
 }

@@ -14,6 +14,7 @@
 
 #include "python/delivery.hpp"
 #include "python/interpreter.hpp"
+#include "python/output.hpp"
 #include "python/runtime_internals.h"
 #include "python/worker_context.hpp"
 
@@ -389,7 +390,21 @@ namespace {
 thread_local std::shared_ptr<WorkerSlot>* t_current_slot = nullptr;
 // The engine whose thread (worker or delivery) runs now, else null.
 thread_local const EngineCore* t_current_engine = nullptr;
+// The engine whose delivery thread runs now, else null.
+thread_local const EngineCore* t_delivery_engine = nullptr;
 }  // namespace
+
+bool EngineCore::on_delivery_thread() const { return t_delivery_engine == this; }
+
+bool EngineCore::output_written(const PyTask& task) {
+  if (task.output_mark == 0 || _output->written() >= task.output_mark || _output->closed()) return true;
+  if (orphaned()) return true;  // a fork child: the writer is in the parent
+  if (!on_delivery_thread()) return false;
+  // A done-callback waiting on another task of this pool: this thread is
+  // the writer, so it writes now rather than wait for itself.
+  write_output(state_of(_owner_module), *_output, _recipe.thread_name_prefix);
+  return true;
+}
 
 void EngineCore::hand_over(TaskPtr task) {
   // Prompt delivery: a finished task goes to the delivery thread at once,
@@ -490,7 +505,8 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     WorkerContext context;
     std::string reason;
     rt::Payload info;
-    bool ready = context.setup(_recipe, *target, setup_serial, reason, info);
+    bool ready = context.setup(_recipe, *target, setup_serial, reason, info,
+                               _recipe.forward_output ? _output : nullptr, weak_from_this(), run.index);
     leave = abandoned();
     if (leave) {
       // The initializer came back after the pool gave up on it.
@@ -554,6 +570,7 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
         PyEval_RestoreThread(tstate);
         context.sweep_shared();
         context.run(*t);
+        t->output_mark = context.end_task_output();
         t->request.clear();
         PyEval_SaveThread();
         if (deadline) _timer.cancel(*deadline);
@@ -651,6 +668,7 @@ void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot)
 
 void EngineCore::deliverer_main() {
   t_current_engine = this;
+  t_delivery_engine = this;
   PyThreadState* tstate = PyThreadState_New(_owner);
   ModuleState& state = state_of(_owner_module);
   for (;;) {
@@ -661,14 +679,19 @@ void EngineCore::deliverer_main() {
     // the caller's GIL (up to a switch interval when the caller is busy)
     // joins this batch, so the GIL is taken once for all of it.
     for (auto& t : _completions.drain()) batch.push_back(std::move(t));
+    // Output first: what a task printed is written before its future is done.
+    write_output(state, *_output, _recipe.thread_name_prefix);
     BridgeBatch to_loops;
-    for (auto& t : batch) deliver(state, _rebuild, *t, &to_loops);
+    for (auto& t : batch)
+      if (t) deliver(state, _rebuild, *t, &to_loops);
     to_loops.flush(state);
     batch.clear();
   }
   // Every worker has exited: this thread is the engine's last user of the
   // owner interpreter's objects.
   PyEval_RestoreThread(tstate);
+  write_output(state, *_output, _recipe.thread_name_prefix);  // what the workers printed as they ended
+  _output->close();
   Py_CLEAR(_rebuild);
   Py_CLEAR(_owner_module);
   PyThreadState_Clear(tstate);

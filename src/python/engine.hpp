@@ -22,6 +22,7 @@
 #include "python/fork_guard.hpp"
 #include "python/module_state.hpp"
 #include "runtime/blocking_queue.hpp"
+#include "runtime/output_sink.hpp"
 #include "runtime/task.hpp"
 #include "runtime/thread_roster.hpp"
 #include "runtime/timer.hpp"
@@ -46,6 +47,9 @@ struct PyTask final : rt::Task {
   /// it is the one attached wherever they are completed or released.
   PyInterpreterState* owner = nullptr;
 
+  /// The last output chunk the task's interpreter pushed by the time the
+  /// task ended: its future completes only once that chunk is written.
+  uint64_t output_mark = 0;
   /// The worker that started the task (-1 before).
   int worker = -1;
   /// Names the task in interrupt requests (unique within the process).
@@ -133,6 +137,9 @@ struct WorkerRecipe {
   rt::Payload finalizer;                ///< [callable][args], run as a worker ends, or empty
   std::string thread_name_prefix;
   bool local_tasks = false;             ///< workers also run Local tasks (HybridPool)
+  /// Worker sys.stdout, sys.stderr and logging go to the caller's (output.hpp);
+  /// false: workers write to file descriptors 1 and 2 themselves.
+  bool forward_output = true;
   uint32_t max_deferred = 1;            ///< deferred tasks each worker runs at once (AsyncPool)
   std::chrono::nanoseconds task_timeout{0};  ///< per task, unless the call sets one; zero: none
   /// How long an interrupted task may take to stop before its worker is
@@ -165,6 +172,18 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// Completes a deferred task (from its worker interpreter): pushes it to
   /// the delivery thread and frees its worker's slot.
   void finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot);
+
+  /// Worker output on its way to the caller (written by the delivery thread).
+  rt::OutputSink& output() { return *_output; }
+  /// A worker pushed output into an empty sink: wake the delivery thread.
+  void output_arrived() { _completions.push(nullptr); }
+  /// Whether the calling thread is this pool's delivery thread (the writer
+  /// of its output).
+  bool on_delivery_thread() const;
+  /// Before `task`'s future completes: its output must be written.  On the
+  /// delivery thread, writes it now; elsewhere returns false if it is not
+  /// written yet (the caller then waits with output().wait_written).
+  bool output_written(const PyTask& task);
 
   /// The mailbox of worker `index`.
   WorkerSlot& slot(std::size_t index) { return *_slots.at(index); }
@@ -277,7 +296,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   WorkerRecipe _recipe;
   PyInterpreterState* _owner;
   rt::BlockingQueue<TaskPtr> _tasks;
-  rt::BlockingQueue<TaskPtr> _completions;
+  rt::BlockingQueue<TaskPtr> _completions;  // finished tasks; null: output arrived
+  std::shared_ptr<rt::OutputSink> _output = std::make_shared<rt::OutputSink>();
   rt::ThreadRoster _threads;  // workers and the delivery thread
   std::vector<std::shared_ptr<WorkerSlot>> _slots;
   std::mutex _runs_mutex;  // guards _runs (a replaced worker gets a new WorkerRun)

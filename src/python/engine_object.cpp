@@ -170,7 +170,7 @@ bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& o
 // Engine(*, workers, max_tasks, sys_path, setup, initializer, initargs, rebuild,
 //        broken_type, name_prefix, local_tasks=False, max_deferred=1,
 //        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
-//        interrupt_grace=1.0): keyword arguments only (interpool._pool makes it).
+//        interrupt_grace=1.0, forward_output=True): keyword arguments only (interpool._pool makes it).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
@@ -184,16 +184,17 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
   int stateless = 0;
+  int forward_output = 1;
   double task_timeout = 0.0, interrupt_grace = 1.0;
   static const char* keywords[] = {"workers",     "max_tasks",    "sys_path",  "setup",     "initializer",
                                    "initargs",    "rebuild",      "broken_type", "name_prefix", "local_tasks",
                                    "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
-                                   "interrupt_grace", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOspOOO!pdd:Engine", const_cast<char**>(keywords),
+                                   "interrupt_grace", "forward_output", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOspOOO!pddp:Engine", const_cast<char**>(keywords),
                                    &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &setup, &initializer,
                                    &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
                                    &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
-                                   &task_timeout, &interrupt_grace))
+                                   &task_timeout, &interrupt_grace, &forward_output))
     return nullptr;
   for (const char* required : {"workers", "max_tasks", "sys_path", "setup", "initializer", "initargs", "rebuild",
                                "broken_type", "name_prefix"}) {
@@ -219,6 +220,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   recipe.max_tasks = static_cast<std::size_t>(max_tasks);
   recipe.thread_name_prefix = prefix;
   recipe.local_tasks = local_tasks;
+  recipe.forward_output = forward_output;
   recipe.max_deferred = static_cast<uint32_t>(max_deferred);
   recipe.task_timeout = timeout_ns;
   recipe.interrupt_grace = grace_ns;
@@ -585,6 +587,22 @@ PyObject* task_settle(PyObject* o, PyObject* arg) {
   }
   if (task.state() == rt::Task::State::Done) {
     auto* engine = as_engine(self->engine);
+    // What the task printed is written (by the delivery thread) before its
+    // future can be seen done.
+    while (!engine->core->output_written(*self->task)) {
+      std::optional<std::chrono::nanoseconds> slice = kSignalCheckInterval;
+      if (deadline) {
+        auto left = *deadline - std::chrono::steady_clock::now();
+        if (left <= std::chrono::nanoseconds::zero()) Py_RETURN_FALSE;
+        slice = std::min<std::chrono::nanoseconds>(*slice, left);
+      }
+      rt::WaitStatus status;
+      {
+        ReleasedGil released;
+        status = engine->core->output().wait_written(self->task->output_mark, slice);
+      }
+      if (status != rt::WaitStatus::Woken && PyErr_CheckSignals() < 0) return nullptr;
+    }
     deliver(state_of_type(Py_TYPE(o)), engine->rebuild, *self->task);
   }
   Py_RETURN_TRUE;

@@ -8,6 +8,7 @@
 #include "python/handle_object.hpp"
 #include "python/sync_objects.hpp"
 #include "python/module_state.hpp"
+#include "python/output.hpp"
 
 namespace interpool::py {
 
@@ -174,6 +175,12 @@ void module_free(void* module) {
   if (st) {
     delete st->shared_cache;
     st->shared_cache = nullptr;
+    if (st->output) {
+      // What the interpreter printed while it ended, unfinished lines included.
+      st->output->flush_partials();
+      delete st->output;
+      st->output = nullptr;
+    }
   }
 }
 
@@ -185,6 +192,10 @@ PyMethodDef module_methods[] = {
      METH_FASTCALL, "Rebuild a handle while interpool decodes a payload (pickle support)."},
     {"_current_worker_slot", current_worker_slot, METH_NOARGS,
      "The WorkerSlot of the engine worker thread that calls it (AsyncPool workers)."},
+    {"_output_write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(output_write)), METH_FASTCALL,
+     "_output_write(kind, text): a worker's sys.stdout (1) or sys.stderr (2) write, forwarded to the caller."},
+    {"_output_flush", output_flush, METH_O, "_output_flush(kind): forward the unfinished line of stream kind."},
+    {"_output_record", output_record, METH_O, "_output_record(data): forward one serialized logging record."},
     {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
     {"_current_frames", current_frames, METH_NOARGS,

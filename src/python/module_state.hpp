@@ -11,6 +11,7 @@
 namespace interpool::py {
 
 struct SharedCache;
+struct WorkerOutput;
 constexpr int kHandleKinds = 8;  ///< HandleKind::Count
 
 struct ModuleState {
@@ -28,6 +29,10 @@ struct ModuleState {
   /// Decoded copies of SharedValues in this interpreter (C++ object, owned;
   /// its PyObject* values are this interpreter's).
   SharedCache* shared_cache = nullptr;
+  /// Worker interpreters of a pool that forwards output: where sys.stdout,
+  /// sys.stderr and logging records go (output.hpp; C++ object, owned).
+  /// Null elsewhere.
+  WorkerOutput* output = nullptr;
 
   // The codec's fallback for objects it has no native encoding for; null
   // in a worker until load_pickle().

@@ -4,6 +4,8 @@
 #include <string_view>
 #include <utility>
 
+#include "python/output.hpp"
+
 namespace interpool::py {
 namespace {
 
@@ -44,8 +46,11 @@ PyObject* qualified_type_name(PyObject* exc) {
 
 }  // namespace
 
+uint64_t WorkerContext::end_task_output() { return _state ? interpool::py::end_task_output(*_state) : 0; }
+
 bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, uint64_t setup_serial,
-                          std::string& reason, rt::Payload& info) {
+                          std::string& reason, rt::Payload& info, std::shared_ptr<rt::OutputSink> output,
+                          std::weak_ptr<EngineCore> core, std::size_t index) {
   auto fail_here = [&](const char* step) {
     PyObject* exc = PyErr_GetRaisedException();
     reason = std::string(step) + (exc ? " (" + exception_summary(exc) + ")" : "");
@@ -73,6 +78,10 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
   if (!_core) return fail_here("could not import interpool._core in a worker interpreter");
   _state = &state_of(_core.get());
   _target = &target;
+  // Before anything can print: interpool._worker.setup installs the streams
+  // that write here.
+  if (output && !install_worker_output(*_state, std::move(core), std::move(output), static_cast<uint32_t>(index)))
+    return fail_here("could not set up output forwarding in a worker interpreter");
   target.type = _state->task_interrupted_type;
   _worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
   if (!_worker) return fail_here("could not import interpool._worker in a worker interpreter");

@@ -27,8 +27,15 @@ class WorkerContext {
   /// the user's initializer.  On failure fills `reason` and, when possible,
   /// `info` (the encoded exception description).
   /// The initializer runs in an interrupt window of serial `setup_serial`.
+  /// With `output`, the interpreter's sys.stdout, sys.stderr and logging
+  /// are forwarded through it to the caller, named as worker `index`.
   bool setup(const WorkerRecipe& recipe, InterruptTarget& target, uint64_t setup_serial, std::string& reason,
-             rt::Payload& info);
+             rt::Payload& info, std::shared_ptr<rt::OutputSink> output, std::weak_ptr<EngineCore> core,
+             std::size_t index);
+
+  /// After a task: pushes its unfinished output lines and returns the last
+  /// output chunk this interpreter pushed (0: none).
+  uint64_t end_task_output();
 
   /// Runs a Call or Map `task` and writes its response.  The user's code runs
   /// in an interrupt window: if TaskInterrupted ends it after a stop request,
@@ -49,6 +56,7 @@ class WorkerContext {
   /// Drops every reference this interpreter's objects hold, after running
   /// interpool._worker.teardown().
   void clear() {
+    end_task_output();
     if (_worker) {
       Ref done = Ref::steal(PyObject_CallMethod(_worker.get(), "teardown", nullptr));
       if (!done) PyErr_WriteUnraisable(_worker.get());
