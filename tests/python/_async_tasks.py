@@ -338,6 +338,17 @@ def touch_then_sleep(directory, i, seconds):
     return i
 
 
+def touch_then_wait(directory, gate, i):
+    """Create ``directory/i`` as the item starts; every item but the first then
+    waits for ``gate`` (an interpool.Event): which items ever started, with no
+    item finishing on its own while the test closes the iteration."""
+    with open(os.path.join(directory, str(i)), "w") as f:
+        f.write("started")
+    if i:
+        gate.wait()
+    return i
+
+
 def square_and_count(x, counter, lock):
     """x * x, counting the call in int64 0 of ``counter`` (a SharedBuffer) under ``lock``."""
     with lock:

@@ -406,7 +406,9 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
         return {int(p.name) for p in ran.iterdir()}
 
     async def main():
-        agen = pool1.map_async(functools.partial(t.touch_then_sleep, str(ran), seconds=0.1), range(n), chunksize=1)
+        # Item 0 returns at once; the others wait on the gate, so nothing
+        # but the closing decides how many start, however slow the machine.
+        agen = pool1.map_async(functools.partial(t.touch_then_wait, str(ran), gate), range(n), chunksize=1)
         if how == "aclosing":
             async with contextlib.aclosing(agen) as it:
                 async for first in it:
@@ -420,8 +422,10 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
         # Closed: what had not started by now never will.
         return first, started()
 
+    gate = interpool.Event()
     first, at_close = arun(main())
     assert first == 0
+    gate.set()  # an item that started (and was not interrupted) may finish
     pool1.shutdown(wait=True)
     done = started()
     # Items start in order on the one worker; the one it may have been
