@@ -41,6 +41,8 @@ constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 // At exit: how long interrupted tasks get to unwind before their workers
 // are left behind (the process must exit within a second).
 constexpr auto kExitGrace = std::chrono::milliseconds(300);
+/// At exit, how long abandoned workers running Python get to park.
+constexpr auto kParkGrace = std::chrono::milliseconds(200);
 
 // Engines inherited through fork(), kept alive forever in the child: their
 // destructors would join threads that exist only in the parent.
@@ -276,6 +278,26 @@ void EngineCore::forget_abandoned_interpreters() {
       run->live_interp = nullptr;
     }
   }
+}
+
+uint32_t EngineCore::park_abandoned_threads() {
+  if (orphaned()) return 0;
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  {
+    std::lock_guard lock(_runs_mutex);
+    runs = _runs;
+    runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
+  }
+  uint32_t asked = 0;
+  for (auto& run : runs) {
+    if (!run) continue;
+    std::lock_guard lock(run->mutex);
+    if (run->abandoned && run->live_interp && !run->park_requested && request_park(run->live_interp)) {
+      run->park_requested = true;
+      ++asked;
+    }
+  }
+  return asked;
 }
 
 void EngineCore::finish_stopped(const TaskPtr& task, StopReason why) {
@@ -767,6 +789,17 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
       ReleasedGil released;  // an abandoned worker may hold the mutex while it ends its interpreter
       std::lock_guard lock(g_exit_mutex);
       g_exiting = true;
+    }
+    // An abandoned worker may still run Python code (an interrupt it has
+    // not yet unwound, or code that swallows interrupts): park those
+    // threads now, before CPython finalizes what they use.  A thread blocked
+    // in C code cannot be reached; it parks when it comes back (the exit
+    // checks above and in call_user_code).
+    uint32_t asked = 0;
+    for (auto& core : engines) asked += core->park_abandoned_threads();
+    if (asked) {
+      ReleasedGil released;
+      wait_for_parked(asked, std::chrono::steady_clock::now() + kParkGrace);
     }
     // From here no abandoned worker ends its interpreter: leave them out of
     // CPython's finalization.

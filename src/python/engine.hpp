@@ -125,6 +125,8 @@ struct WorkerRun {
   /// The worker's interpreter until its thread has ended it: what exit must
   /// forget when the thread was abandoned.
   PyInterpreterState* live_interp = nullptr;
+  /// At exit: this worker was asked to park its thread (request_park).
+  bool park_requested = false;
 };
 
 /// Everything a worker needs to start, as interpreter-neutral data.
@@ -215,6 +217,11 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// workers from CPython, which would otherwise finalize them under their
   /// threads (3.13+) or abort on them (3.12).
   void forget_abandoned_interpreters();
+
+  /// At exit, after abandon_all(): asks each abandoned worker's interpreter
+  /// to park the thread that runs its Python code (request_park), so that
+  /// none runs on while CPython finalizes.  Returns how many were asked.
+  uint32_t park_abandoned_threads();
 
   /// Interrupt what still runs when the process exits (set by a shutdown
   /// with cancel_futures=True).

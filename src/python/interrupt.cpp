@@ -12,6 +12,8 @@
 
 extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp, int (*func)(void*), void* arg, int flags);
 
+#include "runtime/futex.hpp"
+
 namespace interpool::py {
 namespace {
 
@@ -48,6 +50,30 @@ PyObject* call_user_code(PyObject* fn, PyObject* args, PyObject* kwargs) {
 
 void park_thread_forever() {
   for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+}
+
+namespace {
+/// Threads parked by request_park(); a futex word, woken on each.
+std::atomic<uint32_t> g_parked{0};
+
+int park_pending_call(void*) {
+  g_parked.fetch_add(1);
+  rt::futex_wake_all(g_parked);
+  park_thread_forever();
+}
+}  // namespace
+
+bool request_park(PyInterpreterState* interp) {
+  return _PyEval_AddPendingCall(interp, park_pending_call, nullptr, 0) == 0;
+}
+
+bool wait_for_parked(uint32_t count, std::chrono::steady_clock::time_point deadline) {
+  for (uint32_t seen; (seen = g_parked.load()) < count;) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) return false;
+    rt::futex_wait(g_parked, seen, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  }
+  return true;
 }
 
 void raise_task_interrupted(PyObject* type, StopReason why) {

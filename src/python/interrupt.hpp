@@ -20,6 +20,7 @@
 #include <Python.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace interpool::py {
@@ -79,5 +80,16 @@ PyObject* call_user_code(PyObject* fn, PyObject* args, PyObject* kwargs);
 /// Blocks the calling thread for good, holding nothing: for a thread that
 /// the exiting process must no longer hear from.
 [[noreturn]] void park_thread_forever();
+
+/// At process exit, for an abandoned worker whose thread may still run
+/// Python: asks `interp` to park whichever of its threads next checks its
+/// eval breaker, holding that interpreter's GIL, so that nothing of it runs
+/// while CPython finalizes (any thread, no GIL).  False if it could not be
+/// queued.
+bool request_park(PyInterpreterState* interp);
+/// Waits until `count` threads parked through request_park(), or until
+/// `deadline`: a thread blocked in C code never checks (it parks, or
+/// CPython ends it, when it comes back).  True if all of them parked.
+bool wait_for_parked(uint32_t count, std::chrono::steady_clock::time_point deadline);
 
 }  // namespace interpool::py
