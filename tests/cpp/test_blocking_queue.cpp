@@ -1,8 +1,9 @@
 // tests/cpp/test_blocking_queue.cpp: specification of runtime/blocking_queue.hpp.
 //
 // Tests that block run the blocking side on a Background thread whose state
-// is owned through shared_ptr: if the thread fails to come back in time the
-// test fails and the thread is detached, so no test can hang.
+// is owned through shared_ptr: if the thread does not come back within
+// kHangGuard (a lost wake-up) the test fails and the thread is detached, so
+// no test can hang.  No test bounds how fast anything happens.
 #include "runtime/blocking_queue.hpp"
 
 #include <gtest/gtest.h>
@@ -24,9 +25,10 @@
 
 using namespace std::chrono_literals;
 using interpool::rt::BlockingQueue;
+using interpool::test::completes;
 using interpool::test::eventually;
+using interpool::test::kHangGuard;
 using interpool::test::sleeps_in_futex;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -54,20 +56,30 @@ class Background {
 
   pid_t tid() const { return _state->tid; }
   bool finished() const { return _state->done.load(); }
-  /// Waits up to `limit` for the thread to finish; neither joins nor detaches.
-  bool done_within(std::chrono::milliseconds limit) const {
-    return eventually([&] { return _state->done.load(); }, limit);
+  /// Waits (up to kHangGuard) for the thread to finish; neither joins nor detaches.
+  bool comes_back() const {
+    return eventually([&] { return _state->done.load(); });
   }
-  /// Joins the thread if it finishes within `limit`; detaches it otherwise.
-  bool finishes_within(std::chrono::milliseconds limit) {
+  /// Joins the thread once it finishes; detaches it (false) should it not
+  /// finish within kHangGuard.
+  bool finishes() { return settle(eventually([&] { return _state->done.load(); })); }
+  /// Like finishes(), but gives up only once `progress()` stood still for
+  /// kHangGuard: for long runs, which may be slow but must not stall.
+  bool finishes(const std::function<uint64_t()>& progress) {
+    return settle(completes([&] { return _state->done.load(); }, progress));
+  }
+
+ private:
+  bool settle(bool finished) {
     if (!_thread.joinable()) return _state->done.load();
-    if (eventually([&] { return _state->done.load(); }, limit)) {
+    if (finished)
       _thread.join();
-      return true;
-    }
-    _thread.detach();
-    return false;
+    else
+      _thread.detach();
+    return finished;
   }
+
+ public:
 
  private:
   struct Shared {
@@ -82,17 +94,17 @@ using Queue = BlockingQueue<int>;
 
 template <class Q>
 bool asleep_in(const Background& thread, const Q& q) {
-  return sleeps_in_futex(thread.tid(), &q, sizeof(Q), 2s);
+  return sleeps_in_futex(thread.tid(), &q, sizeof(Q), [&] { return thread.finished(); });
 }
 
-/// Runs `body` on a thread.  If it has not returned within `limit` (blocked
-/// where it should not be), closes the queue to free it and returns false.
-bool runs_without_blocking(const std::shared_ptr<Queue>& q, std::function<void(Queue&)> body,
-                           std::chrono::milliseconds limit = 2s) {
+/// Runs `body` on a thread.  If it has not returned within kHangGuard
+/// (blocked where it should not be), closes the queue to free it and returns
+/// false.
+bool runs_without_blocking(const std::shared_ptr<Queue>& q, std::function<void(Queue&)> body) {
   Background thread([q, body] { body(*q); });
-  if (thread.done_within(limit)) return thread.finishes_within(0ms);
+  if (thread.comes_back()) return thread.finishes();
   q->close();
-  thread.finishes_within(2s);
+  thread.finishes();
   return false;
 }
 
@@ -138,11 +150,9 @@ TEST(BlockingQueue, DrainTakesEverythingInOrder) {
 }
 
 TEST(BlockingQueue, DrainOfAnEmptyOpenQueueReturnsAtOnce) {
-  Queue q;
-  const auto t0 = Clock::now();
-  EXPECT_TRUE(q.drain().empty());
-  EXPECT_LT(Clock::now() - t0, 500ms);
-  EXPECT_FALSE(q.closed());
+  auto q = std::make_shared<Queue>();
+  EXPECT_TRUE(runs_without_blocking(q, [](Queue& q) { EXPECT_TRUE(q.drain().empty()); }));
+  EXPECT_FALSE(q->closed());
 }
 
 TEST(BlockingQueue, PopAllTakesEverythingInOrder) {
@@ -213,34 +223,38 @@ TEST(BlockingQueue, HoldsMoveOnlyItems) {
   EXPECT_EQ(*drained[0], 4);
 }
 
+// A spin of UINT_MAX polls takes seconds (minutes under sanitizers); kPops
+// of them in a row run far past kHangGuard on any machine.  An item or a
+// close must end each spin at once, so the consumer comes back.
+constexpr int kPops = 64;
+
 TEST(BlockingQueue, SpinningPopReturnsAsSoonAsAnItemIsThere) {
-  // UINT_MAX polls would take seconds: an item must end the spin at once.
   auto q = std::make_shared<BlockingQueue<int>>(UINT_MAX);
-  auto got = std::make_shared<std::optional<int>>();
-  auto batch = std::make_shared<std::vector<int>>();
-  q->push(3);
-  Background consumer([q, got, batch] {
-    *got = q->pop();
-    q->push(4);
-    *batch = q->pop_all();
+  auto wrong = std::make_shared<std::atomic<int>>(0);
+  Background consumer([q, wrong] {
+    for (int i = 0; i < kPops / 2; ++i) {
+      q->push(i);
+      if (q->pop() != std::optional<int>(i)) wrong->fetch_add(1);
+      q->push(i);
+      if (q->pop_all() != std::vector<int>{i}) wrong->fetch_add(1);
+    }
   });
-  ASSERT_TRUE(consumer.finishes_within(1s)) << "pop() kept spinning with an item queued";
-  EXPECT_EQ(*got, std::optional<int>(3));
-  EXPECT_EQ(*batch, (std::vector<int>{4}));
+  ASSERT_TRUE(consumer.finishes()) << "pop() kept spinning with an item queued";
+  EXPECT_EQ(wrong->load(), 0);
 }
 
 TEST(BlockingQueue, SpinningPopReturnsAsSoonAsTheQueueIsClosed) {
   auto q = std::make_shared<BlockingQueue<int>>(UINT_MAX);
-  auto got = std::make_shared<std::optional<int>>(-1);
-  auto batch = std::make_shared<std::vector<int>>(1, -1);
+  auto wrong = std::make_shared<std::atomic<int>>(0);
   q->close();
-  Background consumer([q, got, batch] {
-    *got = q->pop();
-    *batch = q->pop_all();
+  Background consumer([q, wrong] {
+    for (int i = 0; i < kPops / 2; ++i) {
+      if (q->pop() != std::nullopt) wrong->fetch_add(1);
+      if (!q->pop_all().empty()) wrong->fetch_add(1);
+    }
   });
-  ASSERT_TRUE(consumer.finishes_within(1s)) << "pop() kept spinning on a closed queue";
-  EXPECT_EQ(*got, std::nullopt);
-  EXPECT_TRUE(batch->empty());
+  ASSERT_TRUE(consumer.finishes()) << "pop() kept spinning on a closed queue";
+  EXPECT_EQ(wrong->load(), 0);
 }
 
 // pop(seen, poked) on an open queue blocks when it should not return: these
@@ -333,7 +347,7 @@ TEST_P(BlockingQueueWakeups, PopBlocksUntilAnItemIsPushed) {
   EXPECT_TRUE(asleep_in(consumer, *q)) << "pop() should sleep on an empty queue";
   EXPECT_FALSE(consumer.finished());
   EXPECT_TRUE(q->push(42));
-  ASSERT_TRUE(consumer.finishes_within(2s)) << "push() did not wake the blocked pop()";
+  ASSERT_TRUE(consumer.finishes()) << "push() did not wake the blocked pop()";
   EXPECT_EQ(*got, std::optional<int>(42));
   EXPECT_EQ(q->size(), 0u);
 }
@@ -345,7 +359,7 @@ TEST_P(BlockingQueueWakeups, PopAllBlocksUntilAnItemIsPushed) {
   EXPECT_TRUE(asleep_in(consumer, *q));
   EXPECT_FALSE(consumer.finished());
   EXPECT_TRUE(q->push(7));
-  ASSERT_TRUE(consumer.finishes_within(2s)) << "push() did not wake the blocked pop_all()";
+  ASSERT_TRUE(consumer.finishes()) << "push() did not wake the blocked pop_all()";
   EXPECT_EQ(*got, (std::vector<int>{7}));
 }
 
@@ -357,7 +371,7 @@ TEST_P(BlockingQueueWakeups, CloseWakesEveryBlockedPop) {
   for (int i = 0; i < kConsumers; ++i) consumers.emplace_back([q, results, i] { (*results)[i] = q->pop(); });
   for (auto& c : consumers) EXPECT_TRUE(asleep_in(c, *q));
   q->close();
-  for (auto& c : consumers) ASSERT_TRUE(c.finishes_within(2s)) << "close() left a pop() asleep";
+  for (auto& c : consumers) ASSERT_TRUE(c.finishes()) << "close() left a pop() asleep";
   for (auto& r : *results) EXPECT_EQ(r, std::nullopt);
 }
 
@@ -370,7 +384,7 @@ TEST_P(BlockingQueueWakeups, CloseWakesEveryBlockedPopAll) {
     consumers.emplace_back([q, sizes, i] { (*sizes)[i] = static_cast<int>(q->pop_all().size()); });
   for (auto& c : consumers) EXPECT_TRUE(asleep_in(c, *q));
   q->close();
-  for (auto& c : consumers) ASSERT_TRUE(c.finishes_within(2s)) << "close() left a pop_all() asleep";
+  for (auto& c : consumers) ASSERT_TRUE(c.finishes()) << "close() left a pop_all() asleep";
   for (int n : *sizes) EXPECT_EQ(n, 0);
 }
 
@@ -385,7 +399,7 @@ TEST_P(BlockingQueueWakeups, EachPushWakesASleepingConsumer) {
   for (auto& c : consumers) EXPECT_TRUE(asleep_in(c, *q));
   for (int i = 0; i < kConsumers; ++i) EXPECT_TRUE(q->push(100 + i));
   bool all_back = true;
-  for (auto& c : consumers) all_back &= c.finishes_within(2s);
+  for (auto& c : consumers) all_back &= c.finishes();
   if (!all_back) q->close();  // free the stragglers before failing
   ASSERT_TRUE(all_back) << "an item stayed queued while a consumer slept";
   std::vector<int> values;
@@ -415,7 +429,7 @@ TEST_P(BlockingQueueWakeups, PokeWakesEveryConsumerInPokablePop) {
   for (auto& c : consumers) EXPECT_TRUE(asleep_in(c, *q));
   q->poke();
   bool all_back = true;
-  for (auto& c : consumers) all_back &= c.finishes_within(2s);
+  for (auto& c : consumers) all_back &= c.finishes();
   if (!all_back) q->close();  // free the stragglers before failing
   ASSERT_TRUE(all_back) << "poke() left a consumer asleep";
   for (auto& r : *results) {
@@ -431,12 +445,12 @@ TEST_P(BlockingQueueWakeups, PokeLeavesPlainPopAsleep) {
   Background consumer([q, got] { *got = q->pop(); });
   EXPECT_TRUE(asleep_in(consumer, *q));
   q->poke();
-  EXPECT_TRUE(asleep_in(consumer, *q));
-  std::this_thread::sleep_for(20ms);
-  EXPECT_FALSE(consumer.finished()) << "plain pop() returned on a poke";
+  // Woken by the poke's notify_all, a correct pop() sleeps again; one that
+  // returned on the poke never does (and got nothing instead of 9).
+  EXPECT_TRUE(asleep_in(consumer, *q)) << "plain pop() returned on a poke";
   q->push(9);
-  ASSERT_TRUE(consumer.finishes_within(2s));
-  EXPECT_EQ(*got, std::optional<int>(9));
+  ASSERT_TRUE(consumer.finishes());
+  EXPECT_EQ(*got, std::optional<int>(9)) << "plain pop() returned on a poke";
 }
 
 TEST_P(BlockingQueueWakeups, PokablePopBlocksUntilAnItemIsPushed) {
@@ -450,19 +464,21 @@ TEST_P(BlockingQueueWakeups, PokablePopBlocksUntilAnItemIsPushed) {
   EXPECT_TRUE(asleep_in(consumer, *q));
   EXPECT_FALSE(consumer.finished());
   q->push(11);
-  ASSERT_TRUE(consumer.finishes_within(2s));
+  ASSERT_TRUE(consumer.finishes());
   EXPECT_EQ(*got, std::optional<int>(11));
   EXPECT_FALSE(*poked);
 }
 
 TEST_P(BlockingQueueWakeups, PokesNeverLoseOrDuplicateItems) {
-  constexpr uint32_t kProducers = 2, kPerProducer = 5000, kConsumers = 3;
+  // Pokes land among the pushes: each producer pokes every kPokeEvery items,
+  // while the other producer pushes and the consumers pop.
+  constexpr uint32_t kProducers = 2, kPerProducer = 5000, kConsumers = 3, kPokeEvery = 16;
   struct Shared {
     explicit Shared(unsigned spin) : q(spin), got(kConsumers), pokes_seen(kConsumers) {}
     BlockingQueue<uint32_t> q;
     std::vector<std::vector<uint32_t>> got;
     std::vector<int> pokes_seen;
-    std::atomic<bool> stop_poking{false};
+    std::atomic<uint64_t> pushed{0}, taken{0};
   };
   auto s = std::make_shared<Shared>(spin());
   std::vector<Background> consumers;
@@ -478,24 +494,21 @@ TEST_P(BlockingQueueWakeups, PokesNeverLoseOrDuplicateItems) {
         }
         if (!v) break;
         s->got[c].push_back(*v);
+        s->taken.fetch_add(1);
       }
     });
-  Background poker([s] {
-    while (!s->stop_poking.load()) {
-      s->q.poke();
-      std::this_thread::sleep_for(50us);
-    }
-  });
   std::vector<Background> producers;
   for (uint32_t p = 0; p < kProducers; ++p)
     producers.emplace_back([s, p] {
-      for (uint32_t i = 0; i < kPerProducer; ++i) s->q.push(p * kPerProducer + i);
+      for (uint32_t i = 0; i < kPerProducer; ++i) {
+        s->q.push(p * kPerProducer + i);
+        s->pushed.fetch_add(1);
+        if (i % kPokeEvery == 0) s->q.poke();
+      }
     });
-  for (auto& p : producers) ASSERT_TRUE(p.finishes_within(10s));
-  s->stop_poking = true;
-  ASSERT_TRUE(poker.finishes_within(2s));
+  for (auto& p : producers) ASSERT_TRUE(p.finishes([s] { return s->pushed.load(); }));
   s->q.close();
-  for (auto& c : consumers) ASSERT_TRUE(c.finishes_within(10s));
+  for (auto& c : consumers) ASSERT_TRUE(c.finishes([s] { return s->taken.load(); }));
 
   std::vector<int> seen(kProducers * kPerProducer, 0);
   for (const auto& mine : s->got)
@@ -506,7 +519,8 @@ TEST_P(BlockingQueueWakeups, PokesNeverLoseOrDuplicateItems) {
 
 TEST_P(BlockingQueueWakeups, PingPongNeverLosesAWakeup) {
   // Two threads hand a value back and forth: each pop() usually finds the
-  // queue empty and sleeps, so a lost wake-up stalls the exchange.
+  // queue empty and sleeps, so a lost wake-up stalls the exchange (no round
+  // for kHangGuard); a slow exchange is no failure.
   constexpr int kRounds = 3000;
   auto ping = std::make_shared<Queue>(spin());
   auto pong = std::make_shared<Queue>(spin());
@@ -522,14 +536,14 @@ TEST_P(BlockingQueueWakeups, PingPongNeverLosesAWakeup) {
       rounds->fetch_add(1);
     }
   });
-  const bool finished = driver.finishes_within(10s);
+  const bool finished = driver.finishes([rounds] { return static_cast<uint64_t>(rounds->load()); });
   ping->close();
   pong->close();
   EXPECT_TRUE(finished) << "stalled after " << rounds->load() << " rounds";
   EXPECT_EQ(rounds->load(), kRounds);
-  EXPECT_TRUE(echo.finishes_within(2s));
+  EXPECT_TRUE(echo.finishes());
   if (!finished) {
-    EXPECT_TRUE(driver.finishes_within(2s));
+    EXPECT_TRUE(driver.finishes());
   }
 }
 
@@ -540,6 +554,7 @@ TEST_P(BlockingQueueWakeups, ManyProducersManyConsumersDeliverEachItemExactlyOnc
     BlockingQueue<uint32_t> q;
     std::vector<std::vector<uint32_t>> got;
     std::atomic<int> refused{0};
+    std::atomic<uint64_t> pushed{0}, taken{0};
   };
   auto s = std::make_shared<Shared>(spin());
   std::vector<Background> consumers;
@@ -547,24 +562,30 @@ TEST_P(BlockingQueueWakeups, ManyProducersManyConsumersDeliverEachItemExactlyOnc
     consumers.emplace_back([s, c] {
       auto& mine = s->got[c];
       if (c % 2 == 0) {
-        while (auto v = s->q.pop()) mine.push_back(*v);
+        while (auto v = s->q.pop()) {
+          mine.push_back(*v);
+          s->taken.fetch_add(1);
+        }
       } else {
         for (;;) {
           auto batch = s->q.pop_all();
           if (batch.empty()) break;
           mine.insert(mine.end(), batch.begin(), batch.end());
+          s->taken.fetch_add(batch.size());
         }
       }
     });
   std::vector<Background> producers;
   for (uint32_t p = 0; p < kProducers; ++p)
     producers.emplace_back([s, p] {
-      for (uint32_t i = 0; i < kPerProducer; ++i)
+      for (uint32_t i = 0; i < kPerProducer; ++i) {
         if (!s->q.push(p << 20 | i)) s->refused.fetch_add(1);
+        s->pushed.fetch_add(1);
+      }
     });
-  for (auto& p : producers) ASSERT_TRUE(p.finishes_within(10s));
+  for (auto& p : producers) ASSERT_TRUE(p.finishes([s] { return s->pushed.load(); }));
   s->q.close();
-  for (auto& c : consumers) ASSERT_TRUE(c.finishes_within(10s));
+  for (auto& c : consumers) ASSERT_TRUE(c.finishes([s] { return s->taken.load(); }));
 
   EXPECT_EQ(s->refused.load(), 0);
   std::vector<int> seen(kProducers * kPerProducer, 0);
@@ -599,12 +620,16 @@ TEST_P(BlockingQueueWakeups, ProducersRacingCloseLoseNothingThatWasAccepted) {
     std::vector<std::vector<uint32_t>> got;
     std::vector<std::atomic<uint32_t>> accepted;
     std::atomic<int> accepted_after_refusal{0};
+    std::atomic<uint64_t> taken{0};
   };
   auto s = std::make_shared<Shared>(spin());
   std::vector<Background> consumers;
   for (uint32_t c = 0; c < kConsumers; ++c)
     consumers.emplace_back([s, c] {
-      while (auto v = s->q.pop()) s->got[c].push_back(*v);
+      while (auto v = s->q.pop()) {
+        s->got[c].push_back(*v);
+        s->taken.fetch_add(1);
+      }
     });
   std::vector<Background> producers;
   for (uint32_t p = 0; p < kProducers; ++p)
@@ -626,10 +651,10 @@ TEST_P(BlockingQueueWakeups, ProducersRacingCloseLoseNothingThatWasAccepted) {
     for (auto& a : s->accepted) n += a.load();
     return n;
   };
-  EXPECT_TRUE(eventually([&] { return total_accepted() >= 3000; }, 5s));
+  EXPECT_TRUE(eventually([&] { return total_accepted() >= 3000; }));
   s->q.close();
-  for (auto& p : producers) ASSERT_TRUE(p.finishes_within(5s));
-  for (auto& c : consumers) ASSERT_TRUE(c.finishes_within(5s));
+  for (auto& p : producers) ASSERT_TRUE(p.finishes());
+  for (auto& c : consumers) ASSERT_TRUE(c.finishes([s] { return s->taken.load(); }));
 
   EXPECT_EQ(s->accepted_after_refusal.load(), 0);
   std::vector<std::vector<int>> seen(kProducers);
@@ -669,11 +694,9 @@ TEST_P(BlockingQueueWakeups, DrainRacingProducersLosesNothing) {
   auto take = [&] {
     for (uint32_t v : s->q.drain()) ++seen.at(v);
   };
-  const auto deadline = Clock::now() + 10s;
-  while (std::any_of(producers.begin(), producers.end(), [](auto& p) { return !p.finished(); }) &&
-         Clock::now() < deadline)
-    take();
-  for (auto& p : producers) ASSERT_TRUE(p.finishes_within(2s));
+  // The producers never block (the queue is unbounded): drain until they are done.
+  while (std::any_of(producers.begin(), producers.end(), [](auto& p) { return !p.finished(); })) take();
+  for (auto& p : producers) ASSERT_TRUE(p.finishes());
   take();
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 0), 0);
   EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](int n) { return n > 1; }), 0);

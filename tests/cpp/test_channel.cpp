@@ -31,6 +31,7 @@ using interpool::rt::Channel;
 using interpool::rt::ChannelStatus;
 using interpool::rt::Handle;
 using interpool::rt::Payload;
+using interpool::test::kHangGuard;
 using interpool::test::NoopHandler;
 using Clock = std::chrono::steady_clock;
 
@@ -104,9 +105,7 @@ TEST(Channel, GetHonoursItsTimeout) {
   Payload out;
   const auto t0 = Clock::now();
   EXPECT_EQ(ch.get(out, 60ms), ChannelStatus::TimedOut);
-  const auto took = Clock::now() - t0;
-  EXPECT_GE(took, 60ms);
-  EXPECT_LT(took, 2s);
+  EXPECT_GE(Clock::now() - t0, 60ms);
 }
 
 TEST(Channel, PutHonoursItsTimeoutWhenFull) {
@@ -116,9 +115,7 @@ TEST(Channel, PutHonoursItsTimeoutWhenFull) {
   ASSERT_EQ(ch.put(b), ChannelStatus::Ok);
   const auto t0 = Clock::now();
   EXPECT_EQ(ch.put(c, 60ms), ChannelStatus::TimedOut);
-  const auto took = Clock::now() - t0;
-  EXPECT_GE(took, 60ms);
-  EXPECT_LT(took, 2s);
+  EXPECT_GE(Clock::now() - t0, 60ms);
   EXPECT_EQ(c.bytes, "c");
 }
 
@@ -126,27 +123,26 @@ TEST(Channel, PutHonoursItsTimeoutWhenFull) {
 
 TEST(Channel, PutWakesASleepingGetter) {
   Channel ch;
-  Blocked getter([&](Payload& out) { return ch.get(out, 10s); });
+  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch)) << "a getter must sleep in futex, not poll";
   EXPECT_FALSE(getter.done.load());
   Payload p = msg("hello");
   ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
   EXPECT_EQ(getter.join(), ChannelStatus::Ok);
   EXPECT_EQ(getter.item.bytes, "hello");
-  EXPECT_LT(getter.took, 5s);
 }
 
 TEST(Channel, GetWakesASleepingPutter) {
   Channel ch(1);
   Payload a = msg("a");
   ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
-  Blocked putter([&](Payload& item) { return ch.put(item, 10s); }, msg("b"));
+  Blocked putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
   ASSERT_TRUE(putter.asleep_on(ch)) << "a putter on a full channel must sleep in futex, not poll";
   Payload out;
   ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
   EXPECT_EQ(out.bytes, "a");
   EXPECT_EQ(putter.join(), ChannelStatus::Ok);
-  ASSERT_EQ(ch.get(out, 1s), ChannelStatus::Ok);
+  ASSERT_EQ(ch.get(out, kHangGuard), ChannelStatus::Ok);
   EXPECT_EQ(out.bytes, "b");
 }
 
@@ -154,7 +150,7 @@ TEST(Channel, EachPutWakesADifferentSleepingGetter) {
   Channel ch;
   std::vector<std::unique_ptr<Blocked>> getters;
   for (int i = 0; i < 4; ++i) {
-    getters.push_back(std::make_unique<Blocked>([&](Payload& out) { return ch.get(out, 10s); }));
+    getters.push_back(std::make_unique<Blocked>([&](Payload& out) { return ch.get(out, kHangGuard); }));
     ASSERT_TRUE(getters.back()->asleep_on(ch));
   }
   for (int i = 0; i < 4; ++i) {
@@ -164,7 +160,6 @@ TEST(Channel, EachPutWakesADifferentSleepingGetter) {
   std::vector<std::string> got;
   for (auto& g : getters) {
     EXPECT_EQ(g->join(), ChannelStatus::Ok);
-    EXPECT_LT(g->took, 5s);
     got.push_back(g->item.bytes);
   }
   std::sort(got.begin(), got.end());
@@ -174,15 +169,14 @@ TEST(Channel, EachPutWakesADifferentSleepingGetter) {
 TEST(Channel, GetReportsInterruptedWhenASignalArrives) {
   NoopHandler handler(SIGUSR1);
   Channel ch;
-  Blocked getter([&](Payload& out) { return ch.get(out, 5s); });
+  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch));
   getter.interrupt();
   EXPECT_EQ(getter.join(), ChannelStatus::Interrupted);
-  EXPECT_LT(getter.took, 3s);
   Payload p = msg("still works");
   ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
   Payload out;
-  EXPECT_EQ(ch.get(out, 1s), ChannelStatus::Ok);
+  EXPECT_EQ(ch.get(out, kHangGuard), ChannelStatus::Ok);
 }
 
 TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
@@ -190,7 +184,7 @@ TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
   Channel ch(1);
   Payload a = msg("a");
   ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
-  Blocked putter([&](Payload& item) { return ch.put(item, 5s); }, msg("b"));
+  Blocked putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
   ASSERT_TRUE(putter.asleep_on(ch));
   putter.interrupt();
   EXPECT_EQ(putter.join(), ChannelStatus::Interrupted);
@@ -200,7 +194,7 @@ TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
 
 TEST(Channel, WithoutSpinningGetStillBlocksAndWakes) {
   Channel ch(0, std::chrono::nanoseconds(0));
-  Blocked getter([&](Payload& out) { return ch.get(out, 10s); });
+  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch));
   Payload p = msg("x");
   ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
@@ -237,18 +231,17 @@ TEST(Channel, CloseWakesEveryBlockedGetterAndPutter) {
   ASSERT_EQ(full.put(x), ChannelStatus::Ok);
   std::vector<std::unique_ptr<Blocked>> waiters;
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Blocked>([&](Payload& out) { return empty.get(out, 10s); }));
+    waiters.push_back(std::make_unique<Blocked>([&](Payload& out) { return empty.get(out, kHangGuard); }));
     ASSERT_TRUE(waiters.back()->asleep_on(empty));
   }
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Blocked>([&](Payload& item) { return full.put(item, 10s); }, msg("y")));
+    waiters.push_back(std::make_unique<Blocked>([&](Payload& item) { return full.put(item, kHangGuard); }, msg("y")));
     ASSERT_TRUE(waiters.back()->asleep_on(full));
   }
   empty.close();
   full.close();
   for (auto& w : waiters) {
     EXPECT_EQ(w->join(), ChannelStatus::Closed);
-    EXPECT_LT(w->took, 5s);
   }
   Payload out;
   EXPECT_EQ(full.get(out), ChannelStatus::Ok) << "the item queued before close() is still there";
@@ -313,7 +306,7 @@ TEST(Channel, ManyProducersAndConsumersAccountForEveryItemOnce) {
     threads.emplace_back([&] {
       for (;;) {
         Payload out;
-        ChannelStatus s = ch.get(out, 20s);
+        ChannelStatus s = ch.get(out, kHangGuard);
         if (s == ChannelStatus::Closed) break;
         ASSERT_EQ(s, ChannelStatus::Ok);
         seen[std::stoi(out.bytes)].fetch_add(1);
@@ -325,7 +318,7 @@ TEST(Channel, ManyProducersAndConsumersAccountForEveryItemOnce) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kItems; ++i) {
         Payload item = msg(std::to_string(p * kItems + i));
-        ASSERT_EQ(ch.put(item, 20s), ChannelStatus::Ok);
+        ASSERT_EQ(ch.put(item, kHangGuard), ChannelStatus::Ok);
       }
     });
   for (auto& t : producers) t.join();
@@ -342,21 +335,42 @@ TEST(Channel, ManyProducersAndConsumersAccountForEveryItemOnce) {
 }
 
 TEST(Channel, PingPongNeverLosesAWakeUp) {
+  // Each get usually finds the channel empty and sleeps: a lost wake-up
+  // leaves a get to run into kHangGuard (TimedOut).  On any failure both
+  // channels are closed, so that the other side stops too.
   Channel ping, pong;
   constexpr int kRounds = 20000;
+  ChannelStatus echo_failed = ChannelStatus::Ok;
   std::thread echo([&] {
     for (int i = 0; i < kRounds; ++i) {
       Payload p;
-      ASSERT_EQ(ping.get(p, 10s), ChannelStatus::Ok);
-      ASSERT_EQ(pong.put(p), ChannelStatus::Ok);
+      ChannelStatus s = ping.get(p, kHangGuard);
+      if (s == ChannelStatus::Ok) s = pong.put(p);
+      if (s != ChannelStatus::Ok) {
+        echo_failed = s;
+        pong.close();
+        return;
+      }
     }
   });
-  for (int i = 0; i < kRounds; ++i) {
-    Payload p = msg(std::to_string(i));
-    ASSERT_EQ(ping.put(p), ChannelStatus::Ok);
+  int rounds = 0;
+  ChannelStatus failed = ChannelStatus::Ok;
+  std::string wrong;
+  for (; rounds < kRounds; ++rounds) {
+    Payload p = msg(std::to_string(rounds));
     Payload back;
-    ASSERT_EQ(pong.get(back, 10s), ChannelStatus::Ok);
-    ASSERT_EQ(back.bytes, std::to_string(i));
+    failed = ping.put(p);
+    if (failed == ChannelStatus::Ok) failed = pong.get(back, kHangGuard);
+    if (failed != ChannelStatus::Ok) break;
+    if (back.bytes != std::to_string(rounds)) {
+      wrong = back.bytes;
+      break;
+    }
   }
+  ping.close();
   echo.join();
+  EXPECT_EQ(rounds, kRounds) << "stopped in round " << rounds;
+  EXPECT_EQ(failed, ChannelStatus::Ok);
+  EXPECT_EQ(wrong, "");
+  EXPECT_EQ(echo_failed, ChannelStatus::Ok);
 }

@@ -1,4 +1,15 @@
 // tests/cpp/test_support.hpp: helpers shared by the runtime's GoogleTest files (threads, futex sleeps, signals).
+//
+// The tests assert behaviour, never speed: they must pass on a 2-core machine
+// that other processes keep busy, also under TSan and ASan (several times
+// slower).  So
+//   - a wait that must be woken is given kHangGuard as its timeout and must
+//     return Woken: a lost wake-up still fails (slowly) instead of hanging;
+//   - a wait that must time out returns TimedOut and took at least its
+//     timeout (lower bounds only);
+//   - "the thread is asleep before we act" is seen in /proc (sleeps_in_futex),
+//     never assumed after a sleep_for;
+//   - kHangGuard bounds waits for what must happen, never how fast it happens.
 #pragma once
 
 #include <pthread.h>
@@ -19,8 +30,16 @@ namespace interpool::test {
 
 using namespace std::chrono_literals;
 
+/// How long a test waits for something that must happen (a wake-up, a thread
+/// finishing, a thread going to sleep) before it gives up and fails.  Far
+/// beyond anything a loaded or sanitized machine needs, and below ctest's
+/// per-test TIMEOUT (tests/cpp/CMakeLists.txt), so that the test, not ctest,
+/// reports what went wrong.
+inline constexpr std::chrono::seconds kHangGuard{120};
+
 /// Polls `cond` every millisecond until it holds (true) or `limit` passes (false).
-inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds limit = kHangGuard) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!cond()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -29,27 +48,74 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
   return true;
 }
 
-/// Polls /proc until thread `tid` sleeps in futex(2) on a word inside the
-/// object at [obj, obj + len).  False after `limit`.  Where /proc cannot
-/// tell, sleeps a little and says yes.
-inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len,
-                            std::chrono::milliseconds limit = 2000ms) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  const auto base = reinterpret_cast<std::uintptr_t>(obj);
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    std::ifstream in(path);
-    if (!in) {
-      std::this_thread::sleep_for(50ms);
-      return true;
+/// Waits until `done()` holds (true).  Gives up (false) only once `progress()`
+/// has not changed for kHangGuard: a long run that keeps moving is slowness,
+/// which no test asserts on; one that stands still is a lost wake-up.
+inline bool completes(const std::function<bool()>& done, const std::function<uint64_t()>& progress) {
+  uint64_t last = progress();
+  auto stalled_since = std::chrono::steady_clock::now();
+  while (!done()) {
+    const uint64_t now_at = progress();
+    const auto now = std::chrono::steady_clock::now();
+    if (now_at != last) {
+      last = now_at;
+      stalled_since = now;
+    } else if (now - stalled_since >= kHangGuard) {
+      return false;
     }
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+namespace detail {
+
+/// What /proc says about thread `tid`: 1 asleep in futex(2) on a word in
+/// [base, base + len) (any word if len is 0), 0 not (yet), -1 cannot tell.
+inline int futex_sleep_state(pid_t tid, std::uintptr_t base, std::size_t len) {
+  const std::string dir = "/proc/self/task/" + std::to_string(tid) + "/";
+  {
+    // "<nr> <arg0> ..." while blocked in a system call; "running" otherwise.
+    std::ifstream in(dir + "syscall");
     std::string nr, arg0;
-    in >> nr >> arg0;
-    if (nr == std::to_string(SYS_futex)) {
+    if (in >> nr) {
+      if (nr != std::to_string(SYS_futex)) return 0;
+      if (!(in >> arg0)) return 0;
+      if (len == 0) return 1;
       const auto addr = std::stoull(arg0, nullptr, 16);
-      if (addr >= base && addr < base + len) return true;
+      return addr >= base && addr < base + len ? 1 : 0;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+  }
+  // No syscall file (some sandboxes): the state letter and the wait channel.
+  // Weaker (the word is not known), still never a guess from elapsed time.
+  std::ifstream stat(dir + "stat");
+  std::string line;
+  if (!std::getline(stat, line)) return -1;
+  const auto paren = line.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= line.size()) return -1;
+  if (line[paren + 2] != 'S') return 0;
+  std::ifstream wchan_file(dir + "wchan");
+  std::string wchan;
+  if (!(wchan_file >> wchan) || wchan == "0") return 1;  // wait channel hidden: state only
+  return wchan.find("futex") != std::string::npos ? 1 : 0;
+}
+
+}  // namespace detail
+
+/// Polls /proc until thread `tid` sleeps in futex(2) on a word inside the
+/// object at [obj, obj + len) (on any word if `obj` is null).  False if
+/// `gave_up()` holds first (say, the thread returned: it will never sleep
+/// there now), after kHangGuard, or where /proc cannot tell at all.
+inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len,
+                            const std::function<bool()>& gave_up = {}) {
+  const auto base = reinterpret_cast<std::uintptr_t>(obj);
+  const std::size_t span = obj ? len : 0;
+  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  for (;;) {
+    const int state = detail::futex_sleep_state(tid, base, span);
+    if (state == 1) return true;
+    if (state < 0) return false;
+    if ((gave_up && gave_up()) || std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(1ms);
   }
 }
@@ -104,16 +170,17 @@ struct Blocked {
     });
     while (tid.load() == 0) std::this_thread::yield();
   }
-  /// True once the thread sleeps in futex(2) on a word inside `obj` (see sleeps_in_futex).
+  /// True once the thread sleeps in futex(2) on a word inside `obj`; false
+  /// at once if the call returns instead (see sleeps_in_futex).
   template <class T>
-  bool asleep_on(const T& obj, std::chrono::milliseconds limit = 2000ms) {
-    return sleeps_in_futex(tid, &obj, sizeof(T), limit);
+  bool asleep_on(const T& obj) {
+    return sleeps_in_futex(tid, &obj, sizeof(T), [this] { return done.load(); });
   }
-  /// Sends SIGUSR1 until the call returns, for at most 2 s (a signal may land
-  /// just before the thread enters the kernel).
+  /// Sends SIGUSR1 until the call returns (a signal may land just before the
+  /// thread enters the kernel), for at most kHangGuard.
   void interrupt() {
     const auto t0 = std::chrono::steady_clock::now();
-    while (!done.load() && std::chrono::steady_clock::now() - t0 < 2s) {
+    while (!done.load() && std::chrono::steady_clock::now() - t0 < kHangGuard) {
       pthread_kill(thread.native_handle(), SIGUSR1);
       std::this_thread::sleep_for(5ms);
     }

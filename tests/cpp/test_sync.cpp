@@ -34,6 +34,7 @@ using interpool::rt::RLock;
 using interpool::rt::Semaphore;
 using interpool::rt::WaitStatus;
 using interpool::test::Blocked;
+using interpool::test::kHangGuard;
 using interpool::test::NoopHandler;
 using Clock = std::chrono::steady_clock;
 using Result = Barrier::Result;
@@ -66,21 +67,18 @@ TEST(Semaphore, AcquireTimesOutWhenNoUnitIsFree) {
   Semaphore sem(0);
   const auto t0 = Clock::now();
   EXPECT_EQ(sem.acquire(50ms), WaitStatus::TimedOut);
-  const auto took = Clock::now() - t0;
-  EXPECT_GE(took, 50ms);
-  EXPECT_LT(took, 2s);
+  EXPECT_GE(Clock::now() - t0, 50ms);
   EXPECT_EQ(sem.acquire(0ns), WaitStatus::TimedOut);
   EXPECT_EQ(sem.value(), 0u);
 }
 
 TEST(Semaphore, ReleaseWakesASleepingWaiter) {
   Semaphore sem(0);
-  BlockedWait w([&] { return sem.acquire(10s); });
+  BlockedWait w([&] { return sem.acquire(kHangGuard); });
   ASSERT_TRUE(w.asleep_on(sem)) << "a waiter must sleep in futex, not poll";
   EXPECT_FALSE(w.done.load());
   sem.release();
   EXPECT_EQ(w.join(), WaitStatus::Woken);
-  EXPECT_LT(w.took, 5s);
   EXPECT_EQ(sem.value(), 0u) << "the waiter took the unit";
 }
 
@@ -88,7 +86,7 @@ TEST(Semaphore, ReleaseOfNWakesNWaiters) {
   Semaphore sem(0);
   std::vector<std::unique_ptr<BlockedWait>> waiters;
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<BlockedWait>([&] { return sem.acquire(10s); }));
+    waiters.push_back(std::make_unique<BlockedWait>([&] { return sem.acquire(kHangGuard); }));
     ASSERT_TRUE(waiters.back()->asleep_on(sem));
   }
   sem.release(3);
@@ -122,7 +120,7 @@ TEST(Semaphore, NeverAdmitsMoreHoldersThanItsValue) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 2000; ++i) {
-        ASSERT_EQ(sem.acquire(10s), WaitStatus::Woken);
+        ASSERT_EQ(sem.acquire(kHangGuard), WaitStatus::Woken);
         int now = holders.fetch_add(1) + 1;
         int seen = most.load();
         while (now > seen && !most.compare_exchange_weak(seen, now)) {
@@ -142,14 +140,13 @@ TEST(Semaphore, NeverAdmitsMoreHoldersThanItsValue) {
 TEST(Semaphore, AcquireReportsInterruptedWhenASignalArrives) {
   NoopHandler handler(SIGUSR1);
   Semaphore sem(0);
-  BlockedWait w([&] { return sem.acquire(5s); });
+  BlockedWait w([&] { return sem.acquire(kHangGuard); });
   ASSERT_TRUE(w.asleep_on(sem));
   w.interrupt();
   EXPECT_EQ(w.join(), WaitStatus::Interrupted);
-  EXPECT_LT(w.took, 3s);
   EXPECT_EQ(sem.value(), 0u);
   sem.release();
-  EXPECT_EQ(sem.acquire(1s), WaitStatus::Woken) << "an interrupted wait leaves the semaphore usable";
+  EXPECT_EQ(sem.acquire(kHangGuard), WaitStatus::Woken) << "an interrupted wait leaves the semaphore usable";
 }
 
 // ==================================================================== Mutex
@@ -170,9 +167,7 @@ TEST(Mutex, LockTimesOutWhileHeld) {
   ASSERT_TRUE(m.try_lock());
   const auto t0 = Clock::now();
   EXPECT_EQ(m.lock(50ms), WaitStatus::TimedOut);
-  const auto took = Clock::now() - t0;
-  EXPECT_GE(took, 50ms);
-  EXPECT_LT(took, 2s);
+  EXPECT_GE(Clock::now() - t0, 50ms);
   EXPECT_EQ(m.lock(0ns), WaitStatus::TimedOut);
   EXPECT_TRUE(m.unlock());
   EXPECT_EQ(m.lock(0ns), WaitStatus::Woken);
@@ -188,7 +183,7 @@ TEST(Mutex, AnotherThreadMayUnlock) {
 TEST(Mutex, UnlockWakesASleepingLocker) {
   Mutex m;
   ASSERT_TRUE(m.try_lock());
-  BlockedWait w([&] { return m.lock(10s); });
+  BlockedWait w([&] { return m.lock(kHangGuard); });
   ASSERT_TRUE(w.asleep_on(m)) << "a blocked locker must sleep in futex, not poll";
   EXPECT_FALSE(w.done.load());
   m.unlock();
@@ -203,7 +198,7 @@ TEST(Mutex, ExcludesUnderContention) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 20000; ++i) {
-        ASSERT_EQ(m.lock(10s), WaitStatus::Woken);
+        ASSERT_EQ(m.lock(kHangGuard), WaitStatus::Woken);
         long v = counter;
         if (i % 256 == 0) std::this_thread::yield();
         counter = v + 1;
@@ -219,7 +214,7 @@ TEST(Mutex, LockReportsInterruptedWhenASignalArrives) {
   NoopHandler handler(SIGUSR1);
   Mutex m;
   ASSERT_TRUE(m.try_lock());
-  BlockedWait w([&] { return m.lock(5s); });
+  BlockedWait w([&] { return m.lock(kHangGuard); });
   ASSERT_TRUE(w.asleep_on(m));
   w.interrupt();
   EXPECT_EQ(w.join(), WaitStatus::Interrupted);
@@ -278,13 +273,15 @@ TEST(RLock, ReleaseWakesAnotherThread) {
   ASSERT_TRUE(l.try_acquire());
   std::atomic<bool> held_by_other{false};
   Blocked<WaitStatus> w([&] {
-    WaitStatus s = l.acquire(10s);
+    WaitStatus s = l.acquire(kHangGuard);
     held_by_other = l.owned_by_current_thread();
     if (s == WaitStatus::Woken) l.release();
     return s;
   });
   ASSERT_TRUE(w.asleep_on(l));
   l.release();
+  EXPECT_TRUE(l.owned_by_current_thread()) << "one level is still held";
+  EXPECT_EQ(l.count(), 1u);
   EXPECT_FALSE(w.done.load()) << "one level is still held";
   l.release();
   EXPECT_EQ(w.join(), WaitStatus::Woken);
@@ -310,7 +307,7 @@ TEST(RLock, ExcludesUnderContention) {
   for (int t = 0; t < 6; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 10000; ++i) {
-        ASSERT_EQ(l.acquire(10s), WaitStatus::Woken);
+        ASSERT_EQ(l.acquire(kHangGuard), WaitStatus::Woken);
         ASSERT_EQ(l.acquire(0ns), WaitStatus::Woken);
         long v = counter;
         if (i % 256 == 0) std::this_thread::yield();
@@ -348,23 +345,18 @@ TEST(Event, WaitTimesOutWhileUnset) {
   Event ev;
   const auto t0 = Clock::now();
   EXPECT_EQ(ev.wait(50ms), WaitStatus::TimedOut);
-  const auto took = Clock::now() - t0;
-  EXPECT_GE(took, 50ms);
-  EXPECT_LT(took, 2s);
+  EXPECT_GE(Clock::now() - t0, 50ms);
 }
 
 TEST(Event, SetWakesEveryWaiter) {
   Event ev;
   std::vector<std::unique_ptr<BlockedWait>> waiters;
   for (int i = 0; i < 4; ++i) {
-    waiters.push_back(std::make_unique<BlockedWait>([&] { return ev.wait(10s); }));
+    waiters.push_back(std::make_unique<BlockedWait>([&] { return ev.wait(kHangGuard); }));
     ASSERT_TRUE(waiters.back()->asleep_on(ev)) << "a waiter must sleep in futex, not poll";
   }
   ev.set();
-  for (auto& w : waiters) {
-    EXPECT_EQ(w->join(), WaitStatus::Woken);
-    EXPECT_LT(w->took, 5s);
-  }
+  for (auto& w : waiters) EXPECT_EQ(w->join(), WaitStatus::Woken);
 }
 
 TEST(Event, ASetThatWasClearedAgainStillCountsForWaitersFromBefore) {
@@ -381,7 +373,7 @@ TEST(Event, ASetThatWasClearedAgainStillCountsForWaitersFromBefore) {
 TEST(Event, WaitReportsInterruptedWhenASignalArrives) {
   NoopHandler handler(SIGUSR1);
   Event ev;
-  BlockedWait w([&] { return ev.wait(5s); });
+  BlockedWait w([&] { return ev.wait(kHangGuard); });
   ASSERT_TRUE(w.asleep_on(ev));
   w.interrupt();
   EXPECT_EQ(w.join(), WaitStatus::Interrupted);
@@ -396,7 +388,7 @@ TEST(Event, NeverMissesASet) {
       for (int k = 0; k < i % 50; ++k) interpool::rt::cpu_relax();
       ev.set();
     });
-    EXPECT_EQ(ev.wait(5s), WaitStatus::Woken) << "round " << i;
+    EXPECT_EQ(ev.wait(kHangGuard), WaitStatus::Woken) << "round " << i;
     setter.join();
   }
 }
@@ -406,8 +398,8 @@ TEST(Event, NeverMissesASet) {
 namespace {
 
 /// One party's full wait, as the binding does it (no action).
-Result pass(Barrier& b, uint32_t& index, interpool::rt::Timeout timeout = 10s) {
-  Result r = b.arrive(index, 10s);
+Result pass(Barrier& b, uint32_t& index, interpool::rt::Timeout timeout = kHangGuard) {
+  Result r = b.arrive(index, kHangGuard);
   if (r != Result::Ok) return r;
   if (index + 1 == b.parties()) {
     r = b.trip(true);
@@ -475,14 +467,14 @@ TEST(Barrier, AFailedActionBreaksItForEveryone) {
   Blocked<Result> w1([&] { return pass(b, i1); });
   ASSERT_TRUE(w1.asleep_on(b));
   uint32_t last = 0;
-  ASSERT_EQ(b.arrive(last, 1s), Result::Ok);
+  ASSERT_EQ(b.arrive(last, kHangGuard), Result::Ok);
   ASSERT_EQ(last, 1u);
   EXPECT_EQ(b.trip(false), Result::Broken);
   b.leave();
   EXPECT_EQ(w1.join(), Result::Broken);
   EXPECT_TRUE(b.broken());
   uint32_t i = 0;
-  EXPECT_EQ(b.arrive(i, 1s), Result::Broken) << "stays broken until reset()";
+  EXPECT_EQ(b.arrive(i, kHangGuard), Result::Broken) << "stays broken until reset()";
 }
 
 TEST(Barrier, AbortBreaksCurrentAndFutureWaitersUntilReset) {
@@ -524,7 +516,7 @@ TEST(Barrier, ResetBreaksCurrentWaitersOnlyOnce) {
 TEST(Barrier, AResetWhileTheActionRunsBreaksTheTrip) {
   Barrier b(1);
   uint32_t index = 9;
-  ASSERT_EQ(b.arrive(index, 1s), Result::Ok);
+  ASSERT_EQ(b.arrive(index, kHangGuard), Result::Ok);
   EXPECT_EQ(index, 0u);
   b.reset();  // while "the action runs"
   EXPECT_EQ(b.trip(true), Result::Broken);
@@ -538,7 +530,7 @@ TEST(Barrier, ArrivalsWaitWhileTheActionRuns) {
   // next cycle that arrives meanwhile must wait, not join this cycle.
   Barrier b(1);
   uint32_t first = 9;
-  ASSERT_EQ(b.arrive(first, 1s), Result::Ok);  // tripping now
+  ASSERT_EQ(b.arrive(first, kHangGuard), Result::Ok);  // tripping now
   uint32_t second = 9;
   EXPECT_EQ(b.arrive(second, 20ms), Result::Pending);
   Blocked<Result> next([&] { return pass(b, second); });
@@ -552,7 +544,7 @@ TEST(Barrier, ArrivalsWaitWhileTheActionRuns) {
 TEST(Barrier, AwaitReturnsPendingWhenItsSliceEnds) {
   Barrier b(2);
   uint32_t index = 9;
-  ASSERT_EQ(b.arrive(index, 1s), Result::Ok);
+  ASSERT_EQ(b.arrive(index, kHangGuard), Result::Ok);
   const auto t0 = Clock::now();
   EXPECT_EQ(b.await(30ms), Result::Pending);
   EXPECT_GE(Clock::now() - t0, 30ms);

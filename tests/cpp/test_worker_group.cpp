@@ -24,7 +24,7 @@
 using namespace std::chrono_literals;
 using interpool::rt::WorkerGroup;
 using interpool::test::eventually;
-using Clock = std::chrono::steady_clock;
+using interpool::test::sleeps_in_futex;
 
 namespace {
 
@@ -81,9 +81,19 @@ std::string thread_name() {
   return buf;
 }
 
-/// Blocks until `flag` is set, for at most `limit`.
-void await(const std::atomic<bool>& flag, std::chrono::milliseconds limit = 5s) {
-  eventually([&] { return flag.load(); }, limit);
+/// Blocks until `flag` is set (a test failure after kHangGuard).
+void await(const std::atomic<bool>& flag) {
+  EXPECT_TRUE(eventually([&] { return flag.load(); })) << "never released";
+}
+
+/// Sets `release` once thread `tid` sleeps in futex(2) (blocked in a join or
+/// on a lock), or once `gave_up` is set (it returned without blocking).
+std::thread release_when_asleep(pid_t tid, std::atomic<bool>& release, const std::atomic<bool>& gave_up,
+                                const void* on = nullptr, std::size_t len = 0) {
+  return std::thread([tid, &release, &gave_up, on, len] {
+    sleeps_in_futex(tid, on, len, [&] { return gave_up.load(); });
+    release = true;
+  });
 }
 
 }  // namespace
@@ -91,15 +101,23 @@ void await(const std::atomic<bool>& flag, std::chrono::milliseconds limit = 5s) 
 // ------------------------------------------------------------ spawn and join
 
 TEST(WorkerGroup, RunsEveryBodyAndJoinAllWaitsForThem) {
+  // The bodies are held until this thread sleeps inside join_all(): a
+  // join_all() that did not wait for them would return before they finish.
   WorkerGroup group;
   std::atomic<int> finished{0};
+  std::atomic<bool> release{false}, joined{false};
   for (int i = 0; i < 4; ++i)
     group.spawn("w", [&] {
-      std::this_thread::sleep_for(30ms);
+      await(release);
       finished.fetch_add(1);
     });
+  std::thread releaser = release_when_asleep(gettid(), release, joined);
   group.join_all();
-  EXPECT_EQ(finished.load(), 4);
+  const int seen = finished.load();
+  joined = true;
+  releaser.join();
+  group.join_all();  // frees nothing but the bodies of a join_all() that did not wait
+  EXPECT_EQ(seen, 4);
 }
 
 TEST(WorkerGroup, BodiesRunConcurrently) {
@@ -111,7 +129,7 @@ TEST(WorkerGroup, BodiesRunConcurrently) {
   for (int i = 0; i < kThreads; ++i)
     group.spawn("meet", [&] {
       arrived.fetch_add(1);
-      if (eventually([&] { return arrived.load() == kThreads; }, 5s)) met.fetch_add(1);
+      if (eventually([&] { return arrived.load() == kThreads; })) met.fetch_add(1);
     });
   group.join_all();
   EXPECT_EQ(met.load(), kThreads);
@@ -130,9 +148,7 @@ TEST(WorkerGroup, SizeCountsThreadsNotYetJoined) {
 
 TEST(WorkerGroup, JoinAllOnAnEmptyGroupReturnsAtOnce) {
   WorkerGroup group;
-  const auto t0 = Clock::now();
   group.join_all();
-  EXPECT_LT(Clock::now() - t0, 500ms);
   EXPECT_EQ(group.size(), 0u);
 }
 
@@ -151,16 +167,24 @@ TEST(WorkerGroup, JoinAllTwiceIsHarmlessAndTheGroupStaysUsable) {
 }
 
 TEST(WorkerGroup, DestructorJoinsEveryThread) {
+  // The bodies are held until this thread sleeps in the destructor (the
+  // only place it can block once every thread is spawned).
   std::atomic<int> finished{0};
+  std::atomic<bool> release{false}, destroyed{false};
+  std::thread releaser;
   {
     WorkerGroup group;
     for (int i = 0; i < 3; ++i)
       group.spawn("w", [&] {
-        std::this_thread::sleep_for(30ms);
+        await(release);
         finished.fetch_add(1);
       });
+    releaser = release_when_asleep(gettid(), release, destroyed);
   }
-  EXPECT_EQ(finished.load(), 3);
+  const int seen = finished.load();
+  destroyed = true;
+  releaser.join();
+  EXPECT_EQ(seen, 3);
 }
 
 TEST(WorkerGroup, ConcurrentSpawnsAreAllJoined) {
@@ -257,14 +281,17 @@ TEST(WorkerGroup, ProcessDirectedSignalsNeverLandOnAWorker) {
         running.fetch_add(1);
         await(release);
       });
-    EXPECT_TRUE(eventually([&] { return running.load() == 3; }, 2s));
+    EXPECT_TRUE(eventually([&] { return running.load() == 3; }));
     kill(getpid(), SIGUSR1);
-    std::this_thread::sleep_for(100ms);
-    EXPECT_EQ(g_hits.load(), 0) << "a worker took a process-directed signal";
+    // Had the kernel picked a worker (one with SIGUSR1 unblocked), that
+    // worker runs the handler the next time it returns to user space, before
+    // anything else: so once each worker has run after the kill, the signal
+    // either was handled on a worker or is still pending.
     release = true;
     group.join_all();
+    EXPECT_EQ(g_hits.load(), 0) << "a worker took a process-directed signal";
   }  // unblocks SIGUSR1 on this thread: the pending signal lands here, now
-  EXPECT_TRUE(eventually([] { return g_hits.load() > 0; }, 2s));
+  EXPECT_TRUE(eventually([] { return g_hits.load() > 0; }));
   EXPECT_EQ(g_hits.load(), 1);
   EXPECT_EQ(g_hit_thread.load(), static_cast<unsigned long>(pthread_self()));
   sigaction(SIGUSR1, &old, nullptr);
@@ -310,59 +337,63 @@ TEST(WorkerGroup, JoinAllFromInsideAWorkerDoesNotDeadlock) {
   WorkerGroup group;
   std::atomic<bool> returned{false};
   group.spawn("self-joiner", [&] {
-    eventually([&] { return group.size() == 1; }, 2s);  // spawn() has recorded this thread
+    eventually([&] { return group.size() == 1; });  // spawn() has recorded this thread
     group.join_all();
     returned = true;
   });
-  EXPECT_TRUE(eventually([&] { return returned.load(); }, 2s)) << "join_all() from a worker never returned";
+  EXPECT_TRUE(eventually([&] { return returned.load(); })) << "join_all() from a worker never returned";
   EXPECT_EQ(group.size(), 0u);
   group.join_all();
 }
 
 TEST(WorkerGroup, JoinAllFromInsideAWorkerJoinsTheOtherWorkers) {
+  // "other" is held until the joiner sleeps inside its join_all(): a
+  // join_all() that did not join it would return before it finished.
   WorkerGroup group;
   std::atomic<bool> release{false}, other_done{false}, returned{false}, saw_other_done{false};
+  std::atomic<pid_t> joiner_tid{0};
   group.spawn("other", [&] {
     await(release);
-    std::this_thread::sleep_for(20ms);
     other_done = true;
   });
   group.spawn("joiner", [&] {
-    eventually([&] { return group.size() == 2; }, 2s);  // spawn() has recorded both threads
+    joiner_tid = gettid();
+    eventually([&] { return group.size() == 2; });  // spawn() has recorded both threads
     group.join_all();
     saw_other_done = other_done.load();
     returned = true;
   });
-  std::this_thread::sleep_for(20ms);
-  release = true;
-  EXPECT_TRUE(eventually([&] { return returned.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return joiner_tid.load() != 0; }));
+  std::thread releaser = release_when_asleep(joiner_tid, release, returned);
+  EXPECT_TRUE(eventually([&] { return returned.load(); }));
+  releaser.join();
   EXPECT_TRUE(saw_other_done.load()) << "join_all() in a worker returned before the other worker finished";
+  group.join_all();
 }
 
 TEST(WorkerGroup, JoinAllReturnsOnlyOnceEveryOtherThreadHasFinished) {
   // A worker's join_all() has taken the threads and is joining them when the
   // owner calls join_all(): the owner's call must still not return before
   // every thread but that worker has finished ("joins every thread spawned
-  // so far"), or the owner may free what they still use.
+  // so far"), or the owner may free what they still use.  "slow" is held
+  // until the owner sleeps on the group inside its join_all().
   WorkerGroup group;
-  std::atomic<bool> release{false}, slow_done{false}, joiner_returned{false};
+  std::atomic<bool> release{false}, slow_done{false}, joiner_returned{false}, owner_returned{false};
   group.spawn("slow", [&] {
     await(release);
     slow_done = true;
   });
   group.spawn("joiner", [&] {
-    eventually([&] { return group.size() == 2; }, 2s);  // spawn() has recorded both threads
+    eventually([&] { return group.size() == 2; });  // spawn() has recorded both threads
     group.join_all();
     joiner_returned = true;
   });
-  ASSERT_TRUE(eventually([&] { return group.size() == 0; }, 2s)) << "the worker's join_all() never started";
-  std::thread releaser([&] {
-    std::this_thread::sleep_for(100ms);
-    release = true;
-  });
+  ASSERT_TRUE(eventually([&] { return group.size() == 0; })) << "the worker's join_all() never started";
+  std::thread releaser = release_when_asleep(gettid(), release, owner_returned, &group, sizeof group);
   group.join_all();
   const bool slow_was_done = slow_done.load();
+  owner_returned = true;
   releaser.join();
-  EXPECT_TRUE(eventually([&] { return joiner_returned.load(); }, 5s));  // keep our locals alive for it
+  EXPECT_TRUE(eventually([&] { return joiner_returned.load(); }));  // keep our locals alive for it
   EXPECT_TRUE(slow_was_done) << "join_all() returned while a thread of the group was still running";
 }
