@@ -790,6 +790,7 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
       std::lock_guard lock(g_exit_mutex);
       g_exiting = true;
     }
+    set_exit_thread();
     // An abandoned worker may still run Python code (an interrupt it has
     // not yet unwound, or code that swallows interrupts): park those
     // threads now, before CPython finalizes what they use.  A thread blocked

@@ -583,7 +583,7 @@ PyObject* task_settle(PyObject* o, PyObject* arg) {
       ReleasedGil released;
       status = task.wait(slice);
     }
-    if (status != rt::WaitStatus::Woken && PyErr_CheckSignals() < 0) return nullptr;
+    if (status != rt::WaitStatus::Woken && check_signals_and_interrupt() < 0) return nullptr;
   }
   if (task.state() == rt::Task::State::Done) {
     auto* engine = as_engine(self->engine);
@@ -601,7 +601,7 @@ PyObject* task_settle(PyObject* o, PyObject* arg) {
         ReleasedGil released;
         status = engine->core->output().wait_written(self->task->output_mark, slice);
       }
-      if (status != rt::WaitStatus::Woken && PyErr_CheckSignals() < 0) return nullptr;
+      if (status != rt::WaitStatus::Woken && check_signals_and_interrupt() < 0) return nullptr;
     }
     deliver(state_of_type(Py_TYPE(o)), engine->rebuild, *self->task);
   }

@@ -53,6 +53,23 @@ void park_thread_forever() {
 }
 
 namespace {
+/// The thread that runs the process's exit, once interpool's hook ran.
+std::atomic<unsigned long> g_exit_thread{0};
+}  // namespace
+
+void set_exit_thread() { g_exit_thread.store(PyThread_get_thread_ident()); }
+
+bool exit_must_park_this_thread() {
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!Py_IsFinalizing()) return false;
+#else
+  if (!_Py_IsFinalizing()) return false;
+#endif
+  unsigned long exit_thread = g_exit_thread.load();
+  return exit_thread != 0 && exit_thread != PyThread_get_thread_ident();
+}
+
+namespace {
 /// Threads parked by request_park(); a futex word, woken on each.
 std::atomic<uint32_t> g_parked{0};
 
@@ -92,8 +109,26 @@ void InterruptTarget::request(uint64_t serial, StopReason why) {
   if (_PyEval_AddPendingCall(interp, deliver_interrupt, this, 0) != 0) call_queued.store(false);
 }
 
+namespace {
+/// The target whose window is open on this thread (the worker's own).
+thread_local InterruptTarget* t_open_window = nullptr;
+}  // namespace
+
+int check_signals_and_interrupt() {
+  if (InterruptTarget* target = t_open_window) {
+    uint64_t window = target->window.load(std::memory_order_acquire);
+    uint64_t expected = window;
+    if (window != 0 && target->requested.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+      raise_task_interrupted(target->type, static_cast<StopReason>(target->reason.load()));
+      return -1;
+    }
+  }
+  return PyErr_CheckSignals();
+}
+
 InterruptWindow::InterruptWindow(InterruptTarget* target, uint64_t serial) : _target(target) {
   if (!_target) return;
+  t_open_window = _target;
   _target->window.store(serial, std::memory_order_release);
   uint64_t expected = serial;
   if (_target->requested.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
@@ -104,6 +139,7 @@ InterruptWindow::InterruptWindow(InterruptTarget* target, uint64_t serial) : _ta
 
 InterruptWindow::~InterruptWindow() {
   if (!_target) return;
+  t_open_window = nullptr;
   _target->window.store(0, std::memory_order_release);
   if (_target->async_sent) {
     // An exception handed over with SetAsyncExc that the task's code did not

@@ -66,6 +66,13 @@ class InterruptWindow {
   bool _raised = false;
 };
 
+/// What every blocking wait of the binding runs between its slices, with
+/// the GIL: signal handlers (Ctrl-C), and, on a worker thread whose task is
+/// asked to stop, TaskInterrupted.  -1 with the exception set, else 0.  So a
+/// task blocked in Queue.get(), Event.wait() or Future.result() stops within
+/// one slice of an interrupt() or a timeout, with its worker kept.
+int check_signals_and_interrupt();
+
 /// Sets TaskInterrupted with a message for `why` (worker's GIL).
 void raise_task_interrupted(PyObject* type, StopReason why);
 
@@ -78,8 +85,11 @@ void raise_task_interrupted(PyObject* type, StopReason why);
 PyObject* call_user_code(PyObject* fn, PyObject* args, PyObject* kwargs);
 
 /// Blocks the calling thread for good, holding nothing: for a thread that
-/// the exiting process must no longer hear from.
+/// the exiting process must no longer hear from.  (Declared in ref.hpp.)
 [[noreturn]] void park_thread_forever();
+/// Names the thread that runs the process's exit (interpool's exit hook, on
+/// the finalizing thread): see exit_must_park_this_thread() in ref.hpp.
+void set_exit_thread();
 
 /// At process exit, for an abandoned worker whose thread may still run
 /// Python: asks `interp` to park whichever of its threads next checks its

@@ -52,10 +52,22 @@ class Ref {
 
 /// Detaches the current thread state (releasing its GIL) for the guard's
 /// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
+/// True while CPython finalizes the process, on any thread but the one that
+/// finalizes it (once interpool's exit hook has named that thread): such a
+/// thread asking for a GIL would be ended by CPython with pthread_exit(),
+/// whose unwinding cannot pass our noexcept destructors.  (interrupt.cpp)
+bool exit_must_park_this_thread();
+[[noreturn]] void park_thread_forever();
+
 class ReleasedGil {
  public:
   ReleasedGil() : _saved(PyEval_SaveThread()) {}
-  ~ReleasedGil() { PyEval_RestoreThread(_saved); }
+  ~ReleasedGil() {
+    // E.g. an abandoned worker, or a daemon thread, blocked in Queue.get()
+    // when the process exits: it must never come back.
+    if (exit_must_park_this_thread()) park_thread_forever();
+    PyEval_RestoreThread(_saved);
+  }
   ReleasedGil(const ReleasedGil&) = delete;
   ReleasedGil& operator=(const ReleasedGil&) = delete;
 

@@ -8,8 +8,9 @@
 // Blocking: every call first tries without blocking, with the GIL held.  If it
 // must wait, it releases the GIL and waits in slices of at most 100 ms; after
 // each slice that ended without an outcome (timeout slice, or EINTR) it takes
-// the GIL back and runs PyErr_CheckSignals(), so that Ctrl-C in the main
-// thread interrupts the wait, as it does threading.Lock.acquire().
+// the GIL back and runs check_signals_and_interrupt(), so that Ctrl-C in the
+// main thread interrupts the wait, as it does threading.Lock.acquire(), and
+// so does interrupt() (or a timeout) of the task that waits.
 #include "python/sync_objects.hpp"
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 
 #include "python/codec.hpp"
 #include "python/int_option.hpp"
+#include "python/interrupt.hpp"
 #include "runtime/channel.hpp"
 #include "runtime/sync.hpp"
 
@@ -83,7 +85,7 @@ int wait_released(const Deadline& deadline, Attempt&& attempt) {
       status = attempt(slice);
     }
     if (status == WaitStatus::Woken) return 1;
-    if (PyErr_CheckSignals() < 0) return -1;
+    if (check_signals_and_interrupt() < 0) return -1;
   }
 }
 

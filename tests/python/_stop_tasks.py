@@ -5,6 +5,7 @@ the test through an interpool.Event when it has started, so that tests wait
 on events rather than on time.
 """
 
+import interpool
 import time
 
 
@@ -80,3 +81,21 @@ def hang_initializer(started):
 
 def spin_item_kw(x, started=None):
     return spin_item(x, started)
+
+
+def wait_on_interpool(started, how):
+    """Block in one of interpool's own waits, which nothing ever satisfies."""
+    if how == "Event.wait":
+        blocker = interpool.Event()
+        started.set()
+        blocker.wait()
+    elif how == "Queue.get":
+        blocker = interpool.Queue()
+        started.set()
+        blocker.get()
+    else:  # "Lock.acquire"
+        blocker = interpool.Lock()
+        blocker.acquire()
+        started.set()
+        blocker.acquire()
+    return "the wait ended"

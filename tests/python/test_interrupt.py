@@ -211,6 +211,22 @@ def test_bad_timeouts_are_refused(kind, bad):
         interpool.Pool(1, interrupt_grace=bad)
 
 
+@pytest.mark.parametrize("how", ["Event.wait", "Queue.get", "Lock.acquire"])
+def test_a_task_blocked_in_an_interpool_wait_is_interrupted_and_keeps_its_worker(kind, how):
+    # interpool's own waits check for an interrupt between their slices, so
+    # the task stops without being abandoned, even with no grace at all.
+    pool = kind.make(1, interrupt_grace=3600)
+    future = started_task(kind, pool, tasks.wait_on_interpool, how)
+    old_thread = pool.stats().workers[0].native_id
+    assert future.interrupt()
+    with pytest.raises(cf.CancelledError):
+        future.result(timeout=PATIENCE)
+    stats = pool.stats()
+    assert stats.interrupted == 1 and stats.workers_replaced == 0
+    assert pool.submit(kind.fn(abs), -7).result(timeout=PATIENCE) == 7
+    assert pool.stats().workers[0].native_id == old_thread
+
+
 # ----------------------------------------------------------- stuck workers
 
 
