@@ -74,8 +74,22 @@ def executor_of(dask_worker, name="default"):
     return type(executor).__name__, getattr(executor, "max_workers", None)
 
 
+def executor_details(dask_worker, name="interpool"):
+    executor = dask_worker.executors[name]
+    return executor.max_workers, executor.fallback, executor.pool.workers
+
+
+def profile_count(dask_worker):
+    """Samples the worker's task profiler took, in this cycle and the finished ones."""
+    return dask_worker.profile_recent["count"] + sum(p["count"] for _, p in dask_worker.profile_history)
+
+
 def executors_of(dask_worker):
-    return sorted(dask_worker.executors)
+    return tuple(sorted(dask_worker.executors))
+
+
+def worker_plugins_of(dask_scheduler):
+    return tuple(sorted(dask_scheduler.worker_plugins))
 
 
 def is_even(x):
