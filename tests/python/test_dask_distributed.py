@@ -288,3 +288,35 @@ def test_dask_scheduler_and_worker_processes(tmp_path, processes, preload_args):
         log.close()
         if any(proc.poll() is not None for proc in processes):
             print((tmp_path / "cluster.log").read_text())
+
+
+# ------------------------------------------------ the bench section
+
+
+@pytest.mark.timeout(GUARD * 3)
+def test_bench_section_runs_every_setup():
+    from interpool.bench import _harness as h
+    from interpool.bench import bench_dask
+
+    result = bench_dask.run(h.Config(quick=True, scale=0.01, workers=2, repeats=1, progress=None))
+    (setups,) = result.data.values()
+    assert [m.key for m in setups] == ["interpool", "threads", "processes"]
+    assert all(m.ok for m in setups), [(m.key, m.detail) for m in setups]
+    assert len({m.answer for m in setups}) == 1
+    assert set(result.params["worker_rss_mb"]) == {"interpool", "threads", "processes"}
+    assert all(mb > 0 for mb in result.params["worker_rss_mb"].values())
+    text = result.render(quick=True)
+    assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text
+    assert [t.status for t in result.targets] != ["n/a"] * 3
+
+
+def test_bench_section_says_why_it_is_skipped(monkeypatch):
+    from interpool.bench import _harness as h
+    from interpool.bench import bench_dask
+
+    monkeypatch.setattr(bench_dask, "_missing", lambda: "dask or distributed is not installed (No module named 'dask')")
+    result = bench_dask.run(h.Config(quick=True, workers=2, progress=None))
+    text = result.render()
+    assert "section skipped: dask or distributed is not installed" in text
+    assert "pip install 'dask[bag]' distributed" in text
+    assert result.data == {} and result.targets == []
