@@ -197,13 +197,21 @@ class _InInterpreter:
             ) from exc
 
 
+_MAIN_MODULES = ("__main__", "__mp_main__")
+
+
 def _submit(pool, plan):
     """Submit a Call tree: the function itself when its arguments are values, else the tree."""
-    flat = not any(type(a) is _dask_call.Call for a in plan.args) and not any(
+    calls = [type(a) is _dask_call.Call for a in plan.args] + [
         type(v) is _dask_call.Call for v in plan.kwargs.values()
-    )
+    ]
     try:
-        if flat:
+        if _calls_main(plan):
+            # Sent by value, as distributed did: by name, the interpreter
+            # would import the worker process's main script (the client's
+            # script, under a LocalCluster), which imports distributed.
+            raise TypeError("a function of __main__")
+        if not any(calls):
             return pool.submit(plan.func, *plan.args, **plan.kwargs)
         return pool.submit(_dask_call.evaluate, plan)
     except TypeError as exc:
@@ -217,6 +225,15 @@ def _submit(pool, plan):
         except Exception:
             raise exc from None
         return pool.submit(_dask_call.run_pickled, blob)
+
+
+def _calls_main(plan):
+    """Whether a function of the Call tree comes from a __main__ module."""
+    if getattr(plan.func, "__module__", None) in _MAIN_MODULES:
+        return True
+    nested = [a for a in plan.args if type(a) is _dask_call.Call]
+    nested += [v for v in plan.kwargs.values() if type(v) is _dask_call.Call]
+    return any(_calls_main(c) for c in nested)
 
 
 def _plan(node, values):

@@ -35,3 +35,16 @@ def test_readme_example_runs(heading, tmp_path):
         assert lines[1] == "True"
         assert lines[2] == "cancelled the await, and interrupted the task"
         assert lines[3].startswith("PoolStats(") and "timed_out=1" in lines[3]
+
+
+@pytest.mark.timeout(600)
+def test_readme_dask_example_runs(tmp_path):
+    pytest.importorskip("dask.bag")
+    pytest.importorskip("distributed")
+    script = tmp_path / "example.py"
+    script.write_text(python_block_after("### Dask"))
+    done = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=540, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True", "285", "285", "True", "385"]
