@@ -26,6 +26,10 @@ import interpool.dask  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUARD = 240  # seconds: a hang guard on a loaded 2-core machine, never an expectation
 
+# dask.bag imports fsspec, which imports ctypes, and CPython 3.12's _ctypes
+# refuses subinterpreters: there, bag tasks fail with interpool's clear error.
+BAG_LOADS = sys.version_info >= (3, 13)
+
 
 def worker_env(**extra):
     """Environment for worker processes: they import _dask_tasks like we do."""
@@ -72,8 +76,13 @@ def check_runs_in_interpreters(client):
     assert client.submit(tasks.in_subinterpreter, pure=False).result(timeout=GUARD) is True
     assert client.submit(tasks.distributed_imported, pure=False).result(timeout=GUARD) is False
     bag = db.from_sequence(range(100), npartitions=8).map(tasks.inc).filter(tasks.is_even)
-    assert bag.sum().compute(timeout=GUARD) == sum(x + 1 for x in range(100) if (x + 1) % 2 == 0)
-    assert only(db.from_sequence(range(8), npartitions=4).map(tasks.in_subinterpreter).compute()) is True
+    if BAG_LOADS:
+        assert bag.sum().compute(timeout=GUARD) == sum(x + 1 for x in range(100) if (x + 1) % 2 == 0)
+        assert only(db.from_sequence(range(8), npartitions=4).map(tasks.in_subinterpreter).compute()) is True
+    else:
+        with pytest.raises(ImportError, match=r"which cannot run in a worker interpreter: module _ctypes") as info:
+            bag.sum().compute(timeout=GUARD)
+        assert "interpool.HybridPool" in str(info.value)
     d = dask.delayed
     a = d(tasks.inc)(1)
     graph = d(tasks.total)([d(tasks.square)(a), d(tasks.add)(a, 10), {"k": d(tasks.inc)(a)}["k"]])
@@ -98,11 +107,10 @@ def test_plugin_as_named_executor(client):
     client.register_plugin(interpool.dask.InterpreterPlugin("named"))
     assert only(client.run(tasks.executor_of).values())[0] == "ThreadPoolExecutor"
     assert only(client.run(tasks.executor_of, name="interpool").values()) == ("InterpreterExecutor", 2)
-    plain = db.from_sequence(range(4), npartitions=2).map(tasks.in_subinterpreter)
-    isolated = db.from_sequence(range(4, 8), npartitions=2).map(tasks.in_subinterpreter)
-    assert only(plain.compute()) is False
+    probe = dask.delayed(tasks.in_subinterpreter)
+    assert only(dask.compute(*[probe(i) for i in range(4)])) is False
     with dask.annotate(executor="interpool"):
-        assert only(isolated.compute()) is True
+        assert only(dask.compute(*[probe(i) for i in range(4, 8)])) is True
     with dask.annotate(executor="interpool"):
         future = client.submit(tasks.in_subinterpreter, pure=False)
     assert future.result(timeout=GUARD) is True
@@ -131,7 +139,7 @@ def test_task_errors_come_back_with_type_and_worker_traceback(client):
     # A failed task leaves the worker as it was.
     assert client.submit(tasks.inc, 7).result(timeout=GUARD) == 8
     with pytest.raises(tasks.TaskFailed):
-        db.from_sequence([1, 2], npartitions=2).map(tasks.fail).compute()
+        dask.delayed(tasks.total)([dask.delayed(tasks.fail)(i) for i in (1, 2)]).compute()
 
 
 def psutil_refuses_subinterpreters():
@@ -269,10 +277,10 @@ def test_dask_scheduler_and_worker_processes(tmp_path, processes, preload_args):
                 assert only(client.run(tasks.executor_details).values()) == (2, "threads", 2)
                 with dask.annotate(executor="interpool"):
                     future = client.submit(tasks.in_subinterpreter, pure=False)
-                    bag = db.from_sequence(range(30), npartitions=6).map(tasks.spin)
+                    spins = client.map(tasks.spin, range(30))
                 assert future.result(timeout=GUARD) is True
                 assert client.submit(tasks.in_subinterpreter, pure=False).result(timeout=GUARD) is False
-                assert bag.compute(optimize_graph=False) == [tasks.spin(i) for i in range(30)]
+                assert client.gather(spins) == [tasks.spin(i) for i in range(30)]
             else:
                 assert only(client.run(tasks.executor_of).values()) == ("InterpreterExecutor", 3)  # --nthreads
                 assert only(client.run(tasks.executor_details).values()) == (3, "error", 3)
@@ -301,13 +309,17 @@ def test_bench_section_runs_every_setup():
     result = bench_dask.run(h.Config(quick=True, scale=0.01, workers=2, repeats=1, progress=None))
     (setups,) = result.data.values()
     assert [m.key for m in setups] == ["interpool", "threads", "processes"]
+    if not BAG_LOADS:
+        assert setups[0].status == "n/a" and "3.13" in setups[0].detail
+        setups = setups[1:]
     assert all(m.ok for m in setups), [(m.key, m.detail) for m in setups]
     assert len({m.answer for m in setups}) == 1
-    assert set(result.params["worker_rss_mb"]) == {"interpool", "threads", "processes"}
+    assert set(result.params["worker_rss_mb"]) == {m.key for m in setups}
     assert all(mb > 0 for mb in result.params["worker_rss_mb"].values())
     text = result.render(quick=True)
     assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text
-    assert [t.status for t in result.targets] != ["n/a"] * 3
+    statuses = {t.status for t in result.targets}
+    assert statuses == {"n/a"} if not BAG_LOADS else statuses <= {"PASS", "FAIL"}
 
 
 def test_bench_section_says_why_it_is_skipped(monkeypatch):
