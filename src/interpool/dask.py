@@ -113,10 +113,11 @@ class InterpreterExecutor(futures.Executor):
         return self._threads.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
+        """Stop taking work; as ThreadPoolExecutor.shutdown, for the threads and the interpreters."""
         with self._lock:
             first, self._shutdown = not self._shutdown, True
         if first and cancel_futures:
-            self.pool.shutdown(wait=False, cancel_futures=True, interrupt=True)
+            self.pool.shutdown(wait=False, cancel_futures=True)
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             self.pool.shutdown(wait=True)

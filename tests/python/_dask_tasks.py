@@ -94,3 +94,8 @@ def worker_plugins_of(dask_scheduler):
 
 def is_even(x):
     return x % 2 == 0
+
+
+def where_and_items(mapping):
+    """(whether in a subinterpreter, the mapping's items in order)."""
+    return in_subinterpreter(), sorted(mapping.items())

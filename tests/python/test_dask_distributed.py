@@ -217,6 +217,51 @@ def test_options_are_checked():
         executor.shutdown()
 
 
+def run_task(executor, task, data):
+    """What a Worker does with its executor: distributed's runner, through submit()."""
+    from distributed.worker import _run_task_simple
+
+    return executor.submit(_run_task_simple, task, data, 0.0).result(timeout=GUARD)
+
+
+@pytest.mark.timeout(GUARD)
+def test_a_task_is_taken_apart_into_its_calls():
+    spec = pytest.importorskip("dask._task_spec")
+    executor = interpool.dask.InterpreterExecutor(2)
+    try:
+        data = {"a": 3, "b": 4}
+        nested = spec.Task(
+            "k", tasks.total, spec.List(spec.Task(None, tasks.square, spec.TaskRef("a")), spec.TaskRef("b"), spec.DataNode(None, 5))
+        )
+        msg = run_task(executor, nested, data)
+        assert (msg["op"], msg["result"]) == ("task-finished", 9 + 4 + 5)
+        where = spec.Task("w", tasks.where_and_items, spec.Dict({"x": spec.TaskRef("a"), "y": spec.Task(None, tasks.inc, 1)}))
+        assert run_task(executor, where, data)["result"] == (True, [("x", 3), ("y", 2)])
+        flat = spec.Task("f", tasks.add, spec.TaskRef("a"), y=spec.TaskRef("b"))
+        assert run_task(executor, flat, data)["result"] == 7
+        assert run_task(executor, spec.Alias("x", "b"), data)["result"] == 4  # no call: nothing to send
+        failed = run_task(executor, spec.Task("e", tasks.fail, spec.TaskRef("a")), data)
+        assert failed["op"] == "task-erred"
+        assert type(failed["actual_exception"]) is tasks.TaskFailed
+        assert "in fail" in "".join(traceback.format_exception(failed["actual_exception"]))
+        assert executor.pool.stats().done == 3 and executor.pool.stats().failed == 1  # the alias never went
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.timeout(GUARD)
+def test_shutdown_without_waiting_still_finishes_the_work():
+    spec = pytest.importorskip("dask._task_spec")
+    from distributed.worker import _run_task_simple
+
+    executor = interpool.dask.InterpreterExecutor(1)
+    futures = [executor.submit(_run_task_simple, spec.Task(i, tasks.spin, 20_000 + i), {}, 0.0) for i in range(4)]
+    executor.shutdown(wait=False)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(tasks.inc, 1)
+    assert [f.result(timeout=GUARD)["result"] for f in futures] == [tasks.spin(20_000 + i) for i in range(4)]
+
+
 # ------------------------------------------------ `dask scheduler` + `dask worker`
 
 
