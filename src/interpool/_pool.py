@@ -217,6 +217,9 @@ class Pool(_base.Executor):
         except TypeError:
             raise TypeError(f"initargs must be an iterable, not {type(initargs).__name__}") from None
         self._workers = workers if workers is not None else default_workers()
+        # How many tasks run at once, under the stdlib executors' attribute
+        # name, which Dask (dask.threaded, dask.base.get_scheduler) reads.
+        self._max_workers = self._workers
         # Objects of __main__ classes made in a worker pickle as __mp_main__.*
         # (the name the worker loads the script under): resolve that name
         # here too, as multiprocessing does.
@@ -245,6 +248,12 @@ class Pool(_base.Executor):
     def workers(self):
         """The number of worker interpreters."""
         return self._workers
+
+    @property
+    def max_workers(self):
+        """How many tasks run at once (``_max_workers``, the name the stdlib
+        executors use and Dask reads)."""
+        return self._max_workers
 
     @property
     def _broken(self):

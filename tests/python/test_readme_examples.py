@@ -86,3 +86,15 @@ def test_readme_check_command():
     )
     assert done.stdout.splitlines() == report
     assert str(done.returncode) == status
+
+@pytest.mark.timeout(600)
+def test_readme_dask_example_runs(tmp_path):
+    pytest.importorskip("dask.bag")
+    pytest.importorskip("distributed")
+    script = tmp_path / "example.py"
+    script.write_text(python_block_after("### Dask"))
+    done = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=540, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True", "285", "285", "True", "385"]
