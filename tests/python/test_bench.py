@@ -324,7 +324,7 @@ def test_stop_tasks():
         assert pickle.loads(pickle.dumps(fn)) is fn
 
 
-@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio", "stop"])
+@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio", "stop", "startup"])
 def test_wrapper_scripts_call_the_package(name):
     here = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(here, os.pardir, os.pardir, "benchmarks", f"bench_{name}.py")
