@@ -61,20 +61,28 @@ void WorkerSlot::signal() {
   }
 }
 
+// Many launches per wake-up: only a request that finds both lists empty
+// writes the eventfd.  Any other found a wake-up pending already, which
+// take_requests() has not yet answered: it reads the eventfd *before* it
+// swaps the lists, so whatever was pushed before the swap is taken with them.
 void WorkerSlot::request_launch(std::shared_ptr<PyTask> task) {
+  bool first;
   {
     std::lock_guard lock(_mutex);
+    first = _launch_requests.empty() && _cancel_requests.empty();
     _launch_requests.push_back(std::move(task));
   }
-  signal();
+  if (first) signal();
 }
 
 void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
+  bool first;
   {
     std::lock_guard lock(_mutex);
+    first = _launch_requests.empty() && _cancel_requests.empty();
     _cancel_requests.push_back(std::move(task));
   }
-  signal();
+  if (first) signal();
 }
 
 void WorkerSlot::take_requests(std::vector<std::shared_ptr<PyTask>>& launches,
@@ -645,8 +653,10 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
 void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot) {
   task->finish();
   _completions.push(std::move(task));
-  slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);
-  rt::futex_wake_all(slot.in_flight);
+  // The worker thread waits only for the count to fall below max_deferred
+  // (to take more) or to reach 0 (to end): no system call for the others.
+  uint32_t before = slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == _recipe.max_deferred || before == 1) rt::futex_wake_all(slot.in_flight);
 }
 
 void EngineCore::deliverer_main() {

@@ -275,8 +275,8 @@ def _async_pool(config):
     )
     ratio = base.best / ip.best if (base and ip) else None
     targets = [h.target(
-        f"AsyncPool on {workers} workers ≥ 1.7× the main loop alone",
-        None if ratio is None else ratio >= 1.7,
+        f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
+        None if ratio is None else ratio >= 1.8,
         (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
     )]
     return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
