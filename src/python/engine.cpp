@@ -666,15 +666,20 @@ void EngineCore::deliverer_main() {
   for (;;) {
     auto batch = _completions.pop_all();
     if (batch.empty()) break;  // closed and drained: every worker has exited
-    AttachedThread attached(tstate);
-    // Consumer-side batching: what finished while this thread waited for
-    // the caller's GIL (up to a switch interval when the caller is busy)
-    // joins this batch, so the GIL is taken once for all of it.
-    for (auto& t : _completions.drain()) batch.push_back(std::move(t));
     BridgeBatch to_loops;
-    for (auto& t : batch) deliver(state, _rebuild, *t, &to_loops);
-    to_loops.flush(state);
-    batch.clear();
+    {
+      AttachedThread attached(tstate);
+      // Consumer-side batching: what finished while this thread waited for
+      // the caller's GIL (up to a switch interval when the caller is busy)
+      // joins this batch, so the GIL is taken once for all of it.
+      for (auto& t : _completions.drain()) batch.push_back(std::move(t));
+      for (auto& t : batch) deliver(state, _rebuild, *t, &to_loops);
+      to_loops.flush(state);
+      batch.clear();
+    }
+    // Event loops are woken only now, with the GIL released: a loop woken
+    // earlier would at once wait for this thread to let go of it.
+    to_loops.wake();
   }
   // Every worker has exited: this thread is the engine's last user of the
   // owner interpreter's objects.

@@ -19,6 +19,7 @@ struct ModuleState {
   PyTypeObject* task_type = nullptr;    ///< _core.Task
   PyTypeObject* completion_type = nullptr;   ///< _core.Completion (worker side of a deferred task)
   PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
+  PyTypeObject* loop_waker_type = nullptr;   ///< _core.LoopWaker (wakes one asyncio loop)
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};

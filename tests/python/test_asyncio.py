@@ -158,16 +158,35 @@ def test_gather_return_exceptions(pool):
 
 
 def _count_wakeups(loop):
-    """Wrap ``loop.call_soon_threadsafe``; return the list its calls append to."""
+    """Count the loop's wake-ups for results: calls of its bridge's drain.
+
+    Returns the list each drain appends to.  The bridge is made here, on the
+    loop's thread, and its instance's class is patched for this loop only.
+    """
     calls = []
-    original = loop.call_soon_threadsafe
+    from interpool import _aio
 
-    def counting(*args, **kwargs):
-        calls.append(None)  # list.append is atomic: any thread may call this
-        return original(*args, **kwargs)
+    bridge = _aio.bridge_for(loop)
+    original = type(bridge)._drain
 
-    loop.call_soon_threadsafe = counting
+    def counting(self):
+        if self is bridge:
+            calls.append(None)
+        return original(self)
+
+    type(bridge)._drain = counting
+    _restore.append(lambda: setattr(type(bridge), "_drain", original))
     return calls
+
+
+_restore = []
+
+
+@pytest.fixture(autouse=True)
+def _restore_patches():
+    yield
+    while _restore:
+        _restore.pop()()
 
 
 def test_results_are_batched_per_wakeup(pool):
