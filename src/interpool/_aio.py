@@ -13,7 +13,7 @@ import threading
 import types
 import weakref
 
-from . import _core
+from . import _core, _errors
 
 __all__ = ["LoopBridge", "RunFuture", "bridge_for", "check_not_coroutine", "running_loop", "warm_up_task_parser"]
 
@@ -72,11 +72,14 @@ class LoopBridge:
     anyway, through its futures.
 
     The loop watches the bridge's LoopWaker (an eventfd) with
-    ``add_reader``.  The delivery thread queues a batch of results under
-    the loop's GIL and signals the eventfd only after it has released that
-    GIL, so the woken loop never waits for it; one signal serves every
-    result queued before the loop drains.  A loop without ``add_reader``
-    is woken with ``call_soon_threadsafe`` instead.
+    ``add_reader``.  Workers post the finished tasks of this loop's calls
+    to the waker, and the loop decodes and completes them on its own
+    thread: one hop from worker to loop.  Results that come through the
+    delivery thread (cancellations, a broken pool) are queued on
+    ``_pending`` under the loop's GIL, and the eventfd is signalled only
+    after that thread has released the GIL, so the woken loop never waits
+    for it.  One signal serves everything queued before the loop drains.
+    A loop without ``add_reader`` is woken with ``call_soon_threadsafe``.
     """
 
     __slots__ = ("_loop", "_pending", "_lock", "_waker", "__weakref__")
@@ -129,9 +132,14 @@ class LoopBridge:
         """Drop the queued results (the loop is closed)."""
         with self._lock:
             self._pending.clear()
+        if self._waker is not None:
+            self._waker.discard()
 
     def _woken(self):
+        # Workers post finished tasks to the waker (one hop, no delivery
+        # thread); the delivery thread queues the rest on _pending.
         self._waker.clear()
+        self._waker.deliver(_errors.rebuild)
         self._drain()
 
     def _drain(self):

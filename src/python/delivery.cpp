@@ -126,6 +126,9 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   if (!task.claim_delivery()) return;
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+  // A task posted to its loop carries its pool's rebuilder.
+  Ref own_rebuild = Ref::steal(std::exchange(task.rebuild, nullptr));
+  if (own_rebuild) rebuild = own_rebuild.get();
   // A pool that broke: the first delivery of its failure logs it, with
   // ("broken", reason, cause, True).
   bool log_broken = false;

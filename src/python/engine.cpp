@@ -408,6 +408,12 @@ void EngineCore::hand_over(TaskPtr task) {
   // still costs one GIL acquisition per batch, and a push costs a system
   // call only when the delivery thread sleeps.
   task->finish();  // wakes a caller blocked in result(), which may deliver it itself
+  if (task->waker) {
+    // An asyncio call: straight to its event loop, which delivers it itself.
+    std::shared_ptr<Waker> waker = std::move(task->waker);
+    waker->post(std::move(task));
+    return;
+  }
   _completions.push(std::move(task));
 }
 
@@ -641,6 +647,7 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
   if (task.claim_delivery()) {
     Ref future = Ref::steal(std::exchange(task.future, nullptr));
     Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+    Py_CLEAR(task.rebuild);
     if (future) complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception);
   }
   outcome.reset();
@@ -652,7 +659,12 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
 
 void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot) {
   task->finish();
-  _completions.push(std::move(task));
+  if (task->waker) {
+    std::shared_ptr<Waker> waker = std::move(task->waker);
+    waker->post(std::move(task));
+  } else {
+    _completions.push(std::move(task));
+  }
   // The worker thread waits only for the count to fall below max_deferred
   // (to take more) or to reach 0 (to end): no system call for the others.
   uint32_t before = slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);

@@ -28,6 +28,8 @@
 
 namespace interpool::py {
 
+class Waker;
+
 /// A Task whose result completes a concurrent.futures.Future in the owner
 /// interpreter.
 struct PyTask final : rt::Task {
@@ -42,6 +44,11 @@ struct PyTask final : rt::Task {
   PyObject* bridge = nullptr;
   /// Local tasks: (fn, args, kwargs), run as they are, no encoding.
   PyObject* local_call = nullptr;
+  /// With a bridge whose loop watches a LoopWaker: the finished task goes
+  /// straight to that loop (hand_over), not through the delivery thread,
+  /// and `rebuild` is its pool's exception rebuilder (owner interpreter).
+  std::shared_ptr<Waker> waker;
+  PyObject* rebuild = nullptr;
 
   /// The worker that started the task (-1 before).
   int worker = -1;

@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <new>
+#include <utility>
 
+#include "python/delivery.hpp"
 #include "python/module_state.hpp"
 
 namespace interpool::py {
@@ -33,6 +35,19 @@ void Waker::clear() {
   uint64_t count;
   while (read(_fd, &count, sizeof count) < 0 && errno == EINTR) {
   }
+}
+
+void Waker::post(TaskPtr task) {
+  {
+    std::lock_guard lock(_mutex);
+    _inbox.push_back(std::move(task));
+  }
+  signal();
+}
+
+std::vector<TaskPtr> Waker::take() {
+  std::lock_guard lock(_mutex);
+  return std::exchange(_inbox, {});
 }
 
 namespace {
@@ -81,7 +96,36 @@ PyObject* waker_clear(PyObject* o, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// deliver(rebuild): completes the futures of the tasks posted so far, on
+// the loop's thread (their results go to the bridge's pending list, which
+// the caller drains next).  Each task carries its own pool's rebuilder;
+// `rebuild` is the fallback.
+PyObject* waker_deliver(PyObject* o, PyObject* rebuild) {
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  std::vector<TaskPtr> tasks = as_waker(o)->waker->take();
+  if (tasks.empty()) Py_RETURN_NONE;
+  BridgeBatch batch;
+  for (auto& t : tasks) deliver(state, rebuild, *t, &batch);
+  batch.flush(state);  // no wake(): the caller drains the bridge now
+  Py_RETURN_NONE;
+}
+
+// discard(): drops the tasks posted for a loop that closed.
+PyObject* waker_discard(PyObject* o, PyObject*) {
+  for (auto& t : as_waker(o)->waker->take()) {
+    if (!t->claim_delivery()) continue;
+    Py_CLEAR(t->future);
+    Py_CLEAR(t->bridge);
+    Py_CLEAR(t->rebuild);
+    t->response.clear();
+  }
+  Py_RETURN_NONE;
+}
+
 PyMethodDef waker_methods[] = {
+    {"deliver", waker_deliver, METH_O,
+     "deliver(rebuild): complete the futures of the tasks posted so far (the loop's thread)."},
+    {"discard", waker_discard, METH_NOARGS, "Drop the tasks posted so far (their loop is closed)."},
     {"fileno", waker_fileno, METH_NOARGS, "The eventfd to watch: readable once signalled."},
     {"signal", waker_signal, METH_NOARGS, "Make the eventfd readable (one write for any number of signals)."},
     {"clear", waker_clear, METH_NOARGS, "Answer the signal: read the eventfd; the next signal writes again."},

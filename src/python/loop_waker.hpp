@@ -3,16 +3,20 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <vector>
 
-#include "python/ref.hpp"
+#include "python/engine.hpp"
 
 namespace interpool::py {
 
 /// The wake-up of one event loop's LoopBridge: an eventfd the loop watches
-/// (loop.add_reader).  Signalled from any thread without any GIL, so the
-/// delivery thread wakes a loop only after it has let go of the loop's GIL:
-/// the woken loop never waits for it.  Repeated signals before the loop
-/// answers cost one write.
+/// (loop.add_reader), and an inbox of finished tasks for that loop.
+/// Workers post the tasks of asyncio calls here (EngineCore::hand_over), so
+/// a result reaches its loop in one hop, which decodes it on its own
+/// thread; no delivery thread and no second GIL hand-off in between.
+/// Signalled from any thread without any GIL; repeated signals before the
+/// loop answers cost one write.
 class Waker {
  public:
   Waker();
@@ -26,10 +30,16 @@ class Waker {
   void signal();
   /// Answers the signal: the next signal() writes again.  The loop's thread.
   void clear();
+  /// Queues a finished task for the loop to deliver, and signals.  Any thread, no GIL.
+  void post(TaskPtr task);
+  /// The tasks posted so far.
+  std::vector<TaskPtr> take();
 
  private:
   int _fd;
   std::atomic<bool> _armed{false};
+  std::mutex _mutex;  // guards _inbox
+  std::vector<TaskPtr> _inbox;
 };
 
 extern PyType_Spec loop_waker_spec;

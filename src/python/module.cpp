@@ -77,7 +77,8 @@ int module_exec(PyObject* module) {
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
   st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
-  if (!st.str_push || !st.str_push_many) return -1;
+  st.str_waker = PyUnicode_InternFromString("_waker");
+  if (!st.str_push || !st.str_push_many || !st.str_waker) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -132,6 +133,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.loop_waker_type));
   f(st.str_push);
   f(st.str_push_many);
+  f(st.str_waker);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.task_interrupted_type);
