@@ -2,8 +2,9 @@
 
 Runs every workload (each ``bench_<name>.py`` module of this package) and
 prints one table per workload with the peers side by side.  ``--plot
-FILE.svg`` (or .png) runs the scaling workloads and draws their speedup
-curves (needs matplotlib: ``pip install 'interpool[plot]'``).
+FILE.svg`` (or .png) also draws the speedup curves of the scaling workloads
+(run even where ``--only`` leaves them out; needs matplotlib: ``pip install
+'interpool[plot]'``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def parse_args(argv, workloads, default_only):
                    help="multiply all sizes by F (e.g. 0.01 for smoke tests)")
     p.add_argument("--plot", metavar="FILE",
                    help="also draw speedup vs. workers (CPU-bound and grid search) to FILE (.svg, .png or .pdf); "
-                        "runs the scaling workloads (plus any --only names); needs matplotlib "
+                        "also runs the scaling workloads where --only leaves them out; needs matplotlib "
                         "(pip install 'interpool[plot]')")
     p.add_argument("--list", action="store_true", help="list workloads and exit")
     p.add_argument("-q", "--no-progress", action="store_true", help="no progress lines on stderr")
@@ -138,8 +139,8 @@ def main(argv=None, default_only=None) -> int:
     print(header(meta), flush=True)
 
     selected = args.only or list(workloads)
-    if args.plot:  # the chart's workloads, and those named with --only
-        selected = [n for n in (args.only or []) if n not in _plot.WORKLOADS] + list(_plot.WORKLOADS)
+    if args.plot:  # the chart's workloads run too, whatever --only says
+        selected = selected + [n for n in _plot.WORKLOADS if n not in selected]
     results = {}
     t_suite = time.perf_counter()
     for name in selected:
