@@ -347,6 +347,27 @@ def test_plot_refuses_an_unknown_file_type(tmp_path):
     assert "--plot FILE must end in one of .svg, .png, .pdf" in proc.stderr
 
 
+def test_cli_startup_real_interpool(tmp_path):
+    """The startup workload end to end: every peer runs or is n/a, and the JSON holds the figures."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", "startup")
+    assert proc.returncode == 0, proc.stderr
+    doc = _check_json(out, ["startup"])
+    results = doc["workloads"]["startup"]["results"]
+    rows = results["startup"]
+    assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
+    ok = {(r["peer"], r["workers"]) for r in rows if r["status"] == "ok"}
+    assert {("interpool", 2), ("interpool", 8), ("cpython", 2), ("cpython", 8)} <= ok
+    if sys.version_info >= (3, 14):
+        assert ("stdlib", 8) in ok
+    phases = results["phases"][0]
+    assert phases["status"] == "ok" and phases["best_s"] > 0
+    assert "(b) one worker's start-up" in proc.stdout
+
+
 def test_cli_list_and_bad_args(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "interpool.bench", "--list"],
                           env=_bench_env(), capture_output=True, text=True, timeout=60)
