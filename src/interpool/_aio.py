@@ -190,8 +190,8 @@ def _discard_closed():
     loop, for good; a new loop's first use sweeps them.
     """
     for loop, bridge in list(_bridges.items()):
-        if loop.is_closed() and bridge._pending:
-            bridge.discard()
+        if loop.is_closed():
+            bridge.discard()  # its pending list and the tasks posted to its waker
 
 
 _COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
