@@ -58,10 +58,22 @@ elif kind == "stdlib":
 elif kind != "cpython":
     raise SystemExit(f"unknown kind {kind}")
 
-def check_in():
-    got = 0
+def check_in(futures=()):
+    # Wait for n check-ins; a task or thread that failed writes "!" or ends its future.
+    import select
+    got, deadline = 0, time.monotonic() + 300
     while got < n:
-        got += len(os.read(arrive_r, n - got))
+        for f in futures:
+            if f.done() and f.exception() is not None:
+                raise f.exception()
+        ready, _, _ = select.select([arrive_r], [], [], 0.5)
+        if ready:
+            data = os.read(arrive_r, n - got)
+            if b"!" in data:
+                raise RuntimeError(f"a bare interpreter failed: {errors}")
+            got += len(data)
+        elif time.monotonic() > deadline:
+            raise TimeoutError(f"only {got} of {n} workers ran their task within 300 s")
     rss = rss_mib()
     os.write(release_w, b"x" * n)
     return rss
@@ -72,11 +84,16 @@ if kind == "cpython":  # the floor: bare isolated interpreters, each on its own 
         import _interpreters as interpreters
     except ImportError:
         import _xxsubinterpreters as interpreters
+    run = getattr(interpreters, "exec", None) or interpreters.run_string  # 3.12: run_string
     def bare():
-        iid = interpreters.create()
-        interpreters.exec(iid, TASK)
-        done.append(iid)
-    done = []
+        try:
+            iid = interpreters.create()
+            done.append(iid)
+            run(iid, TASK)
+        except BaseException as exc:
+            errors.append(repr(exc))
+            os.write(arrive_w, b"!")
+    done, errors = [], []
     t0 = time.perf_counter()
     threads = [threading.Thread(target=bare) for _ in range(n)]
     for t in threads:
@@ -93,7 +110,7 @@ else:
     t0 = time.perf_counter()
     ex = make()
     futures = [ex.submit(exec, TASK, {}) for _ in range(n)]
-    rss = check_in()
+    rss = check_in(futures)
     for f in futures:
         f.result()
     ready = time.perf_counter() - t0
@@ -132,7 +149,7 @@ for _ in range(k):
     t0 = time.thread_time()
     iid = interpreters.create()
     created = time.thread_time() - t0
-    interpreters.exec(iid, CODE)
+    (getattr(interpreters, "exec", None) or interpreters.run_string)(iid, CODE)  # 3.12: run_string
     package, worker, setup = eval(os.read(r, 200))
     t0 = time.thread_time()
     interpreters.destroy(iid)
