@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from ._errors import BrokenPool, QueueClosed, RemoteError, RemoteTraceback
     from ._executor import InterpreterPoolExecutor
     from ._future import Future
-    from ._hybrid import HybridPool, isolated
+    from ._hybrid import HybridPool
     from ._hybrid import HybridPool as InterpreterThreadPoolExecutor
-    from ._hybrid import isolated as interpreter
+    from ._isolated import isolated
+    from ._isolated import isolated as interpreter
     from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
 del TYPE_CHECKING
 
@@ -49,8 +50,9 @@ _LAZY = {
     "RemoteTraceback": ("_errors", "RemoteTraceback"),
     "default_pool": ("_default", "default_pool"),
     "default_workers": ("_pool", "default_workers"),
-    "interpreter": ("_hybrid", "isolated"),
-    "isolated": ("_hybrid", "isolated"),
+    # Its own module: workers unpickle it without loading HybridPool.
+    "interpreter": ("_isolated", "isolated"),
+    "isolated": ("_isolated", "isolated"),
     "to_interpreter": ("_default", "to_interpreter"),
 }
 

@@ -13,6 +13,8 @@ import threading
 import types
 import weakref
 
+from . import _core, _errors
+
 __all__ = ["LoopBridge", "RunFuture", "bridge_for", "check_not_coroutine", "running_loop", "warm_up_task_parser"]
 
 # The running loop of this thread, or None: the cheap form of get_running_loop().
@@ -68,37 +70,77 @@ class LoopBridge:
     bridge, and a bridge that kept its loop alive would keep every loop that
     ever used a pool alive for good.  Work in flight keeps the loop alive
     anyway, through its futures.
+
+    The loop watches the bridge's LoopWaker (an eventfd) with
+    ``add_reader``.  Workers post the finished tasks of this loop's calls
+    to the waker, and the loop decodes and completes them on its own
+    thread: one hop from worker to loop.  Results that come through the
+    delivery thread (cancellations, a broken pool) are queued on
+    ``_pending`` under the loop's GIL, and the eventfd is signalled only
+    after that thread has released the GIL, so the woken loop never waits
+    for it.  One signal serves everything queued before the loop drains.
+    A loop without ``add_reader`` is woken with ``call_soon_threadsafe``.
     """
 
-    __slots__ = ("_loop", "_pending", "_lock", "__weakref__")
+    __slots__ = ("_loop", "_pending", "_lock", "_waker", "__weakref__")
 
     def __init__(self, loop):
+        # Made on the loop's own thread (bridge_for runs in the running loop).
         self._loop = weakref.ref(loop)
         self._pending = []
         self._lock = threading.Lock()  # guards _pending: pushers run on other threads
+        self._waker = None
+        try:
+            waker = _core.LoopWaker()
+            loop.add_reader(waker.fileno(), self._woken)
+        except (NotImplementedError, AttributeError, OSError):
+            return  # a loop that cannot watch a file descriptor
+        self._waker = waker
 
     def push(self, future, outcome, is_exception):
         """Queue one result for ``future``; called with the GIL held, any thread."""
-        self.push_many([(future, outcome, is_exception)])
+        waker = self.push_many([(future, outcome, is_exception)])
+        if waker is not None:
+            waker.signal()
 
     def push_many(self, items):
         """Queue ``(future, outcome, is_exception)`` results; any thread.
 
-        Only the first results of a batch schedule a wake-up.  If the loop is
-        closed, the results are dropped: nobody can await them any more.
+        Only the first results of a batch need a wake-up.  Returns the
+        LoopWaker the caller must signal (the engine's delivery thread does
+        so after releasing the GIL), or None when no signal is needed.  If
+        the loop is closed, the results are dropped: nobody can await them
+        any more.
         """
         with self._lock:
             first = not self._pending
             self._pending.extend(items)
-        if first:
-            loop = self._loop()
-            try:
-                if loop is None:  # gone, with every future that belonged to it
-                    raise RuntimeError("the event loop is gone")
-                loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed
-                with self._lock:
-                    self._pending.clear()
+        if not first:
+            return None
+        loop = self._loop()
+        try:
+            if loop is None or loop.is_closed():  # gone, with every future that belonged to it
+                raise RuntimeError("the event loop is closed")
+            if self._waker is not None:
+                return self._waker
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed
+            self.discard()
+        return None
+
+    def discard(self):
+        """Drop the queued results (the loop is closed)."""
+        with self._lock:
+            self._pending.clear()
+        if self._waker is not None:
+            self._waker.discard()
+
+    def _woken(self):
+        # Workers post finished tasks to the waker (one hop, no delivery
+        # thread); the delivery thread queues the rest on _pending.
+        self._waker.clear()
+        self._waker.deliver(_errors.rebuild)
+        self._drain()
 
     def _drain(self):
         with self._lock:
@@ -135,9 +177,21 @@ def bridge_for(loop):
         return bridge
     bridge = _bridges.get(loop)
     if bridge is None:
+        _discard_closed()
         bridge = _bridges.setdefault(loop, LoopBridge(loop))
     _last = (bridge._loop, bridge)
     return bridge
+
+
+def _discard_closed():
+    """Drop what still waits for loops that closed before draining it.
+
+    A result queued just as its loop closed would hold a future, and so the
+    loop, for good; a new loop's first use sweeps them.
+    """
+    for loop, bridge in list(_bridges.items()):
+        if loop.is_closed():
+            bridge.discard()  # its pending list and the tasks posted to its waker
 
 
 _COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR

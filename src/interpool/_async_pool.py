@@ -3,9 +3,11 @@
 import asyncio
 import inspect
 import sys
+import types
+import weakref
 
 from . import _aworker, _core, _errors, _output
-from ._aio import bridge_for, warm_up_task_parser
+from ._aio import RunFuture, bridge_for, running_loop, warm_up_task_parser
 from ._pool import UINT32_MAX, _check_not_bootstrapping, _check_positive, _check_workers, _main_spec, default_workers
 
 __all__ = ["AsyncPool"]
@@ -62,7 +64,9 @@ class AsyncPool:
             finalargs=(),
             forward_output=output == "forward",
         )
-        self._running = {}  # asyncio future -> engine task
+        # The futures of coroutines submitted and not yet collected, for
+        # aclose() to cancel: weakly held, so completed ones cost nothing.
+        self._running = weakref.WeakSet()
 
     @property
     def workers(self):
@@ -72,21 +76,27 @@ class AsyncPool:
     def concurrency(self):
         return self._concurrency
 
-    async def run(self, coro_fn, /, *args, **kwargs):
-        """Run ``await coro_fn(*args, **kwargs)`` in a worker's event loop and return its result."""
+    def run(self, coro_fn, /, *args, **kwargs):
+        """Run ``await coro_fn(*args, **kwargs)`` in a worker's event loop and return its result.
+
+        Called in a running event loop, it submits at once and returns an
+        asyncio Future that ``await`` and ``gather`` take as it is (no Task
+        per call) and that ``create_task`` and TaskGroups also take, as a
+        coroutine; called with no running loop (``asyncio.run(apool.run(f))``)
+        it returns a coroutine that submits when it runs.  Cancelling it
+        cancels the remote coroutine.
+        """
         _check_coroutine_function(coro_fn)
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        task = self._engine.submit_deferred(future, coro_fn, args, kwargs or None, bridge_for(loop))
-        self._running[future] = task
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if not task.cancel():
-                task.request_cancel()
-            raise
-        finally:
-            self._running.pop(future, None)
+        loop = running_loop()
+        if loop is None:
+            return self._run_when_awaited(coro_fn, args, kwargs)
+        future = _DeferredFuture(loop=loop)
+        future._interpool_task = self._engine.submit_deferred(future, coro_fn, args, kwargs or None, bridge_for(loop))
+        self._running.add(future)
+        return future
+
+    async def _run_when_awaited(self, coro_fn, args, kwargs):
+        return await self.run(coro_fn, *args, **kwargs)
 
     async def map(self, coro_fn, iterable):
         """Asynchronously iterate over ``await coro_fn(item)`` for each item, in order.
@@ -108,10 +118,12 @@ class AsyncPool:
         # for this loop's futures: the others belong to their own loops (and
         # the engine's shutdown waits for all remote work anyway).
         loop = asyncio.get_running_loop()
-        for task in list(self._running.values()):
+        running = [future for future in list(self._running) if not future.done()]
+        for future in running:
+            task = future._interpool_task
             if not task.cancel():
                 task.request_cancel()
-        ours = [future for future in list(self._running) if future.get_loop() is loop]
+        ours = [future for future in running if future.get_loop() is loop]
         if ours:
             await asyncio.gather(*ours, return_exceptions=True)
 
@@ -139,7 +151,22 @@ class AsyncPool:
         return f"<interpool.AsyncPool {state}, workers={self._workers}, concurrency={self._concurrency}>"
 
 
+class _DeferredFuture(RunFuture):
+    """What ``AsyncPool.run()`` returns in a running loop: cancelling it
+    cancels the remote coroutine (or the queued task)."""
+
+    __slots__ = ()
+
+    def cancel(self, msg=None):
+        task = getattr(self, "_interpool_task", None)
+        if task is not None and not self.done() and not task.cancel():
+            task.request_cancel()  # launched: cancel it in the worker's loop
+        return asyncio.Future.cancel(self, msg)
+
+
 def _check_coroutine_function(fn):
+    if type(fn) is types.FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
+        return  # the usual case, cheaply
     if inspect.iscoroutine(fn):
         fn.close()
         raise TypeError(

@@ -11,57 +11,10 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from ._future import Future
+from ._isolated import isolated
 from ._pool import Pool
 
 __all__ = ["HybridPool", "isolated"]
-
-
-class isolated:
-    """Mark ``fn`` to run in a worker interpreter when a HybridPool runs it.
-
-    Use as a decorator on a module-level function, or as ``isolated(fn)``
-    at the call site::
-
-        @interpool.isolated
-        def crunch(data): ...
-
-        loop.set_default_executor(interpool.HybridPool())
-        await asyncio.to_thread(crunch, data)             # in an interpreter
-        await asyncio.to_thread(interpool.isolated(f), x)  # also
-        await asyncio.to_thread(g, x)                     # on a thread
-
-    Calling the marked object calls ``fn`` directly.  Context variables do
-    not cross into the interpreter.
-    """
-
-    def __init__(self, fn):
-        if not callable(fn):
-            raise TypeError(f"isolated() takes a callable, not {type(fn).__name__}")
-        if isinstance(fn, isolated):
-            fn = fn.__wrapped__
-        functools.update_wrapper(self, fn)
-
-    def __call__(self, /, *args, **kwargs):
-        return self.__wrapped__(*args, **kwargs)
-
-    def __repr__(self):
-        return f"interpool.isolated({self.__wrapped__!r})"
-
-    def __reduce__(self):
-        # As a decorator, the module attribute is this object: pickle it by
-        # name.  Otherwise send the function and mark it again on arrival.
-        import sys
-
-        module = sys.modules.get(getattr(self, "__module__", None) or "")
-        target = module
-        for part in getattr(self, "__qualname__", "").split("."):
-            target = getattr(target, part, None)
-        if target is self:
-            return self.__qualname__
-        return (isolated, (self.__wrapped__,))
-
-
-isolated.__module__ = "interpool"
 
 
 def _is_to_thread_call(fn):

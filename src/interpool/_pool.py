@@ -1,6 +1,5 @@
 """interpool.Pool: a concurrent.futures.Executor over own-GIL worker interpreters."""
 
-import asyncio
 import collections
 import dataclasses
 import itertools
@@ -11,7 +10,6 @@ import time
 from concurrent.futures import _base
 
 from . import _core, _errors, _output
-from ._aio import RunFuture, bridge_for, check_not_coroutine, running_loop
 from ._future import Future
 
 __all__ = ["Pool", "default_workers"]
@@ -25,6 +23,20 @@ def default_workers():
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+# interpool._aio (and with it asyncio), imported on first use: a pool that
+# never meets an event loop (a pool started inside a task, say) never pays
+# for asyncio, and no event loop can run before asyncio is imported.
+_aio = None
+
+
+def _load_aio():
+    global _aio
+    from . import _aio as aio
+
+    _aio = aio
+    return aio
 
 
 def _main_spec():
@@ -275,7 +287,7 @@ class Pool(_base.Executor):
         try:
             future._task = self._start(future, fn, args, kwargs, None, timeout)
         except TypeError:
-            check_not_coroutine(fn, "submit")
+            (_aio or _load_aio()).check_not_coroutine(fn, "submit")
             raise
         return future
 
@@ -333,12 +345,13 @@ class Pool(_base.Executor):
         return self._run(fn, args, kwargs, None)
 
     def _run(self, fn, args, kwargs, timeout):
-        check_not_coroutine(fn, "run")
-        loop = running_loop()
+        aio = _aio or _load_aio()
+        aio.check_not_coroutine(fn, "run")
+        loop = aio.running_loop()
         if loop is None:
             return self._run_when_awaited(fn, args, kwargs, timeout)
-        future = RunFuture(loop=loop)
-        future._interpool_task = self._start(future, fn, args, kwargs, bridge_for(loop), timeout)
+        future = aio.RunFuture(loop=loop)
+        future._interpool_task = self._start(future, fn, args, kwargs, aio.bridge_for(loop), timeout)
         return future
 
     async def _run_when_awaited(self, fn, args, kwargs, timeout):
@@ -359,7 +372,10 @@ class Pool(_base.Executor):
         return self._map_async(fn, iterable, ordered, chunksize, None)
 
     async def _map_async(self, fn, iterable, ordered, chunksize, timeout):
-        check_not_coroutine(fn, "map_async")
+        import asyncio
+
+        aio = _aio or _load_aio()
+        aio.check_not_coroutine(fn, "map_async")
         _check_positive("chunksize", chunksize)
         if hasattr(iterable, "__aiter__"):
             items = [(item,) async for item in iterable]
@@ -367,7 +383,7 @@ class Pool(_base.Executor):
             items = [(item,) for item in iterable]
         size = chunksize or self._auto_chunksize(len(items))
         loop = asyncio.get_running_loop()
-        bridge = bridge_for(loop)
+        bridge = aio.bridge_for(loop)
         pending = []
         try:
             for i in range(0, len(items), size):
@@ -472,8 +488,8 @@ class Pool(_base.Executor):
             for future, bridge in self._engine.shutdown(False, cancel_futures, interrupt):
                 if bridge is None:
                     future._mark_cancelled()
-                else:
-                    bridge.push(future, asyncio.CancelledError(), True)
+                else:  # a bridge exists, so asyncio was imported
+                    bridge.push(future, sys.modules["asyncio"].CancelledError(), True)
         if wait and not self._engine.on_own_thread:
             self._engine.shutdown(True, False)
 

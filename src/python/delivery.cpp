@@ -89,10 +89,19 @@ void BridgeBatch::add(PyObject* bridge, PyObject* future, PyObject* outcome, boo
 void BridgeBatch::flush(ModuleState& state) {
   PendingError keep;
   for (auto& [bridge, items] : _bridges) {
-    Ref done = Ref::steal(PyObject_CallMethodOneArg(bridge.get(), state.str_push_many, items.get()));
-    if (!done) PyErr_WriteUnraisable(bridge.get());
+    Ref waker = Ref::steal(PyObject_CallMethodOneArg(bridge.get(), state.str_push_many, items.get()));
+    if (!waker) {
+      PyErr_WriteUnraisable(bridge.get());
+      continue;
+    }
+    if (auto w = waker_of(state.loop_waker_type, waker.get())) _wakers.push_back(std::move(w));
   }
   _bridges.clear();
+}
+
+void BridgeBatch::wake() {
+  for (auto& w : _wakers) w->signal();
+  _wakers.clear();
 }
 
 void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyObject* outcome, bool is_exception,
@@ -120,6 +129,9 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   assert(!task.owner || PyInterpreterState_Get() == task.owner);
   Ref future = Ref::steal(std::exchange(task.future, nullptr));
   Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+  // A task posted to its loop carries its pool's rebuilder.
+  Ref own_rebuild = Ref::steal(std::exchange(task.rebuild, nullptr));
+  if (own_rebuild) rebuild = own_rebuild.get();
   // A pool that broke: the first delivery of its failure logs it, with
   // ("broken", reason, cause, True).
   bool log_broken = false;

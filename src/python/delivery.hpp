@@ -1,22 +1,29 @@
 // src/python/delivery.hpp: completing futures in the owner interpreter.
 #pragma once
 
+#include <memory>
 #include <utility>
 #include <vector>
 
 #include "python/engine.hpp"
+#include "python/loop_waker.hpp"
 
 namespace interpool::py {
 
 /// The results of one delivery batch bound for asyncio loops, grouped by
-/// loop bridge: each bridge gets one push_many() call per batch.
+/// loop bridge: each bridge gets one push_many() call per batch.  A bridge
+/// that needs its loop woken returns its LoopWaker; wake() signals them once
+/// the caller has released the loops' GIL, so no woken loop waits for it.
 class BridgeBatch {
  public:
   void add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
   void flush(ModuleState& state);
+  /// Signals the wakers that flush() collected.  No GIL needed.
+  void wake();
 
  private:
   std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of (future, outcome, is_exception))
+  std::vector<std::shared_ptr<Waker>> _wakers;
 };
 
 /// Completes `future` with `outcome` (a value, or an exception object):

@@ -64,20 +64,28 @@ void WorkerSlot::signal() {
   }
 }
 
+// Many launches per wake-up: only a request that finds both lists empty
+// writes the eventfd.  Any other found a wake-up pending already, which
+// take_requests() has not yet answered: it reads the eventfd *before* it
+// swaps the lists, so whatever was pushed before the swap is taken with them.
 void WorkerSlot::request_launch(std::shared_ptr<PyTask> task) {
+  bool first;
   {
     std::lock_guard lock(_mutex);
+    first = _launch_requests.empty() && _cancel_requests.empty();
     _launch_requests.push_back(std::move(task));
   }
-  signal();
+  if (first) signal();
 }
 
 void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
+  bool first;
   {
     std::lock_guard lock(_mutex);
+    first = _launch_requests.empty() && _cancel_requests.empty();
     _cancel_requests.push_back(std::move(task));
   }
-  signal();
+  if (first) signal();
 }
 
 void WorkerSlot::take_requests(std::vector<std::shared_ptr<PyTask>>& launches,
@@ -437,6 +445,12 @@ void EngineCore::hand_over(TaskPtr task) {
   // still costs one GIL acquisition per batch, and a push costs a system
   // call only when the delivery thread sleeps.
   task->finish();  // wakes a caller blocked in result(), which may deliver it itself
+  if (task->waker) {
+    // An asyncio call: straight to its event loop, which delivers it itself.
+    std::shared_ptr<Waker> waker = std::move(task->waker);
+    waker->post(std::move(task));
+    return;
+  }
   _completions.push(std::move(task));
 }
 
@@ -672,6 +686,7 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
   if (task.claim_delivery()) {
     Ref future = Ref::steal(std::exchange(task.future, nullptr));
     Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));
+    Py_CLEAR(task.rebuild);
     if (future) complete_future(state, future.get(), bridge.get(), outcome.get(), is_exception);
   }
   outcome.reset();
@@ -683,9 +698,16 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
 
 void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot) {
   task->finish();
-  _completions.push(std::move(task));
-  slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);
-  rt::futex_wake_all(slot.in_flight);
+  if (task->waker) {
+    std::shared_ptr<Waker> waker = std::move(task->waker);
+    waker->post(std::move(task));
+  } else {
+    _completions.push(std::move(task));
+  }
+  // The worker thread waits only for the count to fall below max_deferred
+  // (to take more) or to reach 0 (to end): no system call for the others.
+  uint32_t before = slot.in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  if (before == _recipe.max_deferred || before == 1) rt::futex_wake_all(slot.in_flight);
 }
 
 void EngineCore::deliverer_main() {
@@ -696,18 +718,23 @@ void EngineCore::deliverer_main() {
   for (;;) {
     auto batch = _completions.pop_all();
     if (batch.empty()) break;  // closed and drained: every worker has exited
-    AttachedThread attached(tstate);
-    // Consumer-side batching: what finished while this thread waited for
-    // the caller's GIL (up to a switch interval when the caller is busy)
-    // joins this batch, so the GIL is taken once for all of it.
-    for (auto& t : _completions.drain()) batch.push_back(std::move(t));
-    // Output first: what a task printed is written before its future is done.
-    write_output(state, *_output, _recipe.thread_name_prefix);
     BridgeBatch to_loops;
-    for (auto& t : batch)
-      if (t) deliver(state, _rebuild, *t, &to_loops);
-    to_loops.flush(state);
-    batch.clear();
+    {
+      AttachedThread attached(tstate);
+      // Consumer-side batching: what finished while this thread waited for
+      // the caller's GIL (up to a switch interval when the caller is busy)
+      // joins this batch, so the GIL is taken once for all of it.
+      for (auto& t : _completions.drain()) batch.push_back(std::move(t));
+      // Output first: what a task printed is written before its future is done.
+      write_output(state, *_output, _recipe.thread_name_prefix);
+      for (auto& t : batch)
+        if (t) deliver(state, _rebuild, *t, &to_loops);
+      to_loops.flush(state);
+      batch.clear();
+    }
+    // Event loops are woken only now, with the GIL released: a loop woken
+    // earlier would at once wait for this thread to let go of it.
+    to_loops.wake();
   }
   // Every worker has exited: this thread is the engine's last user of the
   // owner interpreter's objects.

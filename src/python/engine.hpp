@@ -29,6 +29,8 @@
 
 namespace interpool::py {
 
+class Waker;
+
 /// A Task whose result completes a concurrent.futures.Future in the owner
 /// interpreter.
 struct PyTask final : rt::Task {
@@ -46,6 +48,11 @@ struct PyTask final : rt::Task {
   /// The interpreter those references belong to: Debug builds assert that
   /// it is the one attached wherever they are completed or released.
   PyInterpreterState* owner = nullptr;
+  /// With a bridge whose loop watches a LoopWaker: the finished task goes
+  /// straight to that loop (hand_over), not through the delivery thread,
+  /// and `rebuild` is its pool's exception rebuilder (owner interpreter).
+  std::shared_ptr<Waker> waker;
+  PyObject* rebuild = nullptr;
 
   /// The last output chunk the task's interpreter pushed by the time the
   /// task ended: its future completes only once that chunk is written.

@@ -128,6 +128,7 @@ PyObject* new_task_object(ModuleState& state, PyObject* engine, TaskPtr task) {
 void release_unqueued(PyTask& task) {
   Py_CLEAR(task.future);
   Py_CLEAR(task.bridge);
+  Py_CLEAR(task.rebuild);
   Py_CLEAR(task.local_call);
 }
 
@@ -310,6 +311,15 @@ bool parse_call_timeout(PyObject* arg, PyTask& task) {
   return parse_seconds(seconds, "timeout", task.timeout);
 }
 
+/// Gives `task` its asyncio bridge, and the bridge's LoopWaker if its loop watches one.
+void set_bridge(ModuleState& state, PyTask& task, PyObject* bridge, PyObject* rebuild) {
+  task.bridge = Py_NewRef(bridge);
+  Ref waker = Ref::steal(PyObject_GetAttr(bridge, state.str_waker));
+  if (!waker) return PyErr_Clear();
+  task.waker = waker_of(state.loop_waker_type, waker.get());
+  if (task.waker) task.rebuild = Py_NewRef(rebuild);
+}
+
 /// Parses (future, fn, args, kwargs[, bridge[, timeout]]) and makes a task of `kind`.
 TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt::Task::Kind kind, const char* usage) {
   if (nargs < 4 || nargs > 6 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
@@ -340,7 +350,7 @@ TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt:
       return nullptr;
   }
   if (nargs == 6 && !parse_call_timeout(args[5], *task)) return nullptr;
-  if (nargs >= 5 && args[4] != Py_None) task->bridge = Py_NewRef(args[4]);
+  if (nargs >= 5 && args[4] != Py_None) set_bridge(state, *task, args[4], self->rebuild);
   return task;
 }
 
@@ -387,7 +397,7 @@ PyObject* engine_submit_map(PyObject* o, PyObject* const* args, Py_ssize_t nargs
   Encoder enc(state, task->request);
   if (!encode_callable(state, enc, task->request, args[1], self->stateless) || !enc.value(args[2])) return nullptr;
   if (nargs == 5 && !parse_call_timeout(args[4], *task)) return nullptr;
-  if (nargs >= 4 && args[3] != Py_None) task->bridge = Py_NewRef(args[3]);
+  if (nargs >= 4 && args[3] != Py_None) set_bridge(state, *task, args[3], self->rebuild);
   return enqueue(o, state, std::move(task), args[0]);
 }
 
@@ -414,6 +424,7 @@ PyObject* engine_shutdown(PyObject* o, PyObject* const* args, Py_ssize_t nargs) 
   for (auto& t : cancelled) {
     Ref f = Ref::steal(std::exchange(t->future, nullptr));
     Ref bridge = Ref::steal(std::exchange(t->bridge, nullptr));
+    Py_CLEAR(t->rebuild);
     Py_CLEAR(t->local_call);
     if (!f) continue;
     Ref pair = Ref::steal(PyTuple_Pack(2, f.get(), bridge ? bridge.get() : Py_None));

@@ -6,6 +6,7 @@
 #include "python/fork_guard.hpp"
 #include "python/frames.hpp"
 #include "python/handle_object.hpp"
+#include "python/loop_waker.hpp"
 #include "python/sync_objects.hpp"
 #include "python/module_state.hpp"
 #include "python/output.hpp"
@@ -39,7 +40,8 @@ int module_exec(PyObject* module) {
     return slot && PyModule_AddType(module, slot) == 0;
   };
   if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
-      !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type))
+      !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type) ||
+      !add_type(&loop_waker_spec, st.loop_waker_type))
     return -1;
   auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
     return add_type(spec, st.handle_types[static_cast<int>(kind)]);
@@ -76,7 +78,8 @@ int module_exec(PyObject* module) {
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
   st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
-  if (!st.str_push || !st.str_push_many) return -1;
+  st.str_waker = PyUnicode_InternFromString("_waker");
+  if (!st.str_push || !st.str_push_many || !st.str_waker) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -128,8 +131,10 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.task_type));
   f(reinterpret_cast<PyObject*&>(st.completion_type));
   f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
+  f(reinterpret_cast<PyObject*&>(st.loop_waker_type));
   f(st.str_push);
   f(st.str_push_many);
+  f(st.str_waker);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.task_interrupted_type);

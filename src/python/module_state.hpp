@@ -20,6 +20,7 @@ struct ModuleState {
   PyTypeObject* task_type = nullptr;    ///< _core.Task
   PyTypeObject* completion_type = nullptr;   ///< _core.Completion (worker side of a deferred task)
   PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
+  PyTypeObject* loop_waker_type = nullptr;   ///< _core.LoopWaker (wakes one asyncio loop)
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};
@@ -49,6 +50,7 @@ struct ModuleState {
   PyObject* str_set_exception = nullptr;
   PyObject* str_push = nullptr;       ///< LoopBridge.push
   PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
+  PyObject* str_waker = nullptr;      ///< LoopBridge._waker
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;

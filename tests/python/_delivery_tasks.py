@@ -32,6 +32,20 @@ def imported(name):
     return name in sys.modules
 
 
+def modules():
+    """The names of the modules imported in this interpreter, sorted."""
+    return sorted(sys.modules)
+
+
+def nested_pool_modules():
+    """sys.modules of this interpreter after it ran a task on a pool of its own."""
+    import interpool
+
+    with interpool.Pool(1) as pool:
+        pool.submit(abs, -1).result()
+    return sorted(sys.modules)
+
+
 def nothing():
     return None
 

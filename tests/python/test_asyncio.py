@@ -158,16 +158,35 @@ def test_gather_return_exceptions(pool):
 
 
 def _count_wakeups(loop):
-    """Wrap ``loop.call_soon_threadsafe``; return the list its calls append to."""
+    """Count the loop's wake-ups for results: calls of its bridge's drain.
+
+    Returns the list each drain appends to.  The bridge is made here, on the
+    loop's thread, and its instance's class is patched for this loop only.
+    """
     calls = []
-    original = loop.call_soon_threadsafe
+    from interpool import _aio
 
-    def counting(*args, **kwargs):
-        calls.append(None)  # list.append is atomic: any thread may call this
-        return original(*args, **kwargs)
+    bridge = _aio.bridge_for(loop)
+    original = type(bridge)._drain
 
-    loop.call_soon_threadsafe = counting
+    def counting(self):
+        if self is bridge:
+            calls.append(None)
+        return original(self)
+
+    type(bridge)._drain = counting
+    _restore.append(lambda: setattr(type(bridge), "_drain", original))
     return calls
+
+
+_restore = []
+
+
+@pytest.fixture(autouse=True)
+def _restore_patches():
+    yield
+    while _restore:
+        _restore.pop()()
 
 
 def test_results_are_batched_per_wakeup(pool):
@@ -799,3 +818,41 @@ def test_loop_closed_in_process_then_pool_still_works(pool1):
         return await pool1.run(t.square, 8)
 
     assert arun(again()) == 64
+
+
+# ------------------------------------------------- results for closed loops
+
+
+def test_a_result_posted_to_a_closed_loop_is_dropped_and_the_loop_freed(pool):
+    import select
+    import weakref
+
+    from _delivery_tasks import finish_when
+    from interpool import _aio
+
+    release = interpool.Event()
+    seen = {}
+
+    async def leave_work_behind():
+        loop = asyncio.get_running_loop()
+        seen["loop"] = weakref.ref(loop)
+        seen["fd"] = _aio.bridge_for(loop)._waker.fileno()
+        # Not awaited: asyncio.run() closes the loop while the task runs.
+        seen["future"] = weakref.ref(pool.run(finish_when, release, 7))
+
+    asyncio.run(leave_work_behind())
+    assert seen["loop"]() is not None and seen["loop"]().is_closed()
+    release.set()
+    # The worker posts the result to the closed loop's waker: its eventfd
+    # becomes readable (nobody watches it any more).
+    readable, _, _ = select.select([seen["fd"]], [], [], TIMEOUT)
+    assert readable, "the result never reached the closed loop's waker"
+    gc.collect()
+    assert seen["loop"]() is not None  # the posted task holds its future, which holds the loop
+
+    async def use_again():
+        return await pool.run(abs, -3)
+
+    assert asyncio.run(use_again()) == 3  # a new loop's first use sweeps the closed one
+    gc.collect()
+    assert seen["future"]() is None and seen["loop"]() is None

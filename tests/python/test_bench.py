@@ -263,12 +263,109 @@ def test_cli_asyncio_real_interpool(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = _check_json(out, ["asyncio"])
     results = doc["workloads"]["asyncio"]["results"]
-    assert set(results) == {"gather", "async_pool", "gridsearch"}
+    assert set(results) == {"gather", "sequential", "async_pool", "gridsearch"}
     for rows in results.values():
         assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
         assert any(r["peer"] == "interpool" and r["status"] == "ok" for r in rows)
     grid = [r["answer"] for r in results["gridsearch"] if r["status"] == "ok"]
     assert len(set(grid)) == 1
+
+
+# -- the scaling chart (--plot) ----------------------------------------------------
+
+
+def _plot_cli(tmp_path, target, *extra, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick", "--scale", "0.01",
+         "--repeats", "1", "--workers", "2", "--peers", "interpool", "threads", "-q", *extra],
+        env=_bench_env(**env), capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_plot_writes_a_valid_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    import xml.etree.ElementTree as ET
+
+    target = tmp_path / "scaling.svg"
+    proc = _plot_cli(tmp_path, target, "--only", "scaling")
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {target}" in proc.stdout
+    # The chart's other workload ran too, and nothing else.
+    assert "== CPU-bound scaling ==" in proc.stdout and "== Grid search scaling ==" in proc.stdout
+    assert "== Tiny-task overhead ==" not in proc.stdout
+    root = ET.parse(target).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    text = target.read_text(encoding="utf-8")
+    for label in ("ideal", "interpool", "ThreadPoolExecutor", "CPU-bound", "grid search", "workers"):
+        assert label in text, label
+
+
+def test_plot_writes_a_valid_png_with_other_workloads(tmp_path):
+    pytest.importorskip("matplotlib")
+    import struct
+
+    target = tmp_path / "scaling.png"
+    proc = _plot_cli(tmp_path, target, "--only", "overhead")
+    assert proc.returncode == 0, proc.stderr
+    assert "== Tiny-task overhead ==" in proc.stdout and "== Grid search scaling ==" in proc.stdout
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 500 and height > 200
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
+    blocker = tmp_path / "blocked" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('blocked for the test')\n")
+    env = _bench_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), env["PYTHONPATH"]])
+    target = tmp_path / "scaling.svg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--plot needs matplotlib" in proc.stderr and "pip install 'interpool[plot]'" in proc.stderr
+    assert proc.stdout == "" and not target.exists()  # nothing ran
+    # Without --plot the benchmark runs as usual.
+    proc = subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--quick", "--scale", "0.01", "--repeats", "1",
+         "--only", "overhead", "--peers", "interpool", "-q"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "== Tiny-task overhead ==" in proc.stdout
+
+
+def test_plot_refuses_an_unknown_file_type(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--plot", str(tmp_path / "chart.txt")],
+        env=_bench_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--plot FILE must end in one of .svg, .png, .pdf" in proc.stderr
+
+
+def test_cli_startup_real_interpool(tmp_path):
+    """The startup workload end to end: every peer runs or is n/a, and the JSON holds the figures."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", "startup")
+    assert proc.returncode == 0, proc.stderr
+    doc = _check_json(out, ["startup"])
+    results = doc["workloads"]["startup"]["results"]
+    rows = results["startup"]
+    assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
+    ok = {(r["peer"], r["workers"]) for r in rows if r["status"] == "ok"}
+    assert {("interpool", 2), ("interpool", 8), ("cpython", 2), ("cpython", 8)} <= ok
+    if sys.version_info >= (3, 14):
+        assert ("stdlib", 8) in ok
+    phases = results["phases"][0]
+    assert phases["status"] == "ok" and phases["best_s"] > 0
+    assert "(b) one worker's start-up" in proc.stdout
 
 
 def test_cli_list_and_bad_args(tmp_path):
@@ -324,7 +421,7 @@ def test_stop_tasks():
         assert pickle.loads(pickle.dumps(fn)) is fn
 
 
-@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio", "stop"])
+@pytest.mark.parametrize("name", ["overhead", "scaling", "gridsearch", "asyncio", "stop", "startup", "gridscaling"])
 def test_wrapper_scripts_call_the_package(name):
     here = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(here, os.pardir, os.pardir, "benchmarks", f"bench_{name}.py")

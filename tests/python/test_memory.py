@@ -19,7 +19,7 @@ import weakref
 import pytest
 
 import interpool
-from _delivery_tasks import import_module, imported, nothing
+from _delivery_tasks import import_module, imported, modules, nested_pool_modules, nothing
 from conftest import child_env
 
 MARGIN_MB = 0.3  # what interpool may add to CPython's own leak, per interpreter
@@ -159,6 +159,52 @@ def test_importing_interpool_imports_no_asyncio():
         [sys.executable, "-c", "import sys, interpool; print('asyncio' in sys.modules)"],
         env=child_env(), capture_output=True, text=True, timeout=600,
     )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+# What a worker that runs plain tasks must not import: each costs every worker
+# start-up time and memory (asyncio alone about 6 MB and 100 ms of CPU).
+HEAVY = ("asyncio", "logging", "cloudpickle", "concurrent", "inspect", "enum", "typing")
+
+
+def heavy(names):
+    return sorted(n for n in names if n.partition(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize("kind", ["Pool", "InterpreterPoolExecutor", "HybridPool"])
+def test_a_plain_worker_imports_only_the_extension_and_the_worker_module(kind):
+    if kind == "Pool":
+        pool, fn = interpool.Pool(1), modules
+    elif kind == "InterpreterPoolExecutor":
+        pool, fn = interpool.InterpreterPoolExecutor(max_workers=1), modules
+    else:  # an isolated callable is unpickled in the worker: that must not load HybridPool
+        pool, fn = interpool.HybridPool(1), interpool.isolated(modules)
+    with pool:
+        names = pool.submit(fn).result()
+    assert "interpool._core" in names and "interpool._worker" in names  # it did run in a worker
+    assert heavy(names) == []
+    assert {n for n in names if n.startswith("interpool.")} == {"interpool._core", "interpool._worker"} | (
+        {"interpool._isolated"} if kind == "HybridPool" else set()
+    )
+
+
+def test_a_pool_started_in_a_worker_imports_no_asyncio():
+    with interpool.Pool(1) as pool:
+        names = pool.submit(nested_pool_modules).result()
+    assert "interpool._pool" in names  # the task did start a pool there
+    assert not [n for n in names if n.partition(".")[0] == "asyncio"]
+
+
+def test_creating_a_pool_imports_no_asyncio():
+    source = (
+        "import sys, interpool\n"
+        "with interpool.Pool(1) as pool:\n"
+        "    list(pool.map(abs, [-1, -2]))\n"
+        "    pool.submit(abs, -1).result()\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", source], env=child_env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 

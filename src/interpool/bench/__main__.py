@@ -1,7 +1,10 @@
-"""Command line: ``python -m interpool.bench [--quick] [--json FILE] [--only NAME ...] [--workers N]``.
+"""Command line: ``python -m interpool.bench [--quick] [--json FILE] [--only NAME ...] [--workers N] [--plot FILE]``.
 
 Runs every workload (each ``bench_<name>.py`` module of this package) and
-prints one table per workload with the peers side by side.
+prints one table per workload with the peers side by side.  ``--plot
+FILE.svg`` (or .png) also draws the speedup curves of the scaling workloads
+(run even where ``--only`` leaves them out; needs matplotlib: ``pip install
+'interpool[plot]'``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import time
 
 from . import _harness as h
+from . import _plot
 
 #: Workloads listed here run first, in this order; others follow by name.
 PREFERRED_ORDER = ("overhead", "scaling", "gridsearch")
@@ -53,6 +57,10 @@ def parse_args(argv, workloads, default_only):
     p.add_argument("--repeats", type=int, metavar="K", help="best of K runs (default per workload)")
     p.add_argument("--scale", type=float, default=1.0, metavar="F",
                    help="multiply all sizes by F (e.g. 0.01 for smoke tests)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw speedup vs. workers (CPU-bound and grid search) to FILE (.svg, .png or .pdf); "
+                        "also runs the scaling workloads where --only leaves them out; needs matplotlib "
+                        "(pip install 'interpool[plot]')")
     p.add_argument("--list", action="store_true", help="list workloads and exit")
     p.add_argument("-q", "--no-progress", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
@@ -105,6 +113,11 @@ def main(argv=None, default_only=None) -> int:
         for name, mod in workloads.items():
             print(f"{name:12} {mod.TITLE}")
         return 0
+    if args.plot:
+        problem = _plot.check_target(args.plot)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     peers = frozenset(args.peers) if args.peers else None
     if peers is None or "interpool" in peers:
         try:
@@ -126,6 +139,8 @@ def main(argv=None, default_only=None) -> int:
     print(header(meta), flush=True)
 
     selected = args.only or list(workloads)
+    if args.plot:  # the chart's workloads run too, whatever --only says
+        selected = selected + [n for n in _plot.WORKLOADS if n not in selected]
     results = {}
     t_suite = time.perf_counter()
     for name in selected:
@@ -148,6 +163,10 @@ def main(argv=None, default_only=None) -> int:
             json.dump(doc, f, indent=2, ensure_ascii=False, allow_nan=False)
             f.write("\n")
         print(f"\nwrote {args.json}")
+
+    if args.plot:
+        _plot.draw(results, meta, args.plot)
+        print(f"\nwrote {args.plot}")
 
     errors = [(n, m) for n, r in results.items() for m in r.errors]
     if errors:

@@ -7,6 +7,9 @@
 (b) AsyncPool: N coroutines that each ``await asyncio.sleep(0.05)`` and then
     do ~1 ms of pure-Python CPU work, on an AsyncPool against the same
     coroutines on the main event loop alone.
+(d) sequential awaits: ``await pool.run(noop)`` one after another, against
+    ``await asyncio.to_thread(noop)`` on the same loop (the round trip,
+    including waking the loop).
 (c) grid search (the gridsearch workload, grid passed once with
     ``interpool.share``): one ``await interpool.to_interpreter(check_loop, ...)``
     per cell through gather against ``Pool.map`` on the same shared grid.
@@ -275,11 +278,73 @@ def _async_pool(config):
     )
     ratio = base.best / ip.best if (base and ip) else None
     targets = [h.target(
-        f"AsyncPool on {workers} workers ≥ 1.7× the main loop alone",
-        None if ratio is None else ratio >= 1.7,
+        f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
+        None if ratio is None else ratio >= 1.8,
         (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
     )]
     return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
+
+
+# ---------------------------------------------------------------------------
+# (d) sequential awaits: one round trip at a time
+# ---------------------------------------------------------------------------
+
+
+def _sequential(config):
+    n = config.size(5_000, 1_000, minimum=10)
+    reps = config.reps(3, 2)
+    noop = _tasks.noop
+
+    def pool_run(ex, k):
+        async def main():
+            run = ex.run
+            for _ in range(k):
+                await run(noop)
+            return k
+
+        return asyncio.run(main())
+
+    def to_thread(ex, k):
+        async def main():
+            for _ in range(k):
+                await asyncio.to_thread(noop)
+            return k
+
+        return asyncio.run(main())
+
+    def submit_result(ex, k):
+        for _ in range(k):
+            ex.submit(noop).result()
+        return k
+
+    peers = [(h.Benchmark("asyncio.to_thread(noop) (default executor)", None, "serial"), to_thread)]
+    if _wanted(config, "interpool"):
+        peers += [
+            (h.Benchmark("await interpool.Pool.run(noop)", h._make_interpool, "interpool", _interpool_missing),
+             pool_run),
+            (h.Benchmark("interpool.Pool.submit(noop).result(), no loop", h._make_interpool, "interpool-sync",
+                         _interpool_missing), submit_result),
+        ]
+    ms = [
+        h.run_peer(p, config.workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 200),
+                   check=_check_count, section="sequential")
+        for p, task in peers
+    ]
+    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
+    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
+        m.label, f"{m.n:,}", h.fmt_us(m.per_item), h.fmt_ratio(m.per_item / base.per_item) if base else "-",
+    ])
+    table = h.Table(
+        f"(d) {n:,} sequential awaits of noop(), {config.workers} workers",
+        ["peer", "items", "µs/round trip", "vs. to_thread"], rows, notes=h.error_notes(ms),
+    )
+    ratio = ip.per_item / base.per_item if (ip and base) else None
+    targets = [h.target(
+        "sequential await pool.run(noop) ≤ 0.5 × asyncio.to_thread(noop)",
+        None if ratio is None else ratio <= 0.5,
+        (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+    )]
+    return table, targets, ms, {"n_sequential": n}
 
 
 # ---------------------------------------------------------------------------
@@ -365,7 +430,8 @@ def run(config: h.Config) -> h.WorkloadResult:
     # tests (test_unused_async_pool_exits_cleanly).
     asyncio.run(bare())
     tables, targets, data, params = [], [], {}, {"workers": config.workers}
-    for name, section in (("gather", _overhead), ("async_pool", _async_pool), ("gridsearch", _gridsearch)):
+    for name, section in (("gather", _overhead), ("sequential", _sequential), ("async_pool", _async_pool),
+                          ("gridsearch", _gridsearch)):
         table, section_targets, ms, section_params = section(config)
         h.fail_if_interpool_failed(section_targets, ms)
         tables.append(table)

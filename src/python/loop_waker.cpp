@@ -1,0 +1,158 @@
+// src/python/loop_waker.cpp: the _core.LoopWaker type (an eventfd that wakes one asyncio loop).
+#include "python/loop_waker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <new>
+#include <utility>
+
+#include "python/delivery.hpp"
+#include "python/module_state.hpp"
+
+namespace interpool::py {
+
+Waker::Waker() : _fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Waker::~Waker() {
+  if (_fd >= 0) close(_fd);
+}
+
+void Waker::signal() {
+  if (_armed.exchange(true, std::memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  while (write(_fd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+void Waker::clear() {
+  // Disarm first: a signal() from now on writes again, and a write that
+  // lands before the read below is consumed with it (the caller then takes
+  // whatever was queued before it).
+  _armed.store(false, std::memory_order_release);
+  uint64_t count;
+  while (read(_fd, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+}
+
+void Waker::post(TaskPtr task) {
+  {
+    std::lock_guard lock(_mutex);
+    _inbox.push_back(std::move(task));
+  }
+  signal();
+}
+
+std::vector<TaskPtr> Waker::take() {
+  std::lock_guard lock(_mutex);
+  return std::exchange(_inbox, {});
+}
+
+namespace {
+
+struct LoopWakerObject {
+  PyObject_HEAD
+  std::shared_ptr<Waker> waker;
+};
+
+LoopWakerObject* as_waker(PyObject* o) { return reinterpret_cast<LoopWakerObject*>(o); }
+
+PyObject* waker_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  if (PyTuple_GET_SIZE(args) != 0 || (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
+    PyErr_SetString(PyExc_TypeError, "LoopWaker() takes no arguments");
+    return nullptr;
+  }
+  std::shared_ptr<Waker> waker;
+  try {
+    waker = std::make_shared<Waker>();
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
+  if (!waker->ok()) return PyErr_SetFromErrno(PyExc_OSError);
+  auto* self = reinterpret_cast<LoopWakerObject*>(type->tp_alloc(type, 0));
+  if (!self) return nullptr;
+  new (&self->waker) std::shared_ptr<Waker>(std::move(waker));
+  return reinterpret_cast<PyObject*>(self);
+}
+
+void waker_dealloc(PyObject* o) {
+  PyTypeObject* type = Py_TYPE(o);
+  as_waker(o)->waker.~shared_ptr();  // the eventfd closes once no delivery thread holds it either
+  type->tp_free(o);
+  Py_DECREF(type);
+}
+
+PyObject* waker_fileno(PyObject* o, PyObject*) { return PyLong_FromLong(as_waker(o)->waker->fd()); }
+
+PyObject* waker_signal(PyObject* o, PyObject*) {
+  as_waker(o)->waker->signal();
+  Py_RETURN_NONE;
+}
+
+PyObject* waker_clear(PyObject* o, PyObject*) {
+  as_waker(o)->waker->clear();
+  Py_RETURN_NONE;
+}
+
+// deliver(rebuild): completes the futures of the tasks posted so far, on
+// the loop's thread (their results go to the bridge's pending list, which
+// the caller drains next).  Each task carries its own pool's rebuilder;
+// `rebuild` is the fallback.
+PyObject* waker_deliver(PyObject* o, PyObject* rebuild) {
+  ModuleState& state = state_of_type(Py_TYPE(o));
+  std::vector<TaskPtr> tasks = as_waker(o)->waker->take();
+  if (tasks.empty()) Py_RETURN_NONE;
+  BridgeBatch batch;
+  for (auto& t : tasks) deliver(state, rebuild, *t, &batch);
+  batch.flush(state);  // no wake(): the caller drains the bridge now
+  Py_RETURN_NONE;
+}
+
+// discard(): drops the tasks posted for a loop that closed.
+PyObject* waker_discard(PyObject* o, PyObject*) {
+  for (auto& t : as_waker(o)->waker->take()) {
+    if (!t->claim_delivery()) continue;
+    Py_CLEAR(t->future);
+    Py_CLEAR(t->bridge);
+    Py_CLEAR(t->rebuild);
+    t->response.clear();
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef waker_methods[] = {
+    {"deliver", waker_deliver, METH_O,
+     "deliver(rebuild): complete the futures of the tasks posted so far (the loop's thread)."},
+    {"discard", waker_discard, METH_NOARGS, "Drop the tasks posted so far (their loop is closed)."},
+    {"fileno", waker_fileno, METH_NOARGS, "The eventfd to watch: readable once signalled."},
+    {"signal", waker_signal, METH_NOARGS, "Make the eventfd readable (one write for any number of signals)."},
+    {"clear", waker_clear, METH_NOARGS, "Answer the signal: read the eventfd; the next signal writes again."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot waker_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(waker_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(waker_dealloc)},
+    {Py_tp_methods, waker_methods},
+    {Py_tp_doc, const_cast<char*>("LoopWaker()\n--\n\nAn eventfd that wakes one asyncio event loop (internal).")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec loop_waker_spec = {
+    "interpool._core.LoopWaker",
+    sizeof(LoopWakerObject),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    waker_slots,
+};
+
+std::shared_ptr<Waker> waker_of(PyTypeObject* waker_type, PyObject* obj) {
+  if (!waker_type || Py_TYPE(obj) != waker_type) return nullptr;
+  return as_waker(obj)->waker;
+}
+
+}  // namespace interpool::py

@@ -1,0 +1,50 @@
+// src/python/loop_waker.hpp: an eventfd that wakes one asyncio event loop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "python/engine.hpp"
+
+namespace interpool::py {
+
+/// The wake-up of one event loop's LoopBridge: an eventfd the loop watches
+/// (loop.add_reader), and an inbox of finished tasks for that loop.
+/// Workers post the tasks of asyncio calls here (EngineCore::hand_over), so
+/// a result reaches its loop in one hop, which decodes it on its own
+/// thread; no delivery thread and no second GIL hand-off in between.
+/// Signalled from any thread without any GIL; repeated signals before the
+/// loop answers cost one write.
+class Waker {
+ public:
+  Waker();
+  ~Waker();
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
+
+  bool ok() const { return _fd >= 0; }
+  int fd() const { return _fd; }
+  /// Makes the eventfd readable, unless a signal is pending already.  Any thread, no GIL.
+  void signal();
+  /// Answers the signal: the next signal() writes again.  The loop's thread.
+  void clear();
+  /// Queues a finished task for the loop to deliver, and signals.  Any thread, no GIL.
+  void post(TaskPtr task);
+  /// The tasks posted so far.
+  std::vector<TaskPtr> take();
+
+ private:
+  int _fd;
+  std::atomic<bool> _armed{false};
+  std::mutex _mutex;  // guards _inbox
+  std::vector<TaskPtr> _inbox;
+};
+
+extern PyType_Spec loop_waker_spec;
+
+/// The Waker of `obj` if it is a _core.LoopWaker of this module, else null.
+std::shared_ptr<Waker> waker_of(PyTypeObject* waker_type, PyObject* obj);
+
+}  // namespace interpool::py
