@@ -445,8 +445,10 @@ void EngineCore::hand_over(TaskPtr task) {
   // still costs one GIL acquisition per batch, and a push costs a system
   // call only when the delivery thread sleeps.
   task->finish();  // wakes a caller blocked in result(), which may deliver it itself
-  if (task->waker) {
+  if (task->waker && task->output_mark == 0) {
     // An asyncio call: straight to its event loop, which delivers it itself.
+    // (One that printed goes through the delivery thread, the one writer of
+    // output, which writes it before the future is done.)
     std::shared_ptr<Waker> waker = std::move(task->waker);
     waker->post(std::move(task));
     return;
@@ -698,7 +700,7 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
 
 void EngineCore::finish_deferred(std::shared_ptr<PyTask> task, WorkerSlot& slot) {
   task->finish();
-  if (task->waker) {
+  if (task->waker && task->output_mark == 0) {  // see hand_over
     std::shared_ptr<Waker> waker = std::move(task->waker);
     waker->post(std::move(task));
   } else {
