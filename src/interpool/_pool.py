@@ -316,14 +316,34 @@ class Pool(_base.Executor):
     def _run(self, fn, args, kwargs, timeout):
         check_not_coroutine(fn, "run")
         loop = running_loop()
-        if loop is None:
-            return self._run_when_awaited(fn, args, kwargs, timeout)
+        if loop is not None:
+            return self._run_in_loop(loop, fn, args, kwargs, timeout)
+        if _async_library() == "trio":  # trio, or anyio on trio
+            from . import _trio
+
+            return _trio.run(self, fn, args, kwargs, timeout)
+        return self._run_when_awaited(fn, args, kwargs, timeout)
+
+    def _run_in_loop(self, loop, fn, args, kwargs, timeout):
         future = RunFuture(loop=loop)
         future._interpool_task = self._start(future, fn, args, kwargs, bridge_for(loop), timeout)
         return future
 
     async def _run_when_awaited(self, fn, args, kwargs, timeout):
-        return await self._run(fn, args, kwargs, timeout)
+        # Made outside any event loop (asyncio.run(pool.run(f))): the library
+        # that awaits it is known only now.
+        loop = running_loop()
+        if loop is not None:
+            return await self._run_in_loop(loop, fn, args, kwargs, timeout)
+        library = _async_library()
+        if library == "trio":
+            from . import _trio
+
+            return await _trio.run(self, fn, args, kwargs, timeout)
+        raise RuntimeError(
+            f"run() was awaited under {library or 'an unknown event loop'}; interpool supports "
+            "asyncio and trio (and anyio on either)"
+        )
 
     def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
         """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
@@ -347,7 +367,12 @@ class Pool(_base.Executor):
         else:
             items = [(item,) for item in iterable]
         size = chunksize or self._auto_chunksize(len(items))
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
+        if loop is None:
+            raise RuntimeError(
+                "map_async() needs a running asyncio event loop (asyncio, or anyio on asyncio); "
+                "under trio, await pool.run() for each item in a nursery"
+            )
         bridge = bridge_for(loop)
         pending = []
         try:
@@ -473,6 +498,19 @@ class Pool(_base.Executor):
         else:
             state = "shut down"
         return f"<{type(self).__module__}.{type(self).__qualname__} {state}, workers={self._workers}>"
+
+
+def _async_library():
+    """The async library running in this thread, as sniffio names it ("trio"), or
+    None.  Asked only when no asyncio loop runs, so asyncio pays nothing for it."""
+    try:
+        import sniffio
+    except ImportError:  # trio and anyio depend on it: neither runs
+        return None
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
 
 
 def _stop_task(task):
