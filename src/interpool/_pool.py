@@ -181,7 +181,8 @@ class Pool(_base.Executor):
     """
 
     _thread_name_prefix = "interpool-"
-    _local_tasks = False  # HybridPool: workers also run callables in this interpreter
+    _local_threads = 0  # HybridPool: threads that run callables in this interpreter
+    _lazy_workers = False  # HybridPool: worker interpreters start on demand
     _stateless_functions = False  # InterpreterPoolExecutor: also send stateless functions as code
     _rebuild = staticmethod(_errors.rebuild)
     _workers_option = "workers"  # the argument's name, for errors
@@ -224,7 +225,8 @@ class Pool(_base.Executor):
             rebuild=self._rebuild,
             broken_type=_errors.BrokenPool,
             name_prefix=self._thread_name_prefix,
-            local_tasks=self._local_tasks,
+            local_threads=self._local_threads,
+            lazy_workers=self._lazy_workers,
             stateless=self._stateless_functions,
             task_timeout=task_timeout or 0.0,
             interrupt_grace=interrupt_grace,
