@@ -154,3 +154,20 @@ def test_shutdown_with_cancel_futures_fails_a_waiting_trio_call():
     pool = interpool.Pool(1)
     assert trio.run(main, pool) == ["cancelled"]
     pool.shutdown(wait=True)
+
+
+def test_readme_example(tmp_path):
+    pytest.importorskip("trio")
+    import subprocess
+    import sys
+
+    from conftest import child_env
+    from test_readme_examples import python_block_after
+
+    script = tmp_path / "example.py"
+    script.write_text(python_block_after("### anyio and trio"))
+    done = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    expected = str(sum(i * i for i in range(10**6)))
+    assert done.stdout.splitlines() == [expected, "stopped"] * 2
