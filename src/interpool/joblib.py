@@ -26,6 +26,7 @@ The workers belong to a pool kept between ``Parallel`` calls (one per
 ``joblib.parallel_config(backend="interpool", pool=my_pool)``.
 """
 
+import concurrent.futures
 import os
 import threading
 
@@ -43,25 +44,29 @@ from ._pool import Pool, default_workers
 __all__ = ["InterpoolBackend", "register"]
 
 _lock = threading.Lock()
-_pool = None  # the warm pool shared by Parallel calls that bring none
+_pools = {}  # n_jobs -> the warm pool shared by Parallel calls that bring none
 
 
 def _shared_pool(n_jobs):
-    """The shared pool, resized to ``n_jobs`` workers if need be."""
-    global _pool
+    """The shared pool of ``n_jobs`` workers, made on first use.
+
+    One per size, never shut down before exit: a Parallel generator still
+    being consumed keeps submitting to the pool it started on, so a pool
+    cannot be replaced under it (loky's resizing executor fails such a
+    generator instead).
+    """
     with _lock:
-        pool = _pool
-        if pool is None or pool.workers != n_jobs or not pool._engine.accepting:
-            if pool is not None:
-                pool.shutdown(wait=False)  # work it still has finishes; its futures stay valid
-            pool = _pool = Pool(n_jobs)
+        pool = _pools.get(n_jobs)
+        if pool is None:
+            pool = _pools[n_jobs] = Pool(n_jobs)
         return pool
 
 
 def _forget_after_fork():
-    global _lock, _pool
+    # The parent's pools have no workers in a forked child.
+    global _lock, _pools
     _lock = threading.Lock()
-    _pool = None
+    _pools = {}
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -122,12 +127,18 @@ class InterpoolBackend(AutoBatchingMixin, ParallelBackendBase):
         """Send the batch's calls to a worker; ``callback`` runs when it is done."""
         calls = _unwrap(func)
         try:
-            future = self._pool.submit(_joblib_worker.run_calls, calls)
-        except TypeError:
-            # A function with no importable home: send the batch by value.
-            import cloudpickle
+            try:
+                future = self._pool.submit(_joblib_worker.run_calls, calls)
+            except TypeError:
+                # A function with no importable home: send the batch by value.
+                import cloudpickle
 
-            future = self._pool.submit(_joblib_worker.run_pickled, cloudpickle.dumps(calls))
+                future = self._pool.submit(_joblib_worker.run_pickled, cloudpickle.dumps(calls))
+        except Exception as exc:
+            # The pool is shut down or broken, or the batch cannot be sent:
+            # the batch fails, so that Parallel raises instead of waiting for it.
+            future = concurrent.futures.Future()
+            future.set_exception(exc)
         with self._futures_lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)

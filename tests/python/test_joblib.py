@@ -123,6 +123,20 @@ def test_runs_on_the_pool_given():
             Parallel()(delayed(abs)(1) for _ in range(2))
 
 
+def test_a_pool_that_cannot_take_work_fails_the_call():
+    pool = interpool.Pool(2)
+    pool.shutdown()
+    with joblib.parallel_config(backend="interpool", pool=pool):
+        with pytest.raises(RuntimeError, match="shutdown"):
+            Parallel()(delayed(abs)(-i) for i in range(10))
+
+
+def test_default_n_jobs_uses_every_cpu():
+    with joblib.parallel_config(backend="interpool"):
+        assert joblib.effective_n_jobs() == interpool.default_workers()
+        assert Parallel()(delayed(abs)(-i) for i in range(10)) == list(range(10))
+
+
 def test_negative_n_jobs_counts_from_the_cpus():
     backend = interpool.joblib.InterpoolBackend()
     assert backend.effective_n_jobs(-1) == interpool.default_workers()
