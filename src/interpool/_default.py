@@ -45,5 +45,7 @@ def to_interpreter(fn, /, *args, **kwargs):
     :func:`default_pool`; it returns what :meth:`Pool.run` returns, an
     awaitable that TaskGroups also take.  ``fn`` and the arguments are sent
     as for :meth:`Pool.submit`; context variables do not cross interpreters.
+    It works under asyncio, trio, and anyio on either (see :meth:`Pool.run`
+    for how each cancels).
     """
     return default_pool().run(fn, *args, **kwargs)

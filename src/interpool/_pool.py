@@ -312,6 +312,11 @@ class Pool(_base.Executor):
         worker has started it, and interrupts it if one has.  Each call
         belongs to the loop it was made in; another thread's loop can make
         its own calls on the same pool.
+
+        Under trio (and anyio on trio) it returns a coroutine that submits
+        when awaited.  Cancelling it drops the work if it is still queued;
+        a running task is interrupted, and the await ends once it has
+        stopped (``trio.Cancelled``), as ``trio.to_thread.run_sync`` does.
         """
         return self._run(fn, args, kwargs, None)
 

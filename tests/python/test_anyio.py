@@ -171,3 +171,10 @@ def test_readme_example(tmp_path):
     assert done.returncode == 0, done.stderr
     expected = str(sum(i * i for i in range(10**6)))
     assert done.stdout.splitlines() == [expected, "stopped"] * 2
+
+
+def test_awaited_outside_asyncio_and_trio_says_what_is_supported(pool):
+    coro = pool.run(abs, -1)  # no loop runs: the library is known only when awaited
+    with pytest.raises(RuntimeError, match="supports asyncio and trio"):
+        coro.send(None)  # driven by hand, as by an event loop interpool does not know
+    assert pool.stats().queued == 0 and pool.stats().done == 0  # nothing was submitted
