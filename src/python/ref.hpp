@@ -52,10 +52,16 @@ class Ref {
 
 /// Detaches the current thread state (releasing its GIL) for the guard's
 /// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
+///
+/// The destructor may unwind: on 3.12 and 3.13 CPython ends a thread that
+/// asks for a GIL while the runtime finalizes (an abandoned worker waking in
+/// Event.wait, say) with pthread_exit(), a forced unwinding that must reach
+/// call_user_code, which parks the thread.  From a destructor left noexcept
+/// (the default) it would call std::terminate() instead.
 class ReleasedGil {
  public:
   ReleasedGil() : _saved(PyEval_SaveThread()) {}
-  ~ReleasedGil() { PyEval_RestoreThread(_saved); }
+  ~ReleasedGil() noexcept(false) { PyEval_RestoreThread(_saved); }
   ReleasedGil(const ReleasedGil&) = delete;
   ReleasedGil& operator=(const ReleasedGil&) = delete;
 
