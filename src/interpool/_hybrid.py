@@ -121,6 +121,11 @@ class HybridPool(Pool, ThreadPoolExecutor):
         super().__init__(workers, **options)
 
     @property
+    def workers(self):
+        """The most worker interpreters (started as isolated work arrives)."""
+        return self._workers
+
+    @property
     def threads(self):
         """The most threads that run callables not marked isolated."""
         return self._local_threads
