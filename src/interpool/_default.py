@@ -45,6 +45,8 @@ def to_interpreter(fn, /, *args, **kwargs):
     :func:`default_pool`; it returns what :meth:`Pool.run` returns, an
     awaitable that TaskGroups also take.  ``fn`` and the arguments are sent
     as for :meth:`Pool.submit`; context variables do not cross interpreters.
+    It works under asyncio, trio, and anyio on either (see :meth:`Pool.run`
+    for how each cancels).
     """
     pool = _pool or default_pool()
     return pool._run(fn, args, kwargs, None)  # Pool.run's own path, one call less

@@ -1,8 +1,10 @@
-"""interpool.HybridPool: one set of worker threads, two kinds of work.
+"""interpool.HybridPool: one executor, two kinds of work.
 
-Callables marked with :func:`isolated` run in the worker thread's own
-interpreter, in parallel with everything else.  Other callables run on the
-same worker thread in the caller's interpreter, like ThreadPoolExecutor: for
+Callables marked with :func:`isolated` run in worker interpreters, in
+parallel with everything else: at most ``workers`` of them (one per CPU by
+default), each owned by one thread, started as work arrives.  Other
+callables run on threads in the caller's interpreter, like
+ThreadPoolExecutor and with its default size (``min(32, CPUs + 4)``): for
 I/O, and for libraries that cannot be imported in subinterpreters.
 """
 
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ._future import Future
 from ._isolated import isolated
-from ._pool import Pool
+from ._pool import Pool, _check_workers, default_workers
 
 __all__ = ["HybridPool", "isolated"]
 
@@ -41,24 +43,45 @@ def _isolated_call(fn, args, kwargs):
 
 
 class HybridPool(Pool, ThreadPoolExecutor):
-    """An executor whose workers run isolated callables in their own
-    interpreters and all other callables as threads of the caller's.
+    """An executor that runs isolated callables in worker interpreters and
+    all other callables on threads of the caller's interpreter.
 
     Args:
-        workers: number of worker threads (each with an interpreter).
+        workers: the most worker interpreters, each on its own thread,
+            started when isolated work arrives and no worker is idle.
             Defaults to the number of usable CPUs.
-        initializer, initargs, max_tasks_per_worker: as for :class:`Pool`;
-            they concern the worker interpreters.
+        threads: the most threads for the other callables, started the same
+            way.  Defaults to ThreadPoolExecutor's ``min(32, CPUs + 4)``.
+        initializer, initargs, max_tasks_per_worker, task_timeout,
+        interrupt_grace: as for :class:`Pool`; they concern the worker
+            interpreters.
 
     It is a ``concurrent.futures.Executor`` and a good default executor for
-    asyncio: ``loop.set_default_executor(interpool.HybridPool())``.  (asyncio
-    takes only ThreadPoolExecutor instances there, so HybridPool is one;
-    none of ThreadPoolExecutor's own threads or methods are used.)  Thread
-    work preserves context variables (asyncio.to_thread passes them).
+    asyncio: ``loop.set_default_executor(interpool.HybridPool())``.  Blocking
+    I/O then gets as many threads as with asyncio's own default, and
+    CPU-bound isolated work every core.  (asyncio takes only
+    ThreadPoolExecutor instances there, so HybridPool is one; none of
+    ThreadPoolExecutor's own threads or methods are used.)  Thread work
+    preserves context variables (asyncio.to_thread passes them).
     """
 
     _thread_name_prefix = "interpool-hybrid-"
-    _local_tasks = True
+    _lazy_workers = True
+
+    def __init__(self, workers=None, *, threads=None, **options):
+        _check_workers("threads", threads)
+        self._local_threads = threads if threads is not None else min(32, default_workers() + 4)
+        super().__init__(workers, **options)
+
+    @property
+    def workers(self):
+        """The most worker interpreters (started as isolated work arrives)."""
+        return self._workers
+
+    @property
+    def threads(self):
+        """The most threads that run callables not marked isolated."""
+        return self._local_threads
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)``: in an interpreter if ``fn`` is

@@ -200,7 +200,8 @@ class Pool(_base.Executor):
     """
 
     _thread_name_prefix = "interpool-"
-    _local_tasks = False  # HybridPool: workers also run callables in this interpreter
+    _local_threads = 0  # HybridPool: threads that run callables in this interpreter
+    _lazy_workers = False  # HybridPool: worker interpreters start on demand
     _stateless_functions = False  # InterpreterPoolExecutor: also send stateless functions as code
     _rebuild = staticmethod(_errors.rebuild)
     _workers_option = "workers"  # the argument's name, for errors
@@ -248,7 +249,8 @@ class Pool(_base.Executor):
             rebuild=self._rebuild,
             broken_type=_errors.BrokenPool,
             name_prefix=self._thread_name_prefix,
-            local_tasks=self._local_tasks,
+            local_threads=self._local_threads,
+            lazy_workers=self._lazy_workers,
             stateless=self._stateless_functions,
             task_timeout=task_timeout or 0.0,
             interrupt_grace=interrupt_grace,
@@ -341,6 +343,11 @@ class Pool(_base.Executor):
         worker has started it, and interrupts it if one has.  Each call
         belongs to the loop it was made in; another thread's loop can make
         its own calls on the same pool.
+
+        Under trio (and anyio on trio) it returns a coroutine that submits
+        when awaited.  Cancelling it drops the work if it is still queued;
+        a running task is interrupted, and the await ends once it has
+        stopped (``trio.Cancelled``), as ``trio.to_thread.run_sync`` does.
         """
         return self._run(fn, args, kwargs, None)
 
@@ -348,14 +355,35 @@ class Pool(_base.Executor):
         aio = _aio or _load_aio()
         aio.check_not_coroutine(fn, "run")
         loop = aio.running_loop()
-        if loop is None:
-            return self._run_when_awaited(fn, args, kwargs, timeout)
+        if loop is not None:
+            return self._run_in_loop(loop, fn, args, kwargs, timeout)
+        if _async_library() == "trio":  # trio, or anyio on trio
+            from . import _trio
+
+            return _trio.run(self, fn, args, kwargs, timeout)
+        return self._run_when_awaited(fn, args, kwargs, timeout)
+
+    def _run_in_loop(self, loop, fn, args, kwargs, timeout):
+        aio = _aio or _load_aio()
         future = aio.RunFuture(loop=loop)
         future._interpool_task = self._start(future, fn, args, kwargs, aio.bridge_for(loop), timeout)
         return future
 
     async def _run_when_awaited(self, fn, args, kwargs, timeout):
-        return await self._run(fn, args, kwargs, timeout)
+        # Made outside any event loop (asyncio.run(pool.run(f))): the library
+        # that awaits it is known only now.
+        loop = (_aio or _load_aio()).running_loop()
+        if loop is not None:
+            return await self._run_in_loop(loop, fn, args, kwargs, timeout)
+        library = _async_library()
+        if library == "trio":
+            from . import _trio
+
+            return await _trio.run(self, fn, args, kwargs, timeout)
+        raise RuntimeError(
+            f"run() was awaited under {library or 'an unknown event loop'}; interpool supports "
+            "asyncio and trio (and anyio on either)"
+        )
 
     def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
         """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
@@ -382,7 +410,12 @@ class Pool(_base.Executor):
         else:
             items = [(item,) for item in iterable]
         size = chunksize or self._auto_chunksize(len(items))
-        loop = asyncio.get_running_loop()
+        loop = aio.running_loop()
+        if loop is None:
+            raise RuntimeError(
+                "map_async() needs a running asyncio event loop (asyncio, or anyio on asyncio); "
+                "under trio, await pool.run() for each item in a nursery"
+            )
         bridge = aio.bridge_for(loop)
         pending = []
         try:
@@ -508,6 +541,19 @@ class Pool(_base.Executor):
         else:
             state = "shut down"
         return f"<{type(self).__module__}.{type(self).__qualname__} {state}, workers={self._workers}>"
+
+
+def _async_library():
+    """The async library running in this thread, as sniffio names it ("trio"), or
+    None.  Asked only when no asyncio loop runs, so asyncio pays nothing for it."""
+    try:
+        import sniffio
+    except ImportError:  # trio and anyio depend on it: neither runs
+        return None
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
 
 
 def _stop_task(task):

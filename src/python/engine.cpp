@@ -110,6 +110,7 @@ EngineCore::EngineCore(WorkerRecipe recipe, PyInterpreterState* owner)
     : _recipe(std::move(recipe)),
       _owner(owner),
       _tasks(/*spin=*/64),
+      _local(/*spin=*/0),
       _completions(/*spin=*/0),
       _timer(_recipe.thread_name_prefix + "timer"),
       _pid(getpid()) {}
@@ -129,9 +130,13 @@ void EngineCore::start(PyObject* module, PyObject* rebuild) {
   _owner_module = Py_NewRef(module);
   _rebuild = Py_NewRef(rebuild);
   register_engine(shared_from_this());
-  _live_workers.store(_recipe.workers);
   _runs.resize(_recipe.workers);
-  for (std::size_t i = 0; i < _recipe.workers; ++i) spawn_worker(i);
+  if (!_recipe.lazy_workers) {
+    std::lock_guard lock(_grow_mutex);
+    _spawned_workers = _recipe.workers;
+    _live_workers.store(_recipe.workers);
+    for (std::size_t i = 0; i < _recipe.workers; ++i) spawn_worker(i);
+  }
   auto self = shared_from_this();
   _threads.spawn(_recipe.thread_name_prefix + "deliver", [self] { self->deliverer_main(); });
 }
@@ -149,6 +154,101 @@ void EngineCore::spawn_worker(std::size_t index) {
                               [self, run] { self->worker_main(run); });
 }
 
+bool EngineCore::submit(TaskPtr task) {
+  if (orphaned()) return false;
+  task->serial = next_serial();
+  if (task->timeout.count() == 0) task->timeout = _recipe.task_timeout;
+  const bool local = task->kind() == rt::Task::Kind::Local && _recipe.local_threads > 0;
+  if (!(local ? _local : _tasks).push(std::move(task))) return false;
+  counts.submitted.fetch_add(1, std::memory_order_relaxed);
+  if (local)
+    grow_local();
+  else if (_recipe.lazy_workers)
+    grow_workers();
+  return true;
+}
+
+namespace {
+/// One on-demand lane's growth step, under the engine's grow mutex: whether
+/// another thread should start (more tasks wait than threads are idle).
+bool lane_wants_thread(std::size_t queued, std::size_t idle, std::size_t spawned, std::size_t max, bool stopped) {
+  return !stopped && spawned < max && queued > idle;
+}
+}  // namespace
+
+void EngineCore::grow_workers() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (_tasks.size() <= _idle_workers.load()) return;
+  std::string error;
+  {
+    std::lock_guard lock(_grow_mutex);
+    if (!lane_wants_thread(_tasks.size(), _idle_workers.load(), _spawned_workers, _recipe.workers, _growth_stopped))
+      return;
+    std::size_t index = _spawned_workers++;
+    _live_workers.fetch_add(1);
+    try {
+      spawn_worker(index);  // under the mutex: stop_growth() sees every started thread counted
+      return;
+    } catch (const std::exception& e) {
+      --_spawned_workers;
+      _live_workers.fetch_sub(1);
+      if (_spawned_workers) return;  // the started ones take the task
+      error = e.what();
+    }
+  }
+  break_pool("could not start a worker thread: " + error, {});
+}
+
+void EngineCore::grow_local() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (_local.size() <= _idle_local.load()) return;
+  std::string error;
+  {
+    std::lock_guard lock(_grow_mutex);
+    if (!lane_wants_thread(_local.size(), _idle_local.load(), _spawned_local, _recipe.local_threads, _growth_stopped))
+      return;
+    std::size_t index = _spawned_local++;
+    _live_workers.fetch_add(1);
+    try {
+      auto self = shared_from_this();
+      _threads.spawn(_recipe.thread_name_prefix + "thread-" + std::to_string(index), [self] { self->local_main(); });
+      return;
+    } catch (const std::exception& e) {
+      --_spawned_local;
+      _live_workers.fetch_sub(1);
+      if (_spawned_local) return;
+      error = e.what();
+    }
+  }
+  break_pool("could not start a thread: " + error, {});
+}
+
+void EngineCore::stop_growth() {
+  std::lock_guard lock(_grow_mutex);
+  if (_growth_stopped) return;
+  // A task pushed just before the queues closed may have found its lane
+  // without a thread: start one now, while that is still allowed.
+  auto wants = [&](std::size_t queued, std::size_t idle, std::size_t spawned, std::size_t max) {
+    return lane_wants_thread(queued, idle, spawned, max, false);
+  };
+  try {
+    if (_recipe.lazy_workers && wants(_tasks.size(), _idle_workers.load(), _spawned_workers, _recipe.workers)) {
+      _live_workers.fetch_add(1);
+      spawn_worker(_spawned_workers++);
+    }
+    if (wants(_local.size(), _idle_local.load(), _spawned_local, _recipe.local_threads)) {
+      _live_workers.fetch_add(1);
+      std::size_t index = _spawned_local++;
+      auto self = shared_from_this();
+      _threads.spawn(_recipe.thread_name_prefix + "thread-" + std::to_string(index), [self] { self->local_main(); });
+    }
+  } catch (const std::exception&) {
+    _live_workers.fetch_sub(1);  // the task stays queued; nothing can run it
+  }
+  _growth_stopped = true;
+  if (_live_workers.load() == 0) _completions.close();
+}
+
 std::string EngineCore::broken_reason() const {
   if (orphaned())
     return "this pool was started by process " + std::to_string(_pid) +
@@ -161,11 +261,14 @@ std::string EngineCore::broken_reason() const {
 std::vector<TaskPtr> EngineCore::shutdown(bool cancel_queued) {
   if (orphaned()) return {};
   _tasks.close();
+  _local.close();
   std::vector<TaskPtr> cancelled;
   if (cancel_queued) {
-    for (auto& t : _tasks.drain())
-      if (t->try_cancel()) cancelled.push_back(std::move(t));
+    for (auto* queue : {&_tasks, &_local})
+      for (auto& t : queue->drain())
+        if (t->try_cancel()) cancelled.push_back(std::move(t));
   }
+  stop_growth();
   return cancelled;
 }
 
@@ -386,6 +489,7 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool lo
     _broken.store(true, std::memory_order_release);
   }
   _tasks.close();
+  _local.close();  // local threads run what is queued there, then end
   // A notice with no future: the delivery thread reports the failure in the
   // owner interpreter (logged as the stdlib executors do) even if no task
   // waits.
@@ -408,10 +512,14 @@ void EngineCore::break_pool(const std::string& reason, rt::Payload info, bool lo
     if (!t->try_start()) continue;  // cancelled meanwhile
     counts.started.fetch_add(1, std::memory_order_relaxed);
     fail(t);
-  }}
+  }
+  stop_growth();
+}
 
 void EngineCore::worker_exited() {
-  if (_live_workers.fetch_sub(1, std::memory_order_acq_rel) == 1) _completions.close();
+  // The delivery thread ends after the last worker, once no more can start.
+  std::lock_guard lock(_grow_mutex);
+  if (_live_workers.fetch_sub(1, std::memory_order_acq_rel) == 1 && _growth_stopped) _completions.close();
 }
 
 namespace {
@@ -477,27 +585,14 @@ void EngineCore::worker_main(std::shared_ptr<WorkerRun> run) {
     std::lock_guard lock(run->mutex);
     run->native_id = static_cast<long>(syscall(SYS_gettid));
   }
-  // A HybridPool worker also runs tasks in the owner interpreter.  Its thread
-  // state there is made first, so that PyGILState_* on this thread (used by
-  // extension modules that do not support subinterpreters, the very ones
-  // that run as Local tasks) finds the owner interpreter.
-  PyThreadState* owner_tstate = _recipe.local_tasks ? PyThreadState_New(_owner) : nullptr;
-
   for (;;) {
     bool recycle = false;
-    if (!interpreter_life(*run, *slot, owner_tstate, recycle)) {
-      // Abandoned and replaced: the pool no longer counts this thread.  Its
-      // thread state in the owner interpreter is left behind (clearing it
-      // would need the owner's GIL, which may be finalizing).
+    if (!interpreter_life(*run, *slot, nullptr, recycle)) {
+      // Abandoned and replaced: the pool no longer counts this thread.
       t_current_slot = nullptr;
       return;
     }
     if (!recycle || !accepting()) break;
-  }
-  if (owner_tstate) {
-    PyEval_RestoreThread(owner_tstate);
-    PyThreadState_Clear(owner_tstate);
-    PyThreadState_DeleteCurrent();
   }
   t_current_slot = nullptr;
   worker_exited();
@@ -570,7 +665,10 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
         for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;)
           rt::futex_wait(slot.in_flight, n);
         bool poked = false;
+        _idle_workers.fetch_add(1);
         std::optional<TaskPtr> task = _tasks.pop(pokes_seen, poked);
+        _idle_workers.fetch_sub(1);
+        if (task && _recipe.lazy_workers) grow_workers();
         if (poked) {
           PyEval_RestoreThread(tstate);
           context.sweep_shared();
@@ -666,6 +764,29 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
   return false;
 }
 
+void EngineCore::local_main() {
+  t_current_engine = this;
+  // Made on this thread before anything else, so that PyGILState_* here
+  // (used by extension modules that do not support subinterpreters, the
+  // very ones that run as Local tasks) finds the owner interpreter.
+  PyThreadState* tstate = PyThreadState_New(_owner);
+  for (;;) {
+    _idle_local.fetch_add(1);
+    std::optional<TaskPtr> task = _local.pop();
+    _idle_local.fetch_sub(1);
+    if (!task) break;  // closed and drained
+    grow_local();
+    TaskPtr t = std::move(*task);
+    if (!t->try_start()) continue;  // cancelled while queued
+    counts.started.fetch_add(1, std::memory_order_relaxed);
+    run_local(*t, tstate);
+  }
+  PyEval_RestoreThread(tstate);
+  PyThreadState_Clear(tstate);
+  PyThreadState_DeleteCurrent();
+  worker_exited();
+}
+
 void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
   if (!owner_tstate) {  // a Local task sent to a pool without local workers
     task.failed = true;
@@ -685,6 +806,7 @@ void EngineCore::run_local(PyTask& task, PyThreadState* owner_tstate) {
     outcome = Ref::steal(PyErr_GetRaisedException());
     is_exception = true;
   }
+  (is_exception ? counts.failed : counts.done).fetch_add(1, std::memory_order_relaxed);
   if (task.claim_delivery()) {
     Ref future = Ref::steal(std::exchange(task.future, nullptr));
     Ref bridge = Ref::steal(std::exchange(task.bridge, nullptr));

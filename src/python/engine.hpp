@@ -5,6 +5,8 @@
 //                   Tasks, may deliver results itself in Task.settle().
 //   worker threads  (one own-GIL interpreter each): pop Tasks, decode, run,
 //                   encode responses, push them to `completions`.
+//   local threads   (HybridPool only; owner interpreter, its GIL per task):
+//                   pop Local tasks, run them, complete their futures.
 //   delivery thread (owner interpreter, its GIL, taken per batch): pops
 //                   completed Tasks in batches and completes their futures.
 // Only bytes and engine handles move between them, in rt::Task payloads.
@@ -145,7 +147,12 @@ struct WorkerRecipe {
   rt::Payload initializer;              ///< [callable][args], or empty
   rt::Payload finalizer;                ///< [callable][args], run as a worker ends, or empty
   std::string thread_name_prefix;
-  bool local_tasks = false;             ///< workers also run Local tasks (HybridPool)
+  /// Threads that run Local tasks in the owner interpreter, started on
+  /// demand up to this many (HybridPool); 0: Local tasks are refused.
+  std::size_t local_threads = 0;
+  /// Start worker interpreters on demand, up to `workers` (HybridPool),
+  /// rather than all of them at once.
+  bool lazy_workers = false;
   /// Worker sys.stdout, sys.stderr and logging go to the caller's (output.hpp);
   /// false: workers write to file descriptors 1 and 2 themselves.
   bool forward_output = true;
@@ -197,15 +204,10 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// The mailbox of worker `index`.
   WorkerSlot& slot(std::size_t index) { return *_slots.at(index); }
 
-  /// Queues a task.  False once the pool is shut down or broken.
-  bool submit(TaskPtr task) {
-    if (orphaned()) return false;
-    task->serial = next_serial();
-    if (task->timeout.count() == 0) task->timeout = _recipe.task_timeout;
-    if (!_tasks.push(std::move(task))) return false;
-    counts.submitted.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
+  /// Queues a task (a Local one for the local threads), starting a thread
+  /// for it if the pool grows on demand and none is idle.  False once the
+  /// pool is shut down or broken.
+  bool submit(TaskPtr task);
 
   /// Asks a running Call or Map task to stop: TaskInterrupted is raised in
   /// its user code, and its worker is abandoned if it has not stopped after
@@ -266,7 +268,7 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   bool accepting() const { return !orphaned() && !_tasks.closed(); }
   PyInterpreterState* owner() const { return _owner; }
   std::size_t workers() const { return _recipe.workers; }
-  std::size_t queued() const { return orphaned() ? 0 : _tasks.size(); }
+  std::size_t queued() const { return orphaned() ? 0 : _tasks.size() + _local.size(); }
 
   /// True in a process forked after this engine was made: its threads live
   /// only in the parent, and its locks may have been held by them at the
@@ -289,6 +291,19 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// thread must leave at once (it was abandoned).
   bool interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle);
   void spawn_worker(std::size_t index);
+  /// On-demand growth (ThreadPoolExecutor's rule): after a push, or after a
+  /// thread took a task, start one more thread if more tasks wait than
+  /// threads are idle and the lane is not full.  Both sides check after
+  /// their own write (a seq_cst fence between), so a task never waits
+  /// behind a busy thread while a thread could still be started.
+  void grow_workers();
+  void grow_local();
+  /// A local thread: runs Local tasks in the owner interpreter until its
+  /// queue is closed and drained.
+  void local_main();
+  /// After shutdown or breakage: no thread starts any more; the delivery
+  /// thread ends once the started ones have (none at all, perhaps).
+  void stop_growth();
   /// Grace period over: abandon `run`'s worker if it still runs `serial`.
   void abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_t serial);
   /// Interrupts what `run` runs now, with a grace timer.
@@ -310,8 +325,15 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   WorkerRecipe _recipe;
   PyInterpreterState* _owner;
   rt::BlockingQueue<TaskPtr> _tasks;
+  rt::BlockingQueue<TaskPtr> _local;  // Local tasks, for the local threads
   rt::BlockingQueue<TaskPtr> _completions;  // finished tasks; null: output arrived
   std::shared_ptr<rt::OutputSink> _output = std::make_shared<rt::OutputSink>();
+  std::mutex _grow_mutex;  // guards the three fields below, and orders spawns against stop_growth()
+  std::size_t _spawned_workers = 0;
+  std::size_t _spawned_local = 0;
+  bool _growth_stopped = false;
+  std::atomic<std::size_t> _idle_workers{0};  // interpreter workers waiting for a task
+  std::atomic<std::size_t> _idle_local{0};    // local threads waiting for a task
   rt::ThreadRoster _threads;  // workers and the delivery thread
   std::vector<std::shared_ptr<WorkerSlot>> _slots;
   std::mutex _runs_mutex;  // guards _runs (a replaced worker gets a new WorkerRun)
@@ -323,7 +345,7 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   std::atomic<int64_t> _stop_all_grace_ns{INT64_MAX};  // shortens the grace once at exit  // a StopReason once stop_all_running() was called
   PyObject* _owner_module = nullptr;  ///< owner interpreter's interpool._core (owned)
   PyObject* _rebuild = nullptr;       ///< owner interpreter's _errors.rebuild (owned)
-  std::atomic<std::size_t> _live_workers{0};
+  std::atomic<std::size_t> _live_workers{0};  // worker and local threads started and not yet ended
   std::atomic<bool> _broken{false};
   mutable std::mutex _broken_mutex;  // guards _broken_reason
   std::string _broken_reason;

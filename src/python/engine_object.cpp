@@ -169,9 +169,10 @@ bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& o
 }
 
 // Engine(*, workers, max_tasks, sys_path, setup, initializer, initargs, rebuild,
-//        broken_type, name_prefix, local_tasks=False, max_deferred=1,
+//        broken_type, name_prefix, local_threads=0, max_deferred=1,
 //        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
-//        interrupt_grace=1.0, forward_output=True): keyword arguments only (interpool._pool makes it).
+//        interrupt_grace=1.0, lazy_workers=False,
+//        forward_output=True): keyword arguments only (interpool._pool makes it).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
@@ -180,7 +181,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     PyErr_SetString(PyExc_TypeError, "Engine() takes keyword arguments only");
     return nullptr;
   }
-  int local_tasks = 0;
+  PyObject* local_threads_obj = nullptr;
+  int lazy_workers = 0;
   PyObject* max_deferred_obj = nullptr;
   PyObject* finalizer = Py_None;
   PyObject* finalargs = nullptr;
@@ -188,14 +190,14 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   int forward_output = 1;
   double task_timeout = 0.0, interrupt_grace = 1.0;
   static const char* keywords[] = {"workers",     "max_tasks",    "sys_path",  "setup",     "initializer",
-                                   "initargs",    "rebuild",      "broken_type", "name_prefix", "local_tasks",
+                                   "initargs",    "rebuild",      "broken_type", "name_prefix", "local_threads",
                                    "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
-                                   "interrupt_grace", "forward_output", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOspOOO!pddp:Engine", const_cast<char**>(keywords),
+                                   "interrupt_grace", "lazy_workers", "forward_output", nullptr};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
                                    &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &setup, &initializer,
-                                   &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_tasks,
+                                   &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_threads_obj,
                                    &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
-                                   &task_timeout, &interrupt_grace, &forward_output))
+                                   &task_timeout, &interrupt_grace, &lazy_workers, &forward_output))
     return nullptr;
   for (const char* required : {"workers", "max_tasks", "sys_path", "setup", "initializer", "initargs", "rebuild",
                                "broken_type", "name_prefix"}) {
@@ -206,10 +208,11 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   // Checked against the C++ types before anything is allocated (the Python
   // classes also check workers against what the system can run).
-  long long workers, max_tasks, max_deferred = 1;
+  long long workers, max_tasks, max_deferred = 1, local_threads = 0;
   if (!int_option(workers_obj, "workers", 1, PY_SSIZE_T_MAX, workers) ||
       !int_option(max_tasks_obj, "max_tasks_per_worker", 0, PY_SSIZE_T_MAX, max_tasks) ||
-      (max_deferred_obj && !int_option(max_deferred_obj, "concurrency", 1, UINT32_MAX, max_deferred)))
+      (max_deferred_obj && !int_option(max_deferred_obj, "concurrency", 1, UINT32_MAX, max_deferred)) ||
+      (local_threads_obj && !int_option(local_threads_obj, "threads", 0, PY_SSIZE_T_MAX, local_threads)))
     return nullptr;
   std::chrono::nanoseconds timeout_ns, grace_ns;
   if (!parse_seconds(task_timeout, "task_timeout", timeout_ns) ||
@@ -220,7 +223,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   recipe.workers = static_cast<std::size_t>(workers);
   recipe.max_tasks = static_cast<std::size_t>(max_tasks);
   recipe.thread_name_prefix = prefix;
-  recipe.local_tasks = local_tasks;
+  recipe.local_threads = static_cast<std::size_t>(local_threads);
+  recipe.lazy_workers = lazy_workers;
   recipe.forward_output = forward_output;
   recipe.max_deferred = static_cast<uint32_t>(max_deferred);
   recipe.task_timeout = timeout_ns;

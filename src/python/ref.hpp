@@ -55,14 +55,17 @@ class Ref {
 /// True while CPython finalizes the process, on any thread but the one that
 /// finalizes it (once interpool's exit hook has named that thread): such a
 /// thread asking for a GIL would be ended by CPython with pthread_exit(),
-/// whose unwinding cannot pass our noexcept destructors.  (interrupt.cpp)
+/// whose unwinding would need to pass our destructors.  (interrupt.cpp)
 bool exit_must_park_this_thread();
 [[noreturn]] void park_thread_forever();
 
 class ReleasedGil {
  public:
   ReleasedGil() : _saved(PyEval_SaveThread()) {}
-  ~ReleasedGil() {
+  // noexcept(false): should a thread still be ended that way (it checked
+  // just before the runtime began to finalize), the forced unwinding goes
+  // on to call_user_code, which parks it, rather than std::terminate().
+  ~ReleasedGil() noexcept(false) {
     // E.g. an abandoned worker, or a daemon thread, blocked in Queue.get()
     // when the process exits: it must never come back.
     if (exit_must_park_this_thread()) park_thread_forever();

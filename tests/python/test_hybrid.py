@@ -12,11 +12,13 @@ import concurrent.futures as cf
 import pickle
 import sys
 import threading
+import time
 import warnings
 
 import pytest
 
 import _async_tasks as t
+import _stop_tasks
 import interpool
 
 TIMEOUT = 30
@@ -87,13 +89,12 @@ def test_default_executor_to_thread_isolated_runs_in_an_interpreter(marker):
     assert both == [i * i for i in range(20)] * 2
 
 
-def test_thread_path_runs_on_the_pools_worker_threads(hybrid, marker):
-    # The thread path uses the same workers: with 1 busy worker blocked on an
-    # event, a second thread task still runs on the other worker, and the
-    # set of thread ids seen over many tasks is at most the pool's size.
+def test_thread_path_runs_on_the_pools_threads(hybrid, marker):
+    # Plain callables run on the pool's own threads, at most `threads` of
+    # them, never on the caller's.
     futures = [hybrid.submit(t.where) for _ in range(50)]
     idents = {f.result(TIMEOUT)["thread"] for f in futures}
-    assert 1 <= len(idents) <= hybrid.workers
+    assert 1 <= len(idents) <= hybrid.threads
     assert threading.get_ident() not in idents
 
 
@@ -236,3 +237,103 @@ def test_shutdown_via_context_manager():
     assert [f.result(0) for f in fs] == [0, 1, 2, 3] * 2
     with pytest.raises(RuntimeError):
         pool.submit(t.noop)
+
+
+# ------------------------------------------------- threads for I/O, interpreters on demand
+
+
+def wait_until(predicate, what, patience=TIMEOUT):
+    """Poll a probe of engine state (pool.stats()) until it holds; fail after ``patience``."""
+    deadline = time.monotonic() + patience
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.002)
+
+
+def meet(barrier):
+    """Block until every party has arrived: only calls that run at once can pass."""
+    return barrier.wait()
+
+
+def test_thread_count_defaults_to_thread_pool_executors():
+    with interpool.HybridPool(1) as pool:
+        assert pool.threads == min(32, interpool.default_workers() + 4)
+        assert pool.workers == 1
+    with interpool.HybridPool(1, threads=3) as pool:
+        assert pool.threads == 3
+    with pytest.raises(ValueError, match="threads must be greater than 0"):
+        interpool.HybridPool(1, threads=0)
+    with pytest.raises(TypeError, match="threads must be an int"):
+        interpool.HybridPool(1, threads="8")
+
+
+def test_blocking_calls_run_concurrently_beyond_the_worker_count():
+    # Eight calls that each wait for all eight: impossible on 2 threads, so
+    # this passes only if plain callables get their own threads.
+    barrier = threading.Barrier(8, timeout=TIMEOUT)
+
+    async def main():
+        pool = interpool.HybridPool(2, threads=8)
+        asyncio.get_running_loop().set_default_executor(pool)
+        return pool, await asyncio.gather(*(asyncio.to_thread(meet, barrier) for _ in range(8)))
+
+    pool, arrivals = arun(main())
+    assert sorted(arrivals) == list(range(8))  # nobody timed out and broke the barrier
+    assert pool.stats().workers == ()  # and no interpreter was started for them
+
+
+def test_thread_count_is_a_ceiling():
+    # With threads=2, two blockers hold both threads: a third plain call
+    # waits in the queue until one of them is released.
+    with interpool.HybridPool(1, threads=2) as pool:
+        gate = threading.Event()
+        blockers = [pool.submit(gate.wait, TIMEOUT) for _ in range(2)]
+        third = pool.submit(abs, -3)
+        wait_until(lambda: pool.stats().queued == 1, "the third call is queued")
+        assert not third.done()
+        gate.set()
+        assert third.result(TIMEOUT) == 3 and all(f.result(TIMEOUT) for f in blockers)
+
+
+def test_interpreters_start_on_demand_up_to_workers(marker):
+    with interpool.HybridPool(2) as pool:
+        assert pool.stats().workers == ()  # none before isolated work
+        assert pool.submit(t.square, 3).result(TIMEOUT) == 9
+        assert pool.stats().workers == ()  # plain work starts none
+        assert pool.submit(interpool.isolated(t.square), 4).result(TIMEOUT) == 16
+        assert len(pool.stats().workers) == 1  # one was enough
+        release = interpool.Event()
+        waiting = [pool.submit(interpool.isolated(_stop_tasks.wait_for), release) for _ in range(5)]
+        wait_until(lambda: pool.stats().running == 2, "two isolated tasks run")
+        stats = pool.stats()
+        assert len(stats.workers) == 2 and stats.queued == 3  # never more than `workers`
+        release.set()
+        assert [f.result(TIMEOUT) for f in waiting] == ["released"] * 5
+
+
+def test_each_interpreter_is_owned_by_one_thread(marker):
+    with interpool.HybridPool(2) as pool:
+        infos = list(pool.map(interpool.isolated(t.where), range(200), chunksize=1))
+    threads_of = {}
+    for info in infos:
+        assert in_worker_interpreter(info)
+        threads_of.setdefault(info["modules_id"], set()).add(info["thread"])
+    assert 1 <= len(threads_of) <= 2
+    assert all(len(threads) == 1 for threads in threads_of.values())
+
+
+def test_shutdown_with_nothing_started_does_not_hang():
+    pool = interpool.HybridPool(4)
+    pool.shutdown(wait=True)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(abs, 1)
+
+
+def test_plain_and_isolated_work_are_counted(marker):
+    with interpool.HybridPool(1) as pool:
+        assert pool.submit(abs, -1).result(TIMEOUT) == 1
+        with pytest.raises(ValueError):
+            pool.submit(int, "x").result(TIMEOUT)
+        assert pool.submit(interpool.isolated(abs), -2).result(TIMEOUT) == 2
+        wait_until(lambda: (pool.stats().done, pool.stats().failed) == (2, 1), "every call is counted")

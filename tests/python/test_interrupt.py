@@ -275,9 +275,14 @@ def test_shutdown_with_interrupt_stops_a_hanging_initializer(kind):
         pytest.skip("initializer stop is engine behaviour, covered through Pool")
     started = interpool.Event()
     pool = kind.make(1, initializer=tasks.hang_initializer, initargs=(started,))
+    queued = None
+    if kind.name == "HybridPool":  # its worker interpreters start when isolated work arrives
+        queued = pool.submit(kind.fn(abs), -1)
     assert started.wait(PATIENCE)
     pool.shutdown(wait=True, cancel_futures=True, interrupt=True)
     assert pool._broken  # it never got a working worker
+    if queued is not None:
+        assert queued.cancelled()
 
 
 # ------------------------------------------------------------------- stats
