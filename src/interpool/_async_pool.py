@@ -6,7 +6,7 @@ import sys
 
 from . import _aworker, _core, _errors
 from ._aio import bridge_for, warm_up_task_parser
-from ._pool import UINT32_MAX, _check_not_bootstrapping, _check_positive, _check_workers, _main_spec, default_workers
+from ._pool import UINT32_MAX, _check_positive, _check_workers, default_workers
 
 __all__ = ["AsyncPool"]
 
@@ -35,7 +35,6 @@ class AsyncPool:
     """
 
     def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=()):
-        _check_not_bootstrapping()
         _check_workers("workers", workers)
         if concurrency is None:
             raise TypeError("concurrency must be an int, not NoneType")
@@ -49,7 +48,7 @@ class AsyncPool:
             workers=self._workers,
             max_tasks=0,
             sys_path=list(sys.path),
-            setup=(_main_spec(), list(sys.argv)),
+            setup=(list(sys.argv),),
             initializer=_aworker.start,
             initargs=(initializer, tuple(initargs)),
             rebuild=_errors.rebuild,

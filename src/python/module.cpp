@@ -29,6 +29,22 @@ bool load_pickle(ModuleState& st) {
   return true;
 }
 
+bool load_by_value(ModuleState& st) {
+  if (st.by_value_encode) return true;
+  Ref module = Ref::steal(PyImport_ImportModule("interpool._byvalue"));
+  if (!module) return false;
+  Ref dumps = Ref::steal(PyObject_GetAttrString(module.get(), "dumps"));
+  Ref encode = dumps ? Ref::steal(PyObject_GetAttrString(module.get(), "encode_callable")) : Ref();
+  Ref absent = encode ? Ref::steal(PyObject_GetAttrString(module.get(), "ABSENT")) : Ref();
+  if (!absent) return false;
+  if (!st.by_value_encode) {  // the import may have let another thread of this interpreter in
+    st.by_value_dumps = dumps.release();
+    st.by_value_absent = absent.release();
+    st.by_value_encode = encode.release();
+  }
+  return true;
+}
+
 namespace {
 
 int module_exec(PyObject* module) {
@@ -69,7 +85,12 @@ int module_exec(PyObject* module) {
 
 
   st.callable_cache = PyDict_New();
-  if (!st.callable_cache) return -1;
+  st.by_value_cache = PyDict_New();
+  if (!st.callable_cache || !st.by_value_cache) return -1;
+  st.str_data = PyUnicode_InternFromString("data");
+  st.str_guards = PyUnicode_InternFromString("guards");
+  st.str_per_task = PyUnicode_InternFromString("per_task");
+  if (!st.str_data || !st.str_guards || !st.str_per_task) return -1;
 
   st.str_set_result = PyUnicode_InternFromString("set_result");
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
@@ -137,6 +158,13 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.pickle_loads);
   f(st.pickle_error);
   f(st.callable_cache);
+  f(st.by_value_dumps);
+  f(st.by_value_encode);
+  f(st.by_value_absent);
+  f(st.by_value_cache);
+  f(st.str_data);
+  f(st.str_guards);
+  f(st.str_per_task);
   f(st.str_set_result);
   f(st.str_set_exception);
   f(st.str_append);

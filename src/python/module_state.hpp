@@ -39,6 +39,19 @@ struct ModuleState {
   /// they pickle by name, so one encoding serves every call.  Bounded.
   PyObject* callable_cache = nullptr;
 
+  // interpool._byvalue (cloudpickle behind it), for what a receiver cannot
+  // import by name; null until load_by_value().
+  PyObject* by_value_dumps = nullptr;     ///< _byvalue.dumps
+  PyObject* by_value_encode = nullptr;    ///< _byvalue.encode_callable
+  PyObject* by_value_absent = nullptr;    ///< _byvalue.ABSENT: a guard's "unbound"
+  /// {function or class: (data, guards, per_task)}: by-value encodings the
+  /// caller reuses while their guards hold (see _byvalue.EncodedCallable).
+  /// Bounded.
+  PyObject* by_value_cache = nullptr;
+  PyObject* str_data = nullptr;
+  PyObject* str_guards = nullptr;
+  PyObject* str_per_task = nullptr;
+
   // Interned names used on hot paths.
   PyObject* str_set_result = nullptr;
   PyObject* str_set_exception = nullptr;
@@ -62,6 +75,11 @@ struct ModuleState {
 /// interpreter imports the pickler at once, workers when a payload needs it.
 /// False with an exception set if it cannot be imported.
 bool load_pickle(ModuleState& state);
+
+/// Fills the by_value_* fields on first use (module.cpp): imports
+/// interpool._byvalue, and cloudpickle with it, in this interpreter.  False
+/// with an exception set if that fails.
+bool load_by_value(ModuleState& state);
 
 /// The state of the module object `module`.
 inline ModuleState& state_of(PyObject* module) {
