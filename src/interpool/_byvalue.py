@@ -15,7 +15,11 @@ Two things are added to cloudpickle:
   so an initializer that sets a global there is seen by the tasks, as when
   multiprocessing's workers import the main script.  A global arriving with
   a function replaces the receiver's value unless code on the receiver has
-  rebound that name since (see ``_set_main_function_state``).
+  rebound that name since (``_byvalue_load.set_main_function_state``).
+- **A light receiving side.**  Functions, code, cells and modules rebuild
+  with ``interpool._byvalue_load``, which imports nothing: a worker imports
+  cloudpickle only when a class arrives by value (or when it sends something
+  by value itself).
 - **Encodings the caller may reuse.**  ``encode_callable`` also returns
   guards: the identity of everything the encoding captured (code, defaults,
   closure cells, each global used, recursively through other by-value
@@ -29,6 +33,7 @@ import builtins
 import collections
 import dis
 import io
+import marshal
 import pickle
 import sys
 import types
@@ -37,7 +42,9 @@ import weakref
 import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
-__all__ = ["ABSENT", "EncodedCallable", "dumps", "encode_callable", "main_globals"]
+from . import _byvalue_load as _load
+
+__all__ = ["ABSENT", "EncodedCallable", "dumps", "encode_callable"]
 
 
 class _Absent:
@@ -52,44 +59,16 @@ class _Absent:
 ABSENT = _Absent()
 
 
-def main_globals():
-    """The ``__main__`` namespace of this interpreter (a worker has its own)."""
-    return sys.modules["__main__"].__dict__
-
-
 class _MainGlobals:
     """Stands for the sender's ``__main__`` namespace in a pickle."""
 
     __slots__ = ()
 
     def __reduce__(self):
-        return main_globals, ()
+        return _load.main_globals, ()
 
 
 _MAIN_GLOBALS = _MainGlobals()
-
-# Name -> the object that last arrived for it in this interpreter's __main__.
-_received = {}
-
-
-def _set_main_function_state(func, state):
-    """cloudpickle's state setter, for a function of the sender's ``__main__``.
-
-    Its globals are this interpreter's ``__main__``.  Each global that came
-    with it is stored there, unless the name is bound here to something
-    other than what last arrived for it: code here (an initializer, a task)
-    rebound it, and that value stays, as it would in an imported script.
-    """
-    state, slotstate = state
-    namespace = func.__globals__
-    for name, value in slotstate["__globals__"].items():
-        current = namespace.get(name, ABSENT)
-        if current is not ABSENT and current is not value and current is not _received.get(name, ABSENT):
-            continue
-        namespace[name] = value
-        _received[name] = value
-    slotstate["__globals__"] = {}
-    _cp._function_setstate(func, (state, slotstate))
 
 
 def _own_builtins(func):
@@ -102,8 +81,35 @@ def _refuse_file(obj):
     raise TypeError(f"cannot pickle {type(obj).__name__!r} object (an open file)")
 
 
+def _reduce_code(code):
+    return marshal.loads, (marshal.dumps(code),)
+
+
+def _reduce_cell(cell):
+    try:
+        return _load.make_cell, (cell.cell_contents,)
+    except ValueError:  # empty
+        return _load.make_cell, ()
+
+
+def _reduce_module(module):
+    if _cp._should_pickle_by_reference(module):
+        return _load.subimport, (module.__name__,)
+    return _cp._module_reduce(module)  # a dynamic module: by value
+
+
 class _Pickler(cloudpickle.Pickler):
-    dispatch_table = collections.ChainMap({io.TextIOWrapper: _refuse_file}, cloudpickle.Pickler.dispatch_table)
+    # Functions, their code, cells and modules rebuild with interpool._byvalue_load,
+    # so that the receiver need not import cloudpickle for them.
+    dispatch_table = collections.ChainMap(
+        {
+            io.TextIOWrapper: _refuse_file,
+            types.CodeType: _reduce_code,
+            types.CellType: _reduce_cell,
+            types.ModuleType: _reduce_module,
+        },
+        cloudpickle.Pickler.dispatch_table,
+    )
 
     def _function_getnewargs(self, func):
         code, base_globals, name, argdefs, closure = super()._function_getnewargs(func)
@@ -113,12 +119,10 @@ class _Pickler(cloudpickle.Pickler):
 
     def _dynamic_function_reduce(self, func):
         if _own_builtins(func):
-            # cloudpickle would give it the receiver's builtins: another meaning.
+            # It would get the receiver's builtins: another meaning.
             raise pickle.PicklingError(f"{func!r} has builtins of its own (__builtins__), which cannot be sent")
-        reduced = super()._dynamic_function_reduce(func)
-        if func.__globals__ is _main_dict():
-            reduced = (*reduced[:5], _set_main_function_state)
-        return reduced
+        setter = _load.set_main_function_state if func.__globals__ is _main_dict() else _load.set_function_state
+        return _load.make_function, self._function_getnewargs(func), _cp._function_getstate(func), None, None, setter
 
 
 def _main_dict():

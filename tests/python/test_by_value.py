@@ -374,19 +374,27 @@ def test_function_with_builtins_of_its_own_is_refused(pool):
 
 CLOUDPICKLE_IMPORTS = """\
 import interpool, _byvalue_tasks
+has = _byvalue_tasks.has_module
+
+
+class Local:
+    pass
+
+
 with interpool.Pool(1) as pool:
-    print(pool.submit(_byvalue_tasks.has_module, "cloudpickle").result(timeout=60))
-    print("cloudpickle" in __import__("sys").modules)
-    pool.submit(lambda: None).result(timeout=60)
-    print(pool.submit(_byvalue_tasks.has_module, "cloudpickle").result(timeout=60))
+    print(pool.submit(has, "cloudpickle").result(timeout=60), "cloudpickle" in __import__("sys").modules)
+    pool.submit(lambda: None).result(timeout=60)  # a function: rebuilt without cloudpickle
+    print(pool.submit(has, "interpool._byvalue_load").result(timeout=60), pool.submit(has, "cloudpickle").result(timeout=60))
+    pool.submit(_byvalue_tasks.call, lambda x: None, Local()).result(timeout=60)  # a class by value
+    print(pool.submit(has, "cloudpickle").result(timeout=60))
 """
 
 
 @pytest.mark.timeout(120)
-def test_cloudpickle_is_imported_only_when_something_goes_by_value(tmp_path):
+def test_workers_import_cloudpickle_only_for_classes_by_value(tmp_path):
     proc = run_python(["-c", CLOUDPICKLE_IMPORTS], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", "False", "True"]
+    assert proc.stdout.splitlines() == ["False False", "True False", "True"]
 
 
 @pytest.mark.timeout(60)
