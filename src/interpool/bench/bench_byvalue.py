@@ -6,8 +6,8 @@ cloudpickle: its code, defaults, closure and the globals it uses.  The
 caller reuses the encoding while nothing it captured was rebound, and each
 worker decodes it once and caches it.  This workload times the same tiny
 tasks as ``overhead`` with a by-name function (``interpool.bench._tasks``)
-and with the same function defined in ``__main__``, on one pool kind, in
-one run:
+and with the same function defined in ``__main__``, alternating between
+the two on one pool, best of several rounds:
 
 (a) submit N tasks, then ``.result()`` each   -> µs per task
 (b) ``list(pool.map(fn, range(N)))``            -> µs per item
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import sys
+import time
 
 from . import _harness as h
 from . import _tasks
@@ -84,33 +85,54 @@ def _table(title, by_name, by_value, unit):
     return h.Table(title, ["function", "items", f"µs/{unit}", "vs. by name"], rows, notes=h.error_notes([by_name, by_value]))
 
 
+def _alternate(config, section, tasks, n, rounds, check):
+    """Time each task of ``tasks`` (by name, by value) ``rounds`` times on one
+    pool, alternating, so that a burst of unrelated load hits both alike."""
+    peer = h.standard_peers()["interpool"]
+    ms = [h.Measurement(f"{peer.label} {label}", key, workers=config.workers, n=n)
+          for label, key in (("by name", "interpool"), ("by value", "interpool-by-value"))]
+    reason = peer.unavailable()
+    if reason:
+        for m in ms:
+            m.status, m.detail = "n/a", reason
+        return ms
+    config.log(f"  {section}: by name and by value, {rounds} rounds each ...")
+    try:
+        with h.opened(peer, config.workers) as (ex, startup):
+            for m, task in zip(ms, tasks):
+                m.startup = startup
+                task(ex, min(n, 1_000))  # every worker decodes the function once
+            for _ in range(rounds):
+                for m, task in zip(ms, tasks):
+                    t0 = time.perf_counter()
+                    answer = task(ex, n)
+                    m.times.append(time.perf_counter() - t0)
+                    check(answer, n)
+    except AssertionError as exc:
+        for m in ms:
+            m.status, m.detail = "error", f"wrong result: {exc}"
+    except Exception as exc:
+        for m in ms:
+            m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
+    return ms
+
+
 def run(config: h.Config) -> h.WorkloadResult:
-    peers = config.select(["interpool"])
-    reps = config.reps(5, 2)
+    rounds = config.reps(7, 3)
     noop, identity = _main_functions()
-    n_submit = config.size(100_000, 20_000, minimum=10)
-    n_map = config.size(1_000_000, 100_000, minimum=10)
+    n_submit = config.size(20_000, 5_000, minimum=10)
+    n_map = config.size(200_000, 50_000, minimum=10)
     sections = {}
-    for name, task, n, check, probe, budget in (
-        ("submit", (_submitter(_tasks.noop), _submitter(noop)), n_submit, _check_count, 2_000, 1.0),
-        ("map", (_mapper(_tasks.identity), _mapper(identity)), n_map, _check_map, 5_000, 1.5),
-    ):
-        if config.quick:
-            probe, budget = probe // 4, budget / 4
-        ms = []
-        for label, fn in zip(("by name", "by value"), task):
-            for p in peers:
-                m = h.run_peer(
-                    p, config.workers, fn, n=n, repeats=reps, config=config, budget_s=budget,
-                    probe_n=min(n, probe), check=check, section=f"{name}, {label}",
-                )
-                m.label = f"{p.label} {label}"
-                m.key = "interpool" if label == "by name" else "interpool-by-value"
-                ms.append(m)
-        sections[name] = ms
+    if config.peers is None or "interpool" in config.peers:
+        sections["submit"] = _alternate(
+            config, "submit", (_submitter(_tasks.noop), _submitter(noop)), n_submit, rounds, _check_count
+        )
+        sections["map"] = _alternate(
+            config, "map", (_mapper(_tasks.identity), _mapper(identity)), n_map, rounds, _check_map
+        )
 
     def pair(name):
-        ms = sections[name]
+        ms = sections.get(name, [])
         return (ms[0], ms[1]) if len(ms) == 2 else (None, None)
 
     tables, targets = [], []
@@ -134,7 +156,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     h.fail_if_interpool_failed(targets, *sections.values())
     return h.WorkloadResult(
         NAME, TITLE, DESCRIPTION,
-        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "repeats": reps},
+        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "rounds": rounds},
         tables=tables, targets=targets, data=sections,
     )
 
