@@ -35,3 +35,13 @@ def test_readme_example_runs(heading, tmp_path):
         assert lines[1] == "True"
         assert lines[2] == "cancelled the await, and interrupted the task"
         assert lines[3].startswith("PoolStats(") and "timed_out=1" in lines[3]
+
+
+def test_readme_notebook_example_runs_as_a_notebook_would():
+    # Fed on stdin, as a notebook cell or a REPL holds it: everything in __main__.
+    code = python_block_after("### Functions from notebooks, `-c` and lambdas")
+    done = subprocess.run(
+        [sys.executable, "-"], input=code, env=child_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[0, 10, 20, 30]", "True 6 2", "200"]
