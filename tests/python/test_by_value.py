@@ -426,3 +426,34 @@ def test_async_pool_runs_a_coroutine_function_from_main(tmp_path):
     proc = run_python(["-c", ASYNC_PROGRAM], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["42"]
+
+
+NOTEBOOK_CELLS = [
+    "import interpool\npool = interpool.Pool(2)",
+    "class Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n\n"
+    "def shift(p, dx):\n    return Point(p.x + dx, p.y)\n\nscale = 10",
+    "print(list(pool.map(lambda x: x * scale, range(4))))",
+    "p = pool.submit(shift, Point(1, 2), 5).result(timeout=60)\nprint(type(p) is Point, p.x, p.y)",
+    "def init_model():\n    global model\n    model = 'fitted'\n\ndef predict(x):\n    return f'{model}:{x}'\n\n"
+    "with interpool.Pool(1, initializer=init_model) as p2:\n    print(p2.submit(predict, 3).result(timeout=60))",
+    "pool.shutdown()",
+]
+
+
+@pytest.mark.timeout(240)
+def test_functions_defined_in_a_jupyter_notebook(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS])
+    client = nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute(env=child_env())
+    printed = [
+        output["text"].strip()
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == "stdout"
+    ]
+    assert printed == ["[0, 10, 20, 30]", "True 6 2", "fitted:3"]
