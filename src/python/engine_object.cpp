@@ -176,7 +176,7 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
     Ref entry = Ref::steal(PyTuple_Pack(3, value.get(), guards.get(), per_task ? Py_True : Py_False));
     if (!entry) return false;
     if (PyDict_GET_SIZE(state.by_value_cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value_cache);
-    if (PyDict_SetItem(state.by_value_cache, fn, entry.get()) < 0) return false;
+    if (PyDict_SetItem(state.by_value_cache, fn, entry.get()) < 0) PyErr_Clear();  // unhashable: not kept
   }
   return true;
 }

@@ -263,6 +263,20 @@ def test_script_importing_numpy_at_the_top_maps_a_pure_python_function(tmp_path)
     assert "python -m interpool check numpy" in notes
 
 
+@pytest.mark.parametrize("library", ["joblib", "pandas"])
+@pytest.mark.timeout(200)
+def test_script_importing_a_refusing_library_at_the_top_still_maps(tmp_path, library):
+    pytest.importorskip(library)
+    script = tmp_path / "lib_script.py"
+    script.write_text(
+        f"import {library}\nimport interpool\n\n\ndef square(x):\n    return x * x\n\n\n"
+        "if __name__ == '__main__':\n    with interpool.Pool(2) as pool:\n        print(list(pool.map(square, range(5))))\n"
+    )
+    proc = run_python([str(script)], tmp_path, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[0, 1, 4, 9, 16]"]
+
+
 @pytest.mark.timeout(120)
 def test_refused_module_error_names_the_module_and_the_fix(make_pool):
     pytest.importorskip("numpy")
