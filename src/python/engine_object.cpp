@@ -130,7 +130,7 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
       return true;
     }
     if (PyErr_Occurred()) return false;
-    if (PyDict_GET_SIZE(state.by_value_cache) && reuse_by_value(state, enc, fn)) return true;
+    if (state.by_value_cache && PyDict_GET_SIZE(state.by_value_cache) && reuse_by_value(state, enc, fn)) return true;
   }
   std::size_t handles_before = payload.handles.size();
   Ref data = enc.pickle_by_name(fn, nullptr);

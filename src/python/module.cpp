@@ -37,9 +37,20 @@ bool load_by_value(ModuleState& st) {
   Ref encode = dumps ? Ref::steal(PyObject_GetAttrString(module.get(), "encode_callable")) : Ref();
   Ref absent = encode ? Ref::steal(PyObject_GetAttrString(module.get(), "ABSENT")) : Ref();
   if (!absent) return false;
+  // Made here, not at module exec: a worker that never sends anything by
+  // value never makes them (what an ended interpreter leaves pins memory).
+  Ref cache = Ref::steal(PyDict_New());
+  Ref data = cache ? Ref::steal(PyUnicode_InternFromString("data")) : Ref();
+  Ref guards = data ? Ref::steal(PyUnicode_InternFromString("guards")) : Ref();
+  Ref per_task = guards ? Ref::steal(PyUnicode_InternFromString("per_task")) : Ref();
+  if (!per_task) return false;
   if (!st.by_value_encode) {  // the import may have let another thread of this interpreter in
     st.by_value_dumps = dumps.release();
     st.by_value_absent = absent.release();
+    st.by_value_cache = cache.release();
+    st.str_data = data.release();
+    st.str_guards = guards.release();
+    st.str_per_task = per_task.release();
     st.by_value_encode = encode.release();
   }
   return true;
@@ -85,12 +96,7 @@ int module_exec(PyObject* module) {
 
 
   st.callable_cache = PyDict_New();
-  st.by_value_cache = PyDict_New();
-  if (!st.callable_cache || !st.by_value_cache) return -1;
-  st.str_data = PyUnicode_InternFromString("data");
-  st.str_guards = PyUnicode_InternFromString("guards");
-  st.str_per_task = PyUnicode_InternFromString("per_task");
-  if (!st.str_data || !st.str_guards || !st.str_per_task) return -1;
+  if (!st.callable_cache) return -1;
 
   st.str_set_result = PyUnicode_InternFromString("set_result");
   st.str_set_exception = PyUnicode_InternFromString("set_exception");

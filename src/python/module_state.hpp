@@ -46,7 +46,7 @@ struct ModuleState {
   PyObject* by_value_absent = nullptr;    ///< _byvalue.ABSENT: a guard's "unbound"
   /// {function or class: (data, guards, per_task)}: by-value encodings the
   /// caller reuses while their guards hold (see _byvalue.EncodedCallable).
-  /// Bounded.
+  /// Bounded.  This and the names below are made by load_by_value() too.
   PyObject* by_value_cache = nullptr;
   PyObject* str_data = nullptr;
   PyObject* str_guards = nullptr;
