@@ -5,10 +5,10 @@ importable modules, builtins).  It comes here for what a worker could not
 import by name: anything defined in ``__main__`` (a notebook, IPython,
 ``python -c``, stdin, a script, ``python -m pkg``), lambdas, closures, local
 functions and classes.  cloudpickle sends their code, defaults, closure
-cells and the globals they use; modules go by name.  Either side imports
-this module (and cloudpickle) only when such an object crosses.
+cells and the globals they use; modules go by name.  A sender imports this
+module (and cloudpickle) only when such an object leaves it.
 
-Two things are added to cloudpickle:
+Three things are added to cloudpickle:
 
 - **One ``__main__`` namespace per interpreter.**  Functions whose globals
   are the sender's ``__main__`` get the receiver's ``__main__`` as globals,
