@@ -438,7 +438,7 @@ Ref Encoder::pickle_by_value(PyObject* obj, PyObject* append, const char* what) 
   Ref data;
   if (load_by_value(_state)) {
     ScopedContext context(t_encode_payload, &_out);
-    data = Ref::steal(PyObject_CallFunctionObjArgs(_state.by_value_dumps, obj, append ? append : Py_None, nullptr));
+    data = Ref::steal(PyObject_CallFunctionObjArgs(_state.by_value->dumps, obj, append ? append : Py_None, nullptr));
   }
   if (data && !PyBytes_Check(data.get())) {
     PyErr_SetString(PyExc_SystemError, "interpool._byvalue.dumps returned no bytes");
@@ -496,7 +496,7 @@ Ref Encoder::encode_callable_by_value(PyObject* fn) {
   Ref encoded;
   if (load_by_value(_state)) {
     ScopedContext context(t_encode_payload, &_out);
-    encoded = Ref::steal(PyObject_CallOneArg(_state.by_value_encode, fn));
+    encoded = Ref::steal(PyObject_CallOneArg(_state.by_value->encode, fn));
   }
   if (!encoded) raise_unsendable(fn, "callable");
   return encoded;

@@ -83,7 +83,7 @@ bool guards_hold(ModuleState& state, PyObject* guards) {
     }
     if (!current) {
       PyErr_Clear();  // unbound (or failing: then the encoding says why)
-      current = state.by_value_absent;
+      current = state.by_value->absent;
     }
     if (current != PyTuple_GET_ITEM(guard, 2)) return false;
   }
@@ -93,11 +93,11 @@ bool guards_hold(ModuleState& state, PyObject* guards) {
 /// Appends the flag and bytes of a cached by-value encoding of `fn`, if
 /// there is one whose guards hold.  False if there is none (no error set).
 bool reuse_by_value(ModuleState& state, Encoder& enc, PyObject* fn) {
-  PyObject* entry = PyDict_GetItemWithError(state.by_value_cache, fn);
+  PyObject* entry = PyDict_GetItemWithError(state.by_value->cache, fn);
   if (!entry) return PyErr_Clear(), false;
   Ref hold = Ref::borrow(entry);
   if (!guards_hold(state, PyTuple_GET_ITEM(entry, 1))) {
-    if (PyDict_DelItem(state.by_value_cache, fn) < 0) PyErr_Clear();
+    if (PyDict_DelItem(state.by_value->cache, fn) < 0) PyErr_Clear();
     return false;
   }
   PyObject* data = PyTuple_GET_ITEM(entry, 0);
@@ -130,7 +130,7 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
       return true;
     }
     if (PyErr_Occurred()) return false;
-    if (state.by_value_cache && PyDict_GET_SIZE(state.by_value_cache) && reuse_by_value(state, enc, fn)) return true;
+    if (state.by_value && PyDict_GET_SIZE(state.by_value->cache) && reuse_by_value(state, enc, fn)) return true;
   }
   std::size_t handles_before = payload.handles.size();
   Ref data = enc.pickle_by_name(fn, nullptr);
@@ -160,9 +160,9 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
   }
   Ref encoded = enc.encode_callable_by_value(fn);
   if (!encoded) return false;
-  Ref value = Ref::steal(PyObject_GetAttr(encoded.get(), state.str_data));
-  Ref guards = value ? Ref::steal(PyObject_GetAttr(encoded.get(), state.str_guards)) : Ref();
-  Ref per_task_obj = guards ? Ref::steal(PyObject_GetAttr(encoded.get(), state.str_per_task)) : Ref();
+  Ref value = Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_data));
+  Ref guards = value ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_guards)) : Ref();
+  Ref per_task_obj = guards ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_per_task)) : Ref();
   if (!per_task_obj) return false;
   if (!PyBytes_Check(value.get()) || (guards.get() != Py_None && !PyTuple_Check(guards.get()))) {
     PyErr_SetString(PyExc_SystemError, "interpool._byvalue.encode_callable returned a malformed encoding");
@@ -175,8 +175,8 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
   if (by_name && !own_handles && guards.get() != Py_None && PyBytes_GET_SIZE(value.get()) <= kCallerByValueMaxCachedBytes) {
     Ref entry = Ref::steal(PyTuple_Pack(3, value.get(), guards.get(), per_task ? Py_True : Py_False));
     if (!entry) return false;
-    if (PyDict_GET_SIZE(state.by_value_cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value_cache);
-    if (PyDict_SetItem(state.by_value_cache, fn, entry.get()) < 0) PyErr_Clear();  // unhashable: not kept
+    if (PyDict_GET_SIZE(state.by_value->cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value->cache);
+    if (PyDict_SetItem(state.by_value->cache, fn, entry.get()) < 0) PyErr_Clear();  // unhashable: not kept
   }
   return true;
 }

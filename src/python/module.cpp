@@ -2,6 +2,8 @@
 //
 // The module declares per-interpreter-GIL support: it is imported afresh in
 // every worker interpreter, each import with its own heap types and state.
+#include <new>
+
 #include "python/engine.hpp"
 #include "python/fork_guard.hpp"
 #include "python/frames.hpp"
@@ -29,31 +31,38 @@ bool load_pickle(ModuleState& st) {
   return true;
 }
 
+template <class F>
+void for_each_by_value_field(ByValueState& bv, F&& f) {
+  f(bv.dumps);
+  f(bv.encode);
+  f(bv.absent);
+  f(bv.cache);
+  f(bv.str_data);
+  f(bv.str_guards);
+  f(bv.str_per_task);
+}
+
 bool load_by_value(ModuleState& st) {
-  if (st.by_value_encode) return true;
+  if (st.by_value) return true;
   Ref module = Ref::steal(PyImport_ImportModule("interpool._byvalue"));
   if (!module) return false;
-  Ref dumps = Ref::steal(PyObject_GetAttrString(module.get(), "dumps"));
-  Ref encode = dumps ? Ref::steal(PyObject_GetAttrString(module.get(), "encode_callable")) : Ref();
-  Ref absent = encode ? Ref::steal(PyObject_GetAttrString(module.get(), "ABSENT")) : Ref();
-  if (!absent) return false;
-  // Made here, not at module exec: a worker that never sends anything by
-  // value never makes them (what an ended interpreter leaves pins memory).
-  Ref cache = Ref::steal(PyDict_New());
-  Ref data = cache ? Ref::steal(PyUnicode_InternFromString("data")) : Ref();
-  Ref guards = data ? Ref::steal(PyUnicode_InternFromString("guards")) : Ref();
-  Ref per_task = guards ? Ref::steal(PyUnicode_InternFromString("per_task")) : Ref();
-  if (!per_task) return false;
-  if (!st.by_value_encode) {  // the import may have let another thread of this interpreter in
-    st.by_value_dumps = dumps.release();
-    st.by_value_absent = absent.release();
-    st.by_value_cache = cache.release();
-    st.str_data = data.release();
-    st.str_guards = guards.release();
-    st.str_per_task = per_task.release();
-    st.by_value_encode = encode.release();
-  }
-  return true;
+  if (st.by_value) return true;  // the import may have let another thread of this interpreter in
+  auto* bv = new (std::nothrow) ByValueState();
+  if (!bv) return PyErr_NoMemory(), false;
+  st.by_value = bv;
+  bv->dumps = PyObject_GetAttrString(module.get(), "dumps");
+  bv->encode = PyObject_GetAttrString(module.get(), "encode_callable");
+  bv->absent = PyObject_GetAttrString(module.get(), "ABSENT");
+  bv->cache = PyDict_New();
+  bv->str_data = PyUnicode_InternFromString("data");
+  bv->str_guards = PyUnicode_InternFromString("guards");
+  bv->str_per_task = PyUnicode_InternFromString("per_task");
+  if (bv->dumps && bv->encode && bv->absent && bv->cache && bv->str_data && bv->str_guards && bv->str_per_task)
+    return true;
+  for_each_by_value_field(*bv, [](PyObject*& field) { Py_CLEAR(field); });
+  delete bv;
+  st.by_value = nullptr;
+  return false;
 }
 
 namespace {
@@ -164,13 +173,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.pickle_loads);
   f(st.pickle_error);
   f(st.callable_cache);
-  f(st.by_value_dumps);
-  f(st.by_value_encode);
-  f(st.by_value_absent);
-  f(st.by_value_cache);
-  f(st.str_data);
-  f(st.str_guards);
-  f(st.str_per_task);
+  if (st.by_value) for_each_by_value_field(*st.by_value, f);
   f(st.str_set_result);
   f(st.str_set_exception);
   f(st.str_append);
@@ -199,6 +202,8 @@ int module_clear(PyObject* module) {
   if (!st) return 0;
   if (st->shared_cache) st->shared_cache->clear();
   for_each_field(*st, [](PyObject*& field) { Py_CLEAR(field); });
+  delete st->by_value;  // its fields were cleared just now
+  st->by_value = nullptr;
   return 0;
 }
 
