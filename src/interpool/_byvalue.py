@@ -145,8 +145,9 @@ class EncodedCallable:
         guards: ``((container, key, expected), ...)`` or None.  The encoding
             may be reused while, for each guard, looking ``key`` up in
             ``container`` still gives ``expected`` (``ABSENT``: unbound):
-            a dict item, a cell's contents (key None), an item of a class's
-            ``__dict__`` (a mappingproxy), else an attribute.  None: encode
+            a dict item, a cell's contents (key None), a function's code,
+            defaults or keyword defaults (key 0, 1, 2), an item of a
+            class's ``__dict__`` (a mappingproxy), else an attribute.  None: encode
             the callable again for each call.
         per_task: the callable holds state a call may change (a closure
             whose cells hold mutable objects or that rebinds them): workers
@@ -260,9 +261,10 @@ class _Walk:
     def _function(self, fn):
         guards = self.guards
         stable = True
-        for attr in ("__code__", "__defaults__", "__kwdefaults__"):
-            current = getattr(fn, attr)
-            guards.append((fn, attr, current))
+        # Keys 0, 1, 2: the engine reads these three in place.
+        guards.append((fn, 0, fn.__code__))
+        guards.append((fn, 1, fn.__defaults__))
+        guards.append((fn, 2, fn.__kwdefaults__))
         stable = self.value(fn.__defaults__)
         kwdefaults = fn.__kwdefaults__
         if kwdefaults:

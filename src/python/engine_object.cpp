@@ -74,6 +74,14 @@ bool guards_hold(ModuleState& state, PyObject* guards) {
     Ref owned;
     if (PyDict_CheckExact(container)) {
       current = PyDict_GetItemWithError(container, key);
+    } else if (PyFunction_Check(container) && PyLong_CheckExact(key)) {
+      // A function's code (0), defaults (1) or keyword defaults (2): read
+      // in place, as these guards are checked on every call.
+      long which = PyLong_AsLong(key);
+      current = which == 0   ? PyFunction_GET_CODE(container)
+                : which == 1 ? PyFunction_GET_DEFAULTS(container)
+                             : PyFunction_GET_KW_DEFAULTS(container);
+      if (!current) current = Py_None;  // as the attribute reads
     } else if (PyCell_Check(container)) {
       current = PyCell_GET(container);
     } else {
