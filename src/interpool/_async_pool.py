@@ -8,7 +8,7 @@ import weakref
 
 from . import _aworker, _core, _errors, _output
 from ._aio import RunFuture, bridge_for, running_loop, warm_up_task_parser
-from ._pool import UINT32_MAX, _check_not_bootstrapping, _check_positive, _check_workers, _main_spec, default_workers
+from ._pool import UINT32_MAX, _check_positive, _check_workers, default_workers
 
 __all__ = ["AsyncPool"]
 
@@ -38,7 +38,6 @@ class AsyncPool:
     """
 
     def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=(), output="forward"):
-        _check_not_bootstrapping()
         _output.check_output(output)
         _check_workers("workers", workers)
         if concurrency is None:
@@ -53,7 +52,7 @@ class AsyncPool:
             workers=self._workers,
             max_tasks=0,
             sys_path=list(sys.path),
-            setup=(_main_spec(), list(sys.argv), _output.worker_config(output)),
+            setup=(list(sys.argv), _output.worker_config(output)),
             initializer=_aworker.start,
             initargs=(initializer, tuple(initargs)),
             rebuild=_errors.rebuild,

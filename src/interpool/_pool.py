@@ -39,44 +39,6 @@ def _load_aio():
     return aio
 
 
-def _main_spec():
-    """How this interpreter's __main__ was started, for workers to import it.
-
-    Mirrors multiprocessing's spawn: ``("module", name)`` for ``python -m name``,
-    ``("path", file)`` for a script, ``None`` for an interactive session or when
-    ``__main__`` is a package's ``__main__`` module.
-    """
-    worker = sys.modules.get("interpool._worker")
-    if worker is not None and worker.main_spec is not None:
-        # A pool started inside a task: its workers load the script that
-        # this worker was given (here __main__ is that script as __mp_main__).
-        return worker.main_spec
-    main = sys.modules.get("__main__")
-    if main is None:
-        return None
-    name = getattr(getattr(main, "__spec__", None), "name", None)
-    if name is not None:
-        if name == "__main__" or name.endswith(".__main__"):
-            return None
-        return ("module", name)
-    path = getattr(main, "__file__", None)
-    if path is None:
-        return None
-    return ("path", os.path.abspath(path))
-
-
-def _check_not_bootstrapping():
-    """Refuse to start a pool while a worker imports the caller's main script."""
-    worker = sys.modules.get("interpool._worker")
-    if worker is not None and worker.importing_main:
-        raise RuntimeError(
-            "a pool was started while a worker interpreter imported the main script to find a "
-            "function defined there. Protect the script's entry point with "
-            "'if __name__ == \"__main__\":' so that importing it does not start pools "
-            "(the same rule as multiprocessing's spawn)"
-        )
-
-
 # The C++ types behind integer options: Py_ssize_t (counts, sizes) and
 # uint32_t (AsyncPool concurrency).
 SSIZE_MAX = sys.maxsize
@@ -192,11 +154,12 @@ class Pool(_base.Executor):
             and 2 themselves.
 
     Callables and arguments cross interpreters by value: natively for the
-    builtin containers and scalars, by pickle otherwise.  Callables must be
-    importable by name (module-level functions and classes, builtins,
-    methods of picklable objects, ``functools.partial``); functions defined
-    in the ``__main__`` script work as with multiprocessing's spawn.  Anything
-    else makes ``submit`` raise ``TypeError`` at once.
+    builtin containers and scalars, by pickle otherwise.  What a worker can
+    import goes by name (module-level functions and classes, builtins);
+    what it cannot (anything defined in ``__main__``: a notebook, a script,
+    ``python -c``; lambdas, closures, local functions and classes) goes by
+    value with cloudpickle.  What cannot be pickled at all (a lock, an open
+    file, a generator) makes ``submit`` raise ``TypeError`` at once.
     """
 
     _thread_name_prefix = "interpool-"
@@ -217,7 +180,6 @@ class Pool(_base.Executor):
         interrupt_grace=1.0,
         output="forward",
     ):
-        _check_not_bootstrapping()
         _output.check_output(output)
         _check_workers(self._workers_option, workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
@@ -233,17 +195,11 @@ class Pool(_base.Executor):
         # How many tasks run at once, under the stdlib executors' attribute
         # name, which Dask (dask.threaded, dask.base.get_scheduler) reads.
         self._max_workers = self._workers
-        # Objects of __main__ classes made in a worker pickle as __mp_main__.*
-        # (the name the worker loads the script under): resolve that name
-        # here too, as multiprocessing does.
-        main = sys.modules.get("__main__")
-        if main is not None:
-            sys.modules.setdefault("__mp_main__", main)
         self._engine = _core.Engine(
             workers=self._workers,
             max_tasks=max_tasks_per_worker or 0,
             sys_path=list(sys.path),
-            setup=(_main_spec(), list(sys.argv), _output.worker_config(output)),
+            setup=(list(sys.argv), _output.worker_config(output)),
             initializer=initializer,
             initargs=initargs,
             rebuild=self._rebuild,

@@ -10,21 +10,37 @@ import sys
 
 __all__ = ["setup", "teardown", "describe_exception"]
 
-_SUBINTERPRETER_HINT = (
-    "interpool: this module cannot be imported in a worker interpreter because it does not "
-    "support subinterpreters (it uses single-phase init or declares no per-interpreter GIL "
-    "support). Run this function on threads (interpool.HybridPool, ThreadPoolExecutor) or in "
-    "processes (ProcessPoolExecutor) instead, or use a version of the module that supports "
-    "subinterpreters."
-)
+_REFUSAL = "does not support loading in subinterpreters"
 
 
-# True while this worker imports the caller's main script (see setup()).
-importing_main = False
+def _refused_module(exc):
+    """The module named by "module X does not support loading in subinterpreters" in ``exc`` or its causes."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ImportError):
+            text = str(exc)
+            at = text.find(_REFUSAL)
+            if at >= 0:
+                words = text[:at].split()
+                if len(words) >= 2 and words[-2] == "module":
+                    return words[-1]
+                return exc.name or "?"
+        exc = exc.__cause__ or exc.__context__
+    return None
 
-# How the caller's __main__ was started, as setup() got it.  A pool started
-# inside a task passes it on, so that its workers load the same script.
-main_spec = None
+
+def _refusal_hint(module):
+    package = module.partition(".")[0]
+    inner = "" if package == module else f" (its extension module {module})"
+    return (
+        f"interpool: {package}{inner} cannot be imported in a worker interpreter: it does not support "
+        "subinterpreters (single-phase init, or no per-interpreter GIL support), so any task that uses it "
+        "fails here, whatever the rest of the message says. Run the tasks that use it on threads in your "
+        "interpreter with interpool.HybridPool (callables not marked @interpool.isolated run there), or in "
+        "processes (concurrent.futures.ProcessPoolExecutor). "
+        f"`python -m interpool check {package}` says in advance which modules load in a worker."
+    )
 
 
 def _guard_getsignal():
@@ -110,22 +126,17 @@ def _patch_pydatetime(module):
     timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
-def setup(main, argv, output=None):
+def setup(argv, output=None):
     """Prepare a fresh worker interpreter.
 
     ``output``: None when the pool lets workers write to file descriptors 1
     and 2 themselves; else the configuration of output forwarding (see
     :func:`_forward_output`).
 
-    ``main`` says how the caller's ``__main__`` was started: ``("path", file)``,
-    ``("module", name)`` or ``None``.  Functions defined in ``__main__`` pickle by
-    name; the first time a task needs one, the worker imports the main script
-    as module ``__mp_main__`` (its ``if __name__ == "__main__":`` block does not
-    run) and makes it this interpreter's ``__main__``, as multiprocessing's spawn
-    does.
+    Functions and classes of the caller's ``__main__`` arrive by value
+    (interpool._byvalue), so the worker never imports the main script: its
+    top-level code and imports do not run here.
     """
-    global main_spec
-    main_spec = main
     sys.argv[:] = list(argv)
     if output is not None:
         _forward_output(output)
@@ -137,84 +148,6 @@ def setup(main, argv, output=None):
         process.BaseProcess.start = _refuse_process_start
     else:
         sys.meta_path.insert(0, _MultiprocessingGuard())
-    if main is None:
-        return
-    main_module = sys.modules["__main__"]
-    kind, value = main
-
-    def __getattr__(name):
-        loaded = _load_main(kind, value)
-        if loaded is None or loaded is main_module:
-            raise AttributeError(f"module '__main__' has no attribute {name!r}")
-        return getattr(loaded, name)
-
-    main_module.__getattr__ = __getattr__
-    # Objects of the script's classes made here pickle as __mp_main__.* (the
-    # name the script is loaded under); a pool started by a task, and pickle
-    # itself, import that name: load the script for it.
-    sys.meta_path.append(_MainScriptFinder(kind, value))
-
-
-class _MainScriptFinder:
-    """Finds module ``__mp_main__``: the caller's main script, loaded once."""
-
-    def __init__(self, kind, value):
-        self._kind = kind
-        self._value = value
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "__mp_main__":
-            return None
-        module = _load_main(self._kind, self._value)
-        if module is None:
-            return None
-        import importlib.util
-
-        return importlib.util.spec_from_loader(name, _LoadedModule(module))
-
-
-class _LoadedModule:
-    def __init__(self, module):
-        self._module = module
-
-    def create_module(self, spec):
-        return self._module
-
-    def exec_module(self, module):
-        pass
-
-
-_loaded_main = None
-
-
-def _load_main(kind, value):
-    global _loaded_main
-    if _loaded_main is not None:
-        return _loaded_main
-    import importlib.util
-
-    if kind == "module":
-        spec = importlib.util.find_spec(value)
-        origin = spec.origin if spec is not None else None
-    else:
-        origin = value
-    if origin is None:
-        return None
-    global importing_main
-    spec = importlib.util.spec_from_file_location("__mp_main__", origin)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["__mp_main__"] = module
-    importing_main = True
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["__mp_main__"]
-        raise
-    finally:
-        importing_main = False
-    sys.modules["__main__"] = module
-    _loaded_main = module
-    return module
 
 
 class _ForwardedStream(io.TextIOBase):
@@ -489,8 +422,9 @@ def describe_exception(exc):
     except BaseException:
         message = "<exception str() failed>"
     try:
-        if isinstance(exc, ImportError) and "does not support loading in subinterpreters" in message:
-            exc.add_note(_SUBINTERPRETER_HINT)
+        refused = _refused_module(exc) if isinstance(exc, ImportError) else None
+        if refused is not None:
+            exc.add_note(_refusal_hint(refused))
         elif isinstance(exc, RuntimeError) and (
             "daemon threads are disabled" in message or "not supported for isolated subinterpreters" in message
         ):
@@ -508,4 +442,9 @@ def describe_exception(exc):
         data = pickle.dumps(exc, 5)
     except BaseException:
         data = None
+        if "interpool._byvalue" in sys.modules:  # an exception class that came by value
+            try:
+                data = sys.modules["interpool._byvalue"].dumps(exc)
+            except BaseException:
+                pass
     return ("exception", data, type_name, message, tb, module, qualname)

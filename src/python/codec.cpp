@@ -82,8 +82,9 @@ bool raise_unsendable(PyObject* obj, const char* what) {
     repr = PyUnicode_FromFormat("<%s object>", Py_TYPE(obj)->tp_name);
   }
   PyErr_Format(PyExc_TypeError,
-               "cannot send %s %.200U to another interpreter: %S. Only objects that pickle can cross: "
-               "define functions and classes at module level (no lambdas, closures or local classes)",
+               "cannot send %s %.200U to another interpreter: %S. Only objects that pickle (by name, or by value "
+               "with cloudpickle) can cross: locks, open files, generators and the like cannot; pass what they "
+               "are made from instead",
                what, repr, reason ? reason : Py_None);
   Py_XDECREF(repr);
   if (reason) {
@@ -94,6 +95,20 @@ bool raise_unsendable(PyObject* obj, const char* what) {
   }
   return false;
 }
+
+namespace {
+
+bool names_main(PyObject* pickle_bytes) {
+  // Protocol 4+ writes a global's module name as SHORT_BINUNICODE, in full
+  // the first time, so a pickle that refers to anything in __main__ holds
+  // these bytes.  A string value "__main__" matches too: that only costs a
+  // pickle by value, which is as correct.
+  static constexpr std::string_view kMain{"\x8c\x08__main__", 10};
+  std::string_view data{PyBytes_AS_STRING(pickle_bytes), static_cast<std::size_t>(PyBytes_GET_SIZE(pickle_bytes))};
+  return data.find(kMain) != std::string_view::npos;
+}
+
+}  // namespace
 
 void Encoder::varint(std::size_t n) {
   while (n >= 0x80) {
@@ -400,23 +415,61 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
   return true;
 }
 
-bool Encoder::pickled(PyObject* obj) {
-  if (!load_pickle(_state)) return false;
-  Ref buffers = Ref::steal(PyList_New(0));
-  if (!buffers) return false;
-  Ref append = Ref::steal(PyObject_GetAttr(buffers.get(), _state.str_append));
-  if (!append) return false;
+Ref Encoder::pickle_by_name(PyObject* obj, PyObject* append) {
+  if (!load_pickle(_state)) return Ref();
   Ref protocol = Ref::steal(PyLong_FromLong(5));
-  if (!protocol) return false;
-  PyObject* args[] = {obj, protocol.get(), append.get()};
-  Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffer_callback));
-  if (!kwnames) return false;
+  if (!protocol) return Ref();
+  std::size_t handles = _out.handles.size();
   Ref data;
   {
     ScopedContext context(t_encode_payload, &_out);
-    data = Ref::steal(PyObject_Vectorcall(_state.pickle_dumps, args, 2, kwnames.get()));
+    if (append) {
+      PyObject* args[] = {obj, protocol.get(), append};
+      Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffer_callback));
+      if (!kwnames) return Ref();
+      data = Ref::steal(PyObject_Vectorcall(_state.pickle_dumps, args, 2, kwnames.get()));
+    } else {
+      data = Ref::steal(PyObject_CallFunctionObjArgs(_state.pickle_dumps, obj, protocol.get(), nullptr));
+    }
   }
-  if (!data) return raise_unsendable(obj, "object");
+  if (data && !names_main(data.get())) return data;
+  if (!data && PyErr_ExceptionMatches(PyExc_MemoryError)) return Ref();
+  PyErr_Clear();
+  _out.handles.resize(handles);  // handles the refused pickle registered
+  return Ref();
+}
+
+Ref Encoder::pickle_by_value(PyObject* obj, PyObject* append, const char* what) {
+  Ref data;
+  if (load_by_value(_state)) {
+    ScopedContext context(t_encode_payload, &_out);
+    data = Ref::steal(PyObject_CallFunctionObjArgs(_state.by_value->dumps, obj, append ? append : Py_None, nullptr));
+  }
+  if (data && !PyBytes_Check(data.get())) {
+    PyErr_SetString(PyExc_SystemError, "interpool._byvalue.dumps returned no bytes");
+    data = Ref();
+  }
+  if (!data) raise_unsendable(obj, what);
+  return data;
+}
+
+Ref Encoder::pickle(PyObject* obj, PyObject* buffers, const char* what) {
+  Ref append;
+  if (buffers) {
+    append = Ref::steal(PyObject_GetAttr(buffers, _state.str_append));
+    if (!append) return Ref();
+  }
+  Ref data = pickle_by_name(obj, append.get());
+  if (data || PyErr_Occurred()) return data;
+  if (buffers && PyList_SetSlice(buffers, 0, PyList_GET_SIZE(buffers), nullptr) < 0) return Ref();
+  return pickle_by_value(obj, append.get(), what);
+}
+
+bool Encoder::pickled(PyObject* obj) {
+  Ref buffers = Ref::steal(PyList_New(0));
+  if (!buffers) return false;
+  Ref data = pickle(obj, buffers.get(), "object");
+  if (!data) return false;
 
   tag(kPickle);
   raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
@@ -444,17 +497,14 @@ bool Encoder::pickled(PyObject* obj) {
   return true;
 }
 
-bool Encoder::pickled_inband(PyObject* obj, const char* what, Ref& data) {
-  if (!load_pickle(_state)) return false;
-  Ref protocol = Ref::steal(PyLong_FromLong(5));
-  if (!protocol) return false;
-  {
+Ref Encoder::encode_callable_by_value(PyObject* fn) {
+  Ref encoded;
+  if (load_by_value(_state)) {
     ScopedContext context(t_encode_payload, &_out);
-    data = Ref::steal(PyObject_CallFunctionObjArgs(_state.pickle_dumps, obj, protocol.get(), nullptr));
+    encoded = Ref::steal(PyObject_CallOneArg(_state.by_value->encode, fn));
   }
-  if (!data) return raise_unsendable(obj, what);
-  raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
-  return true;
+  if (!encoded) raise_unsendable(fn, "callable");
+  return encoded;
 }
 
 bool encode_call_args(Encoder& enc, PyObject* args, PyObject* kwargs) {

@@ -27,11 +27,21 @@ class Encoder {
   /// cannot be sent raises TypeError naming it.
   bool value(PyObject* obj);
 
-  /// Appends `obj` pickled in-band (no out-of-band buffers) as a raw string,
-  /// and hands back the pickle: the form used for callables, whose bytes
-  /// double as a cache key in the workers.  Handle objects inside `obj`
-  /// still register in the payload.
-  bool pickled_inband(PyObject* obj, const char* what, Ref& data);
+  /// Pickles `obj` with pickle alone (protocol 5, out-of-band buffers to
+  /// `append` if given), as the payload's handles register.  Null with no
+  /// error set when a receiver could not use that pickle: pickle refused
+  /// `obj` (a lambda, a local class), or it names something in __main__,
+  /// which only the sender can import.  Null with MemoryError set.
+  Ref pickle_by_name(PyObject* obj, PyObject* append);
+  /// Pickles `obj` by value with cloudpickle (interpool._byvalue.dumps).
+  /// Null with TypeError "cannot send <what> ..." set if that fails too.
+  Ref pickle_by_value(PyObject* obj, PyObject* append, const char* what);
+  /// By name if a receiver can use it, else by value; `buffers`: a list
+  /// for out-of-band buffers, or null for in-band only.
+  Ref pickle(PyObject* obj, PyObject* buffers, const char* what);
+  /// interpool._byvalue.encode_callable(fn) (an EncodedCallable), as the
+  /// payload's handles register; null with TypeError set if it fails.
+  Ref encode_callable_by_value(PyObject* fn);
 
   /// Appends a raw length-prefixed byte string.
   void raw(std::string_view bytes);
@@ -122,7 +132,7 @@ class Decoder {
   /// Reads a raw length-prefixed byte string (a view into the payload).
   bool raw(std::string_view& out);
 
-  /// Unpickles a byte string written by Encoder::pickled_inband.
+  /// Unpickles a byte string written by Encoder::pickle without buffers.
   PyObject* unpickle(std::string_view bytes);
   /// The object a pickle that only names a global refers to, resolved
   /// without the pickler.  Null with no error set for any other pickle (or

@@ -143,7 +143,7 @@ struct WorkerRecipe {
   std::size_t workers = 1;
   std::size_t max_tasks = 0;            ///< 0: never replace the interpreter
   std::vector<std::string> sys_path;    ///< fs-encoded; set before any import
-  rt::Payload setup;                    ///< encoded (main_spec, argv) for _worker.setup
+  rt::Payload setup;                    ///< encoded (argv,): the arguments of _worker.setup
   rt::Payload initializer;              ///< [callable][args], or empty
   rt::Payload finalizer;                ///< [callable][args], run as a worker ends, or empty
   std::string thread_name_prefix;

@@ -58,10 +58,72 @@ bool stateless_by_name(PyObject* fn) {
   return type == &PyMethodDescr_Type || type == &PyWrapperDescr_Type || type == &PyClassMethodDescr_Type;
 }
 
-/// Appends `fn` to a request: a flag, then its pickled bytes.  Remembers the
-/// bytes of stateless callables (see stateless_by_name); those are flagged
-/// 'c' and workers cache them by their bytes.  Every other callable is
-/// flagged 'u': workers decode it for each task.
+// Caller-side cache bounds for callables sent by value: their encodings are
+// reused while their guards hold; bigger ones are encoded for each call.
+constexpr Py_ssize_t kCallerByValueCacheLimit = 1024;
+constexpr Py_ssize_t kCallerByValueMaxCachedBytes = 16 << 10;
+
+/// Whether every guard of a by-value encoding still holds: looking each
+/// key up in its container gives the object it gave at encoding time.
+bool guards_hold(ModuleState& state, PyObject* guards) {
+  for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(guards); i < n; ++i) {
+    PyObject* guard = PyTuple_GET_ITEM(guards, i);
+    PyObject* container = PyTuple_GET_ITEM(guard, 0);
+    PyObject* key = PyTuple_GET_ITEM(guard, 1);
+    PyObject* current;
+    Ref owned;
+    if (PyDict_CheckExact(container)) {
+      current = PyDict_GetItemWithError(container, key);
+    } else if (PyFunction_Check(container) && PyLong_CheckExact(key)) {
+      // A function's code (0), defaults (1) or keyword defaults (2): read
+      // in place, as these guards are checked on every call.
+      long which = PyLong_AsLong(key);
+      current = which == 0   ? PyFunction_GET_CODE(container)
+                : which == 1 ? PyFunction_GET_DEFAULTS(container)
+                             : PyFunction_GET_KW_DEFAULTS(container);
+      if (!current) current = Py_None;  // as the attribute reads
+    } else if (PyCell_Check(container)) {
+      current = PyCell_GET(container);
+    } else {
+      owned = Ref::steal(Py_IS_TYPE(container, &PyDictProxy_Type) ? PyObject_GetItem(container, key)
+                                                                   : PyObject_GetAttr(container, key));
+      current = owned.get();
+    }
+    if (!current) {
+      PyErr_Clear();  // unbound (or failing: then the encoding says why)
+      current = state.by_value->absent;
+    }
+    if (current != PyTuple_GET_ITEM(guard, 2)) return false;
+  }
+  return true;
+}
+
+/// Appends the flag and bytes of a cached by-value encoding of `fn`, if
+/// there is one whose guards hold.  False if there is none (no error set).
+bool reuse_by_value(ModuleState& state, Encoder& enc, PyObject* fn) {
+  PyObject* entry = PyDict_GetItemWithError(state.by_value->cache, fn);
+  if (!entry) return PyErr_Clear(), false;
+  Ref hold = Ref::borrow(entry);
+  if (!guards_hold(state, PyTuple_GET_ITEM(entry, 1))) {
+    if (PyDict_DelItem(state.by_value->cache, fn) < 0) PyErr_Clear();
+    return false;
+  }
+  PyObject* data = PyTuple_GET_ITEM(entry, 0);
+  enc.raw(PyTuple_GET_ITEM(entry, 2) == Py_True ? "u" : "c");
+  enc.raw({PyBytes_AS_STRING(data), static_cast<std::size_t>(PyBytes_GET_SIZE(data))});
+  return true;
+}
+
+/// Appends `fn` to a request: a flag, then its pickled bytes.
+///
+/// By name when a worker can import it: the bytes of stateless callables
+/// (see stateless_by_name) are remembered; those are flagged 'c' and
+/// workers cache them by their bytes.  Every other callable is flagged 'u':
+/// workers decode it for each task.  InterpreterPoolExecutor (`stateless`)
+/// then sends a function that needs no state as its code ('s').  Anything
+/// else goes by value (interpool._byvalue, cloudpickle): flagged 'c' unless
+/// it holds state a call may change, its encoding reused while its guards
+/// hold.
 bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
   if (!PyCallable_Check(fn)) {
     PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
@@ -76,41 +138,53 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
       return true;
     }
     if (PyErr_Occurred()) return false;
+    if (state.by_value && PyDict_GET_SIZE(state.by_value->cache) && reuse_by_value(state, enc, fn)) return true;
   }
   std::size_t handles_before = payload.handles.size();
-  std::size_t flag_at = payload.bytes.size();
-  enc.raw("c");
-  Ref data;
-  if (!enc.pickled_inband(fn, "callable", data)) {
-    if (!stateless || !PyFunction_Check(fn)) return false;
-    // InterpreterPoolExecutor, like the stdlib's, also sends functions that
-    // need no state (a lambda, a local function) as their code.
-    PyObject* unsendable = PyErr_GetRaisedException();
+  Ref data = enc.pickle_by_name(fn, nullptr);
+  if (data) {
+    bool keep = by_name && payload.handles.size() == handles_before;
+    enc.raw(keep ? "c" : "u");
+    enc.raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
+    if (keep) {
+      if (PyDict_GET_SIZE(state.callable_cache) >= kCallerCallableCacheLimit) PyDict_Clear(state.callable_cache);
+      if (PyDict_SetItem(state.callable_cache, fn, data.get()) < 0) return false;
+    }
+    return true;
+  }
+  if (PyErr_Occurred()) return false;
+  if (stateless && PyFunction_Check(fn)) {
+    // InterpreterPoolExecutor, like the stdlib's, sends functions that need
+    // no state (a lambda, a local function) as their code.
     Ref callables = Ref::steal(PyImport_ImportModule("interpool._callables"));
     Ref code = callables ? Ref::steal(PyObject_CallMethod(callables.get(), "encode_stateless", "O", fn)) : Ref();
-    if (!code || !PyBytes_Check(code.get())) {
-      // Say why the code could not go either (a global that is not a builtin, say).
-      Ref why = Ref::steal(PyErr_GetRaisedException());
-      Ref text = why ? Ref::steal(PyUnicode_FromFormat("It cannot be sent as code either: %S", why.get())) : Ref();
-      Ref noted = text ? Ref::steal(PyObject_CallMethod(unsendable, "add_note", "O", text.get())) : Ref();
-      PyErr_Clear();
-      PyErr_SetRaisedException(unsendable);
-      return false;
+    if (code && PyBytes_Check(code.get())) {
+      enc.raw("s");
+      enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
+      return true;
     }
-    Py_DECREF(unsendable);
-    payload.bytes.resize(flag_at);
-    payload.handles.resize(handles_before);
-    enc.raw("s");
-    enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
-    return true;
+    if (!code && !PyErr_ExceptionMatches(PyExc_TypeError)) return false;
+    PyErr_Clear();  // it needs state: by value
   }
-  if (!by_name || payload.handles.size() != handles_before) {
-    payload.bytes[flag_at + 1] = 'u';
-    return true;
+  Ref encoded = enc.encode_callable_by_value(fn);
+  if (!encoded) return false;
+  Ref value = Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_data));
+  Ref guards = value ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_guards)) : Ref();
+  Ref per_task_obj = guards ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_per_task)) : Ref();
+  if (!per_task_obj) return false;
+  if (!PyBytes_Check(value.get()) || (guards.get() != Py_None && !PyTuple_Check(guards.get()))) {
+    PyErr_SetString(PyExc_SystemError, "interpool._byvalue.encode_callable returned a malformed encoding");
+    return false;
   }
-  if (by_name) {
-    if (PyDict_GET_SIZE(state.callable_cache) >= kCallerCallableCacheLimit) PyDict_Clear(state.callable_cache);
-    if (PyDict_SetItem(state.callable_cache, fn, data.get()) < 0) return false;
+  bool own_handles = payload.handles.size() != handles_before;
+  bool per_task = PyObject_IsTrue(per_task_obj.get()) == 1 || own_handles || !by_name;
+  enc.raw(per_task ? "u" : "c");
+  enc.raw({PyBytes_AS_STRING(value.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(value.get()))});
+  if (by_name && !own_handles && guards.get() != Py_None && PyBytes_GET_SIZE(value.get()) <= kCallerByValueMaxCachedBytes) {
+    Ref entry = Ref::steal(PyTuple_Pack(3, value.get(), guards.get(), per_task ? Py_True : Py_False));
+    if (!entry) return false;
+    if (PyDict_GET_SIZE(state.by_value->cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value->cache);
+    if (PyDict_SetItem(state.by_value->cache, fn, entry.get()) < 0) PyErr_Clear();  // unhashable: not kept
   }
   return true;
 }

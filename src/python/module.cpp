@@ -2,6 +2,8 @@
 //
 // The module declares per-interpreter-GIL support: it is imported afresh in
 // every worker interpreter, each import with its own heap types and state.
+#include <new>
+
 #include "python/engine.hpp"
 #include "python/fork_guard.hpp"
 #include "python/frames.hpp"
@@ -29,6 +31,40 @@ bool load_pickle(ModuleState& st) {
     st.pickle_loads = loads.release();
   }
   return true;
+}
+
+template <class F>
+void for_each_by_value_field(ByValueState& bv, F&& f) {
+  f(bv.dumps);
+  f(bv.encode);
+  f(bv.absent);
+  f(bv.cache);
+  f(bv.str_data);
+  f(bv.str_guards);
+  f(bv.str_per_task);
+}
+
+bool load_by_value(ModuleState& st) {
+  if (st.by_value) return true;
+  Ref module = Ref::steal(PyImport_ImportModule("interpool._byvalue"));
+  if (!module) return false;
+  if (st.by_value) return true;  // the import may have let another thread of this interpreter in
+  auto* bv = new (std::nothrow) ByValueState();
+  if (!bv) return PyErr_NoMemory(), false;
+  st.by_value = bv;
+  bv->dumps = PyObject_GetAttrString(module.get(), "dumps");
+  bv->encode = PyObject_GetAttrString(module.get(), "encode_callable");
+  bv->absent = PyObject_GetAttrString(module.get(), "ABSENT");
+  bv->cache = PyDict_New();
+  bv->str_data = PyUnicode_InternFromString("data");
+  bv->str_guards = PyUnicode_InternFromString("guards");
+  bv->str_per_task = PyUnicode_InternFromString("per_task");
+  if (bv->dumps && bv->encode && bv->absent && bv->cache && bv->str_data && bv->str_guards && bv->str_per_task)
+    return true;
+  for_each_by_value_field(*bv, [](PyObject*& field) { Py_CLEAR(field); });
+  delete bv;
+  st.by_value = nullptr;
+  return false;
 }
 
 namespace {
@@ -143,6 +179,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.pickle_loads);
   f(st.pickle_error);
   f(st.callable_cache);
+  if (st.by_value) for_each_by_value_field(*st.by_value, f);
   f(st.str_set_result);
   f(st.str_set_exception);
   f(st.str_append);
@@ -171,6 +208,8 @@ int module_clear(PyObject* module) {
   if (!st) return 0;
   if (st->shared_cache) st->shared_cache->clear();
   for_each_field(*st, [](PyObject*& field) { Py_CLEAR(field); });
+  delete st->by_value;  // its fields were cleared just now
+  st->by_value = nullptr;
   return 0;
 }
 

@@ -12,6 +12,22 @@ namespace interpool::py {
 
 struct SharedCache;
 struct WorkerOutput;
+
+/// interpool._byvalue (cloudpickle behind it), for what a receiver cannot
+/// import by name.  Owned by its ModuleState; the PyObject*s are that
+/// interpreter's.
+struct ByValueState {
+  PyObject* dumps = nullptr;   ///< _byvalue.dumps
+  PyObject* encode = nullptr;  ///< _byvalue.encode_callable
+  PyObject* absent = nullptr;  ///< _byvalue.ABSENT: a guard's "unbound"
+  /// {function or class: (data, guards, per_task)}: by-value encodings the
+  /// caller reuses while their guards hold (see _byvalue.EncodedCallable).
+  /// Bounded.
+  PyObject* cache = nullptr;
+  PyObject* str_data = nullptr;
+  PyObject* str_guards = nullptr;
+  PyObject* str_per_task = nullptr;
+};
 constexpr int kHandleKinds = 8;  ///< HandleKind::Count
 
 struct ModuleState {
@@ -45,6 +61,11 @@ struct ModuleState {
   /// they pickle by name, so one encoding serves every call.  Bounded.
   PyObject* callable_cache = nullptr;
 
+  /// What sending by value needs (C++ object, owned); null until
+  /// load_by_value(), so that an interpreter that never sends anything by
+  /// value never makes it.
+  ByValueState* by_value = nullptr;
+
   // Interned names used on hot paths.
   PyObject* str_set_result = nullptr;
   PyObject* str_set_exception = nullptr;
@@ -69,6 +90,11 @@ struct ModuleState {
 /// interpreter imports the pickler at once, workers when a payload needs it.
 /// False with an exception set if it cannot be imported.
 bool load_pickle(ModuleState& state);
+
+/// Makes state.by_value on first use (module.cpp): imports
+/// interpool._byvalue, and cloudpickle with it, in this interpreter.  False
+/// with an exception set if that fails.
+bool load_by_value(ModuleState& state);
 
 /// The state of the module object `module`.
 inline ModuleState& state_of(PyObject* module) {

@@ -101,10 +101,12 @@ class Box:
 
 
 class Holder:
-    """An object whose pickling fails: it holds a lambda."""
+    """An object whose pickling fails even by value: it holds a lock."""
 
     def __init__(self):
-        self.fn = lambda: None
+        import threading
+
+        self.lock = threading.Lock()
 
 
 # ---------------------------------------------- initializer: value set once

@@ -220,8 +220,13 @@ def raise_keyboard_interrupt():
 
 
 def return_lambda():
+    """Returns a lambda: it comes back by value."""
+    return lambda: 42
+
+
+def return_generator():
     """Returns something that cannot come back from the worker."""
-    return lambda: None
+    return (i for i in range(3))
 
 
 # ------------------------------------------------------ per-worker globals

@@ -431,3 +431,23 @@ def test_wrapper_scripts_call_the_package(name):
     proc = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
+
+
+def test_cli_byvalue_real_interpool(tmp_path):
+    """By-value and by-name functions side by side, in one run, with their ratio."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", "byvalue")
+    assert proc.returncode == 0, proc.stderr
+    assert "vs. by name" in proc.stdout
+    doc = _check_json(out, ["byvalue"])
+    results = doc["workloads"]["byvalue"]["results"]
+    for section in ("submit", "map"):
+        assert [r["peer"] for r in results[section]] == ["interpool", "interpool-by-value"]
+        assert all(r["status"] == "ok" and r["per_item_s"] > 0 for r in results[section]), results[section]
+    assert [t["text"] for t in doc["workloads"]["byvalue"]["targets"]] == [
+        "submit: by value ≤ 1.5× by name per call",
+        "map: by value ≤ 1.5× by name per call",
+    ]

@@ -218,6 +218,7 @@ def test_non_isolated_function_may_use_modules_unimportable_in_subinterpreters(h
 def test_thread_path_does_not_need_picklable_callables(hybrid):
     # Thread work stays in this interpreter: a closure is fine there.
     box = []
+    lock = threading.Lock()  # and one that cannot be sent at all
 
     def closure(x):
         box.append(x)
@@ -226,8 +227,11 @@ def test_thread_path_does_not_need_picklable_callables(hybrid):
     assert hybrid.submit(closure, 1).result(TIMEOUT) == 2
     assert list(hybrid.map(closure, [10, 20])) == [11, 21]
     assert sorted(box) == [1, 10, 20]
+    # Isolated, it goes by value: the worker appends to its own copy of box.
+    assert hybrid.submit(interpool.isolated(closure), 1).result(TIMEOUT) == 2
+    assert sorted(box) == [1, 10, 20]
     with pytest.raises(TypeError):
-        hybrid.submit(interpool.isolated(closure), 1)
+        hybrid.submit(interpool.isolated(lambda: lock), 1)
 
 
 def test_shutdown_via_context_manager():

@@ -98,6 +98,10 @@ def test_import_error_notes_explain_the_subinterpreter_limit(helper, make_pool):
     notes = "\n".join(getattr(exc, "__notes__", []))
     assert "does not support subinterpreters" in notes
     assert f"import {EXT_NAME}" in notes  # the worker traceback shows the failing import
+    # The hint names the module, the fix and the command that checks modules in advance.
+    assert f"interpool: {EXT_NAME} cannot be imported in a worker interpreter" in notes
+    assert "interpool.HybridPool" in notes and "ProcessPoolExecutor" in notes
+    assert f"`python -m interpool check {EXT_NAME}`" in notes
 
 
 @pytest.mark.timeout(30)

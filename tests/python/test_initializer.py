@@ -107,9 +107,10 @@ def test_non_callable_initializer_raises_type_error_at_construction(pool_kind, i
 def test_unsendable_initializer_raises_type_error_at_construction(pool_kind):
     from conftest import make
 
-    # Refers to a module global: not even InterpreterPoolExecutor can send it.
+    # Closes over a lock: it cannot be sent, even by value.
+    lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot send callable <function .*<lambda>"):
-        make(pool_kind, 1, initializer=lambda: pytest)
+        make(pool_kind, 1, initializer=lambda: lock)
 
 
 def test_unsendable_initargs_raise_type_error_at_construction(pool_kind):

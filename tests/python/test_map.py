@@ -66,9 +66,16 @@ def test_map_rejects_non_callable(pool):
         pool.map(42, [1])
 
 
+def test_map_sends_a_lambda_by_value(pool):
+    assert list(pool.map(lambda x: x + len(pytest.__name__), [1, 2])) == [7, 8]
+
+
 def test_map_refuses_unsendable_callable(pool):
+    import threading
+
+    lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot send callable"):
-        list(pool.map(lambda x: x + len(pytest.__name__), [1, 2]))
+        list(pool.map(lambda x: lock, [1, 2]))
 
 
 def test_map_refuses_unsendable_items(pool):

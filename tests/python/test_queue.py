@@ -177,8 +177,9 @@ def test_bad_arguments_raise_type_error():
 
 def test_an_unsendable_item_raises_type_error_and_queues_nothing():
     q = interpool.Queue()
+    lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot send"):
-        q.put(lambda: 1)
+        q.put(lambda: lock)  # a lambda goes by value; one holding a lock cannot
     with pytest.raises(TypeError):
         q.put([1, threading.Lock()])
     assert q.qsize() == 0

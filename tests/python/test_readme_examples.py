@@ -98,3 +98,12 @@ def test_readme_dask_example_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True", "285", "285", "True", "385"]
+
+def test_readme_notebook_example_runs_as_a_notebook_would():
+    # Fed on stdin, as a notebook cell or a REPL holds it: everything in __main__.
+    code = python_block_after("### Functions from notebooks, `-c` and lambdas")
+    done = subprocess.run(
+        [sys.executable, "-"], input=code, env=child_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[0, 10, 20, 30]", "True 6 2", "200"]

@@ -380,9 +380,16 @@ def _unsendable_message(type_pattern):
     return rf"^cannot send object <{type_pattern}.*> to another interpreter: "
 
 
-def test_share_of_a_lambda_raises_type_error_naming_it():
+def test_share_of_a_lambda_goes_by_value(pools):
+    shared = interpool.share(lambda: 7)
+    assert shared.value() == 7
+    assert run(pools(1), t.ident, shared)() == 7  # to a worker and back
+
+
+def test_share_of_a_closure_over_a_lock_raises_type_error_naming_it():
+    lock = threading.Lock()
     with pytest.raises(TypeError, match=_unsendable_message(r"function .*<lambda>")):
-        interpool.share(lambda: 0)
+        interpool.share(lambda: lock)
 
 
 def test_share_of_a_lock_raises_type_error_naming_it():

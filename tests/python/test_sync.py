@@ -378,8 +378,9 @@ def test_barrier_attributes_and_arguments():
 
 
 def test_an_unsendable_barrier_action_raises_type_error_at_construction():
+    lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot send"):
-        interpool.Barrier(2, action=lambda: None)
+        interpool.Barrier(2, action=lambda: lock)
 
 
 def test_a_barrier_of_one_passes_at_once_and_runs_its_action():
