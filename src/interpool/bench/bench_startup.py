@@ -139,7 +139,7 @@ import interpool
 t1 = time.thread_time()
 import interpool._worker
 t2 = time.thread_time()
-interpool._worker.setup(None, [""])
+interpool._worker.setup([""])
 t3 = time.thread_time()
 import os
 os.write(W, repr((t1 - t0, t2 - t1, t3 - t2)).encode())
@@ -149,7 +149,9 @@ for _ in range(k):
     t0 = time.thread_time()
     iid = interpreters.create()
     created = time.thread_time() - t0
-    (getattr(interpreters, "exec", None) or interpreters.run_string)(iid, CODE)  # 3.12: run_string
+    failed = (getattr(interpreters, "exec", None) or interpreters.run_string)(iid, CODE)  # 3.12: run_string
+    if failed is not None:  # 3.13+ returns the exception's description instead of raising
+        raise RuntimeError(f"the phase probe failed in the interpreter: {failed}")
     package, worker, setup = eval(os.read(r, 200))
     t0 = time.thread_time()
     interpreters.destroy(iid)
