@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+import _probe
 from conftest import child_env
 
 HANG = 120  # seconds: only a hung child reaches this
@@ -109,7 +110,10 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
         """
     )
     expect_line(child, "waiting")
-    # The child sleeps in the shutdown wait (or is about to): signal until it reacts.
+    # Only once the child sleeps in the shutdown wait: a signal that landed
+    # before shutdown() began would leave a pool that was never asked to
+    # stop, whose exit then waits (as the stdlib's does) for its task.
+    _probe.wait_until_asleep(child.pid, pid=child.pid, futex=True, what="the child's main thread in the shutdown wait")
     while child.poll() is None:
         child.send_signal(signal.SIGINT)
         try:
