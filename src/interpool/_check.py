@@ -82,6 +82,16 @@ def _accelerator_refused(name):
     return None
 
 
+def _failed(result, exc):
+    """``result`` for an import that raised ``exc``: refused, or another error."""
+    blocker = _refusal(exc)
+    if blocker:
+        result.update(status="refused", blocker=blocker, detail=f"{blocker} does not support subinterpreters")
+    else:
+        result.update(status="error", detail=_one_line(exc))
+    return result
+
+
 def probe(name):
     """Import ``name`` in this (worker) interpreter and say how it went.
 
@@ -100,19 +110,9 @@ def probe(name):
         if missing and (name == missing or name.startswith(missing + ".")):
             result.update(status="not-installed", detail="not installed")
             return result
-        blocker = _refusal(exc)
-        if blocker:
-            result.update(status="refused", blocker=blocker, detail=f"{blocker} does not support subinterpreters")
-        else:
-            result.update(status="error", detail=_one_line(exc))
-        return result
+        return _failed(result, exc)
     except BaseException as exc:  # noqa: BLE001 - a module may raise anything, SystemExit included
-        blocker = _refusal(exc)
-        if blocker:
-            result.update(status="refused", blocker=blocker, detail=f"{blocker} does not support subinterpreters")
-        else:
-            result.update(status="error", detail=_one_line(exc))
-        return result
+        return _failed(result, exc)
     fallback = _accelerator_refused(name.partition(".")[0] if "." not in name else name)
     if fallback is not None:
         result.update(status="fallback", blocker=fallback[0], detail=fallback[1])

@@ -7,9 +7,10 @@ nesting and the pools it runs on.  Speed is measured by
 
 import sys
 import threading
-import time
 
 import pytest
+
+import _probe
 
 joblib = pytest.importorskip("joblib")
 
@@ -30,12 +31,7 @@ def config():
         yield
 
 
-def wait_until(predicate, what):
-    deadline = time.monotonic() + PATIENCE
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.002)
+wait_until = _probe.wait_for
 
 
 def test_ordered_results_in_worker_interpreters(config):
