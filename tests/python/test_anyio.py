@@ -4,9 +4,10 @@ on both of its backends (asyncio and trio), and under trio itself.
 Tests wait on events and on pool.stats(), never on time.
 """
 
-import time
 
 import pytest
+
+import _probe
 
 anyio = pytest.importorskip("anyio")
 
@@ -32,12 +33,7 @@ def pool():
     pool.shutdown(wait=True, cancel_futures=True, interrupt=True)
 
 
-def wait_until(predicate, what):
-    deadline = time.monotonic() + PATIENCE
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.002)
+wait_until = _probe.wait_for  # poll a probe of engine state (pool.stats()); fail after its deadline
 
 
 async def wait_started(event):

@@ -12,10 +12,11 @@ import concurrent.futures as cf
 import pickle
 import sys
 import threading
-import time
 import warnings
 
 import pytest
+
+import _probe
 
 import _async_tasks as t
 import _stop_tasks
@@ -246,13 +247,7 @@ def test_shutdown_via_context_manager():
 # ------------------------------------------------- threads for I/O, interpreters on demand
 
 
-def wait_until(predicate, what, patience=TIMEOUT):
-    """Poll a probe of engine state (pool.stats()) until it holds; fail after ``patience``."""
-    deadline = time.monotonic() + patience
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.002)
+wait_until = _probe.wait_for  # poll a probe of engine state (pool.stats()); fail after its deadline
 
 
 def meet(barrier):
