@@ -21,20 +21,24 @@ Waker::~Waker() {
 }
 
 void Waker::signal() {
-  if (_armed.exchange(true, std::memory_order_acq_rel)) return;
+  if (_armed.exchange(true, std::memory_order_seq_cst)) return;
   uint64_t one = 1;
   while (write(_fd, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
 
 void Waker::clear() {
-  // Disarm first: a signal() from now on writes again, and a write that
-  // lands before the read below is consumed with it (the caller then takes
-  // whatever was queued before it).
-  _armed.store(false, std::memory_order_release);
+  // Read first, then disarm.  (Disarming first lost wake-ups: a signal()
+  // between the two wrote, the read consumed that write, and _armed stayed
+  // true with nothing pending, so every later signal() skipped its write.)
+  // A signal() that finds _armed still true before the disarm skipped its
+  // write, but pushed its task before: the caller's take() comes after the
+  // disarm and sees it.  One after the disarm writes, and wakes the loop
+  // again.
   uint64_t count;
   while (read(_fd, &count, sizeof count) < 0 && errno == EINTR) {
   }
+  _armed.store(false, std::memory_order_seq_cst);
 }
 
 void Waker::post(TaskPtr task) {

@@ -856,3 +856,4 @@ def test_a_result_posted_to_a_closed_loop_is_dropped_and_the_loop_freed(pool):
     assert asyncio.run(use_again()) == 3  # a new loop's first use sweeps the closed one
     gc.collect()
     assert seen["future"]() is None and seen["loop"]() is None
+
