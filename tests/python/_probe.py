@@ -42,6 +42,13 @@ _FUTEX_SYSCALLS = {
     "armv7l": {240, 422, 449},
 }.get(platform.machine(), set())
 
+# nanosleep(2) and clock_nanosleep(2): where time.sleep blocks.
+_SLEEP_SYSCALLS = {
+    "x86_64": {35, 230},
+    "aarch64": {101, 115},
+    "riscv64": {101, 115},
+}.get(platform.machine(), set())
+
 DEADLINE = 60.0  # seconds: a loaded machine is slow, never this slow
 SETTLE = 3  # consecutive samples that must agree
 
@@ -67,6 +74,13 @@ class ThreadState(NamedTuple):
         if self.syscall is None and self.wchan in ("", "0") or not _FUTEX_SYSCALLS and self.wchan in ("", "0"):
             return True  # the kernel does not say where (no access, or an unknown architecture): asleep will do
         return "futex" in self.wchan
+
+    @property
+    def in_sleep(self) -> bool:
+        """Asleep in time.sleep (nanosleep or clock_nanosleep): in C code, where no interrupt lands."""
+        if not self.asleep:
+            return False
+        return (self.syscall is not None and self.syscall in _SLEEP_SYSCALLS) or "nanosleep" in self.wchan
 
     def describe(self) -> str:
         call = "none" if self.syscall is None else str(self.syscall)
@@ -158,11 +172,24 @@ def wait_until_asleep(
 
     def check():
         st = thread_state(tid, pid)
-        if st is None:
-            pytest.fail(f"{label}: thread {tid} no longer exists", pytrace=False)
+        if st is None or st.state in ("Z", "X"):
+            pytest.fail(f"{label}: thread {tid} has ended ({st})", pytrace=False)
         return (st.in_futex if futex else st.asleep), st
 
     return _poll(check, label, deadline, settle)
+
+
+def wait_until_in_sleep(tid: int, *, pid: int | None = None, what: str | None = None, deadline: float = DEADLINE) -> ThreadState:
+    """Wait until thread ``tid`` sleeps in time.sleep (see ``ThreadState.in_sleep``); fail the test after ``deadline``."""
+    label = what or f"thread {tid} asleep in time.sleep"
+
+    def check():
+        st = thread_state(tid, pid)
+        if st is None or st.state in ("Z", "X"):
+            pytest.fail(f"{label}: thread {tid} has ended ({st})", pytrace=False)
+        return st.in_sleep, st
+
+    return _poll(check, label, deadline, 1)
 
 
 def wait_until_quiet(

@@ -12,37 +12,16 @@ import time
 import pytest
 
 import interpool
+import _probe
 import _stop_tasks as tasks
 
 KINDS = ["Pool", "InterpreterPoolExecutor", "HybridPool"]
 PATIENCE = 60.0  # generous: only a hang fails this, never slowness
 
 
-def wait_until(predicate, what):
-    """Poll ``predicate`` (a probe of engine state) until it holds; fail after PATIENCE."""
-    deadline = time.monotonic() + PATIENCE
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.002)
-
-
-def in_nanosleep(native_id):
-    """Whether thread ``native_id`` of this process is blocked in a sleep system call."""
-    try:
-        with open(f"/proc/self/task/{native_id}/syscall") as f:
-            number = f.read().split()[0]
-        with open(f"/proc/self/task/{native_id}/wchan") as f:
-            wchan = f.read()
-    except OSError:
-        return False
-    return "nanosleep" in wchan or number in ("35", "230", "101", "115")  # x86-64 and arm64 numbers
-
-
 def wait_until_sleeping_in_c(pool):
     """Wait until the task of ``pool``'s only worker sleeps in C (a probe, not a guess)."""
-    native_id = pool.stats().workers[0].native_id
-    wait_until(lambda: in_nanosleep(native_id), "the worker sleeps in time.sleep")
+    _probe.wait_until_in_sleep(pool.stats().workers[0].native_id, what="the worker sleeps in time.sleep")
 
 
 class Kind:
@@ -194,7 +173,7 @@ def test_map_deadline_cancels_queued_and_interrupts_running(kind):
     assert started.wait(PATIENCE)  # the first chunk runs; the deadline passes while it spins
     with pytest.raises(TimeoutError):
         list(results)
-    wait_until(lambda: pool.stats().running == 0, "the spinning task was interrupted")
+    _probe.wait_for(lambda: pool.stats().running == 0, "the spinning task was interrupted")
     stats = pool.stats()
     assert stats.interrupted == 1 and stats.cancelled == 3
     assert pool.submit(kind.fn(abs), -4).result(timeout=PATIENCE) == 4
@@ -293,7 +272,7 @@ def test_stats_show_what_each_worker_runs(kind):
     release = interpool.Event()
     running = started_task(kind, pool, tasks.spin_forever)
     waiting = [pool.submit(kind.fn(tasks.wait_for), release) for _ in range(3)]
-    wait_until(lambda: pool.stats().running == 2, "both workers run a task")
+    _probe.wait_for(lambda: pool.stats().running == 2, "both workers run a task")
     stats = pool.stats()
     assert stats.queued == 2
     futures = {w.future for w in stats.workers}
@@ -304,7 +283,7 @@ def test_stats_show_what_each_worker_runs(kind):
         running.result(timeout=PATIENCE)
     release.set()
     assert [f.result(timeout=PATIENCE) for f in waiting] == ["released"] * 3
-    wait_until(lambda: pool.stats().done == 3, "the three waiting tasks are counted")
+    _probe.wait_for(lambda: pool.stats().done == 3, "the three waiting tasks are counted")
     final = pool.stats()
     assert (final.interrupted, final.failed, final.running) == (1, 0, 0)
 
@@ -313,7 +292,7 @@ def test_failed_tasks_are_counted(kind):
     pool = kind.make(1)
     with pytest.raises(ValueError):
         pool.submit(kind.fn(int), "x").result(timeout=PATIENCE)
-    wait_until(lambda: pool.stats().failed == 1, "the failure is counted")
+    _probe.wait_for(lambda: pool.stats().failed == 1, "the failure is counted")
 
 
 # ------------------------------------------------------ shutdown from inside
@@ -325,7 +304,7 @@ def test_shutdown_from_a_done_callback_does_not_deadlock(kind):
     future = pool.submit(kind.fn(abs), -1)
     future.add_done_callback(lambda f: (pool.shutdown(wait=True), called.append(True)))
     assert future.result(timeout=PATIENCE) == 1
-    wait_until(lambda: called, "the callback returned")
+    _probe.wait_for(lambda: called, "the callback returned")
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(kind.fn(abs), 1)
 

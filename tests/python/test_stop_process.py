@@ -22,6 +22,7 @@ HANG = 120  # seconds: only a hung child reaches this
 PRELUDE = """
 import signal, sys, time
 import interpool
+import _probe
 import _stop_tasks as tasks
 """
 
@@ -98,6 +99,9 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
         pool = interpool.Pool(1, interrupt_grace=3600)  # the stuck task is not given up on by itself
         future = pool.submit(tasks.sleep_in_c, started)
         started.wait()
+        # An interrupt that lands before time.sleep begins stops the task
+        # (it is still in Python code), and shutdown would then return.
+        _probe.wait_until_in_sleep(pool.stats().workers[0].native_id, what="the task asleep in time.sleep")
         try:
             print("waiting", flush=True)
             pool.shutdown(wait=True, interrupt=True)
@@ -113,7 +117,12 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
     # Only once the child sleeps in the shutdown wait: a signal that landed
     # before shutdown() began would leave a pool that was never asked to
     # stop, whose exit then waits (as the stdlib's does) for its task.
-    _probe.wait_until_asleep(child.pid, pid=child.pid, futex=True, what="the child's main thread in the shutdown wait")
+    try:
+        _probe.wait_until_asleep(child.pid, pid=child.pid, futex=True, what="the child's main thread in the shutdown wait")
+    except pytest.fail.Exception as failed:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"{failed}\nthe child's status: {child.returncode}\n{out}\n{err}")
     while child.poll() is None:
         child.send_signal(signal.SIGINT)
         try:
