@@ -173,7 +173,7 @@ def wait_until_asleep(
     def check():
         st = thread_state(tid, pid)
         if st is None or st.state in ("Z", "X"):
-            pytest.fail(f"{label}: thread {tid} has ended ({st})", pytrace=False)
+            pytest.fail(f"{label}: thread {tid} has ended ({st.describe() if st else 'gone'})", pytrace=False)
         return (st.in_futex if futex else st.asleep), st
 
     return _poll(check, label, deadline, settle)
@@ -186,7 +186,7 @@ def wait_until_in_sleep(tid: int, *, pid: int | None = None, what: str | None = 
     def check():
         st = thread_state(tid, pid)
         if st is None or st.state in ("Z", "X"):
-            pytest.fail(f"{label}: thread {tid} has ended ({st})", pytrace=False)
+            pytest.fail(f"{label}: thread {tid} has ended ({st.describe() if st else 'gone'})", pytrace=False)
         return st.in_sleep, st
 
     return _poll(check, label, deadline, 1)
