@@ -22,11 +22,10 @@
 #include <optional>
 
 #include "runtime/block.hpp"
+#include "runtime/deadline.hpp"
 #include "runtime/futex.hpp"
 
 namespace interpool::rt {
-
-using Timeout = std::optional<std::chrono::nanoseconds>;
 
 /// How long waits spin before they sleep; zero on a single-CPU machine, where
 /// spinning only delays the thread that would make progress.
