@@ -67,14 +67,14 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   rt::Barrier& b = barrier(self);
   Timeout timeout = b.default_timeout();
   if (a[0] && a[0] != Py_None && !parse_optional_timeout(a[0], timeout)) return nullptr;
-  const Deadline deadline = deadline_after(timeout);
+  const rt::Deadline deadline = rt::Deadline::after(timeout);
 
   // Step 1: arrive, once the previous cycle has drained (no timeout, as
   // threading.Barrier; a slice only for signals).
   uint32_t index = 0;
   rt::Barrier::Result result = b.arrive(index, std::chrono::nanoseconds(0));
   if (result == rt::Barrier::Result::Pending) {
-    int r = wait_released(std::nullopt, [&](std::chrono::nanoseconds slice) {
+    int r = wait_released(rt::Deadline(), [&](std::chrono::nanoseconds slice) {
       result = b.arrive(index, slice);
       return result == rt::Barrier::Result::Pending ? WaitStatus::TimedOut : WaitStatus::Woken;
     });

@@ -42,7 +42,7 @@ PyObject* queue_put_impl(PyObject* self, PyObject* item, const Timeout& timeout)
   if (!enc.value(item)) return nullptr;
   rt::ChannelStatus status = ch.try_put(payload);
   if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
-    int r = wait_released(deadline_after(timeout), [&](std::chrono::nanoseconds slice) {
+    int r = wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
       status = ch.put(payload, slice);
       return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
                                                                                      : WaitStatus::TimedOut;
@@ -61,7 +61,7 @@ PyObject* queue_get_impl(PyObject* self, const Timeout& timeout) {
   rt::Payload payload;
   rt::ChannelStatus status = ch.try_get(payload);
   if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
-    int r = wait_released(deadline_after(timeout), [&](std::chrono::nanoseconds slice) {
+    int r = wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
       status = ch.get(payload, slice);
       return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
                                                                                      : WaitStatus::TimedOut;

@@ -7,7 +7,7 @@
 #include <initializer_list>
 
 #include "python/ref.hpp"
-#include "runtime/sync.hpp"
+#include "runtime/deadline.hpp"
 
 namespace interpool::py {
 
