@@ -80,7 +80,7 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     });
     if (r < 0) return nullptr;
   }
-  if (result == rt::Barrier::Result::Broken) return raise_broken_barrier();
+  if (result == rt::Barrier::Result::Broken) return raise_broken_barrier(state_of_type(Py_TYPE(self)));
 
   // Step 2: the last party runs the action and releases the others; the
   // others wait for that.  Every path then leaves (step 3).
@@ -109,7 +109,7 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     }
   }
   b.leave();
-  if (result != rt::Barrier::Result::Ok) return raise_broken_barrier();
+  if (result != rt::Barrier::Result::Ok) return raise_broken_barrier(state_of_type(Py_TYPE(self)));
   return PyLong_FromUnsignedLong(index);
 }
 

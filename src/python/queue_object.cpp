@@ -36,9 +36,10 @@ PyObject* queue_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 
 PyObject* queue_put_impl(PyObject* self, PyObject* item, const Timeout& timeout) {
   rt::Channel& ch = channel(self);
-  if (ch.closed()) return raise_queue_closed();
+  ModuleState& state = state_of_type(Py_TYPE(self));
+  if (ch.closed()) return raise_queue_closed(state);
   rt::Payload payload;
-  Encoder enc(state_of_type(Py_TYPE(self)), payload);
+  Encoder enc(state, payload);
   if (!enc.value(item)) return nullptr;
   rt::ChannelStatus status = ch.try_put(payload);
   if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
@@ -51,13 +52,14 @@ PyObject* queue_put_impl(PyObject* self, PyObject* item, const Timeout& timeout)
   }
   switch (status) {
     case rt::ChannelStatus::Ok: Py_RETURN_NONE;
-    case rt::ChannelStatus::Closed: return raise_queue_closed();
-    default: raise_named("queue", "Full", nullptr); return nullptr;
+    case rt::ChannelStatus::Closed: return raise_queue_closed(state);
+    default: return raise_queue_full(state);
   }
 }
 
 PyObject* queue_get_impl(PyObject* self, const Timeout& timeout) {
   rt::Channel& ch = channel(self);
+  ModuleState& state = state_of_type(Py_TYPE(self));
   rt::Payload payload;
   rt::ChannelStatus status = ch.try_get(payload);
   if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
@@ -70,11 +72,11 @@ PyObject* queue_get_impl(PyObject* self, const Timeout& timeout) {
   }
   switch (status) {
     case rt::ChannelStatus::Ok: {
-      Decoder dec(state_of_type(Py_TYPE(self)), payload);
+      Decoder dec(state, payload);
       return dec.value();
     }
-    case rt::ChannelStatus::Closed: return raise_queue_closed();
-    default: raise_named("queue", "Empty", nullptr); return nullptr;
+    case rt::ChannelStatus::Closed: return raise_queue_closed(state);
+    default: return raise_queue_empty(state);
   }
 }
 
