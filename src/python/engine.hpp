@@ -365,6 +365,9 @@ struct WorkerSlotObject {
   std::shared_ptr<WorkerSlot> slot;
 };
 
+/// Adds `core` to the registry of engines with threads (engine_registry.cpp).
+void register_engine(const std::shared_ptr<EngineCore>& core);
+
 /// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
 /// calling it (from an initializer, say).
 PyObject* current_worker_slot(PyObject* module, PyObject*);
