@@ -32,6 +32,7 @@
 namespace interpool::py {
 
 class Waker;
+class WorkerContext;
 
 /// A Task whose result completes a concurrent.futures.Future in the owner
 /// interpreter.
@@ -290,6 +291,28 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// One worker interpreter's life: set up, run tasks, end.  False when the
   /// thread must leave at once (it was abandoned).
   bool interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle);
+  // The steps of interpreter_life (worker_loop.cpp):
+  /// Makes the new interpreter of `tstate` reachable through `run` (for
+  /// interrupts, stats and exit), running its setup; returns the setup's
+  /// serial.  A stop_all_running() already requested reaches it at once.
+  uint64_t publish_interpreter(WorkerRun& run, PyThreadState* tstate, InterruptTarget& target);
+  enum class SetUp : uint8_t { Ready, Failed, Abandoned };
+  /// Runs the worker's setup and initializer (its GIL held).  Failed: the
+  /// pool is broken; Abandoned: the pool gave up on this thread meanwhile.
+  SetUp set_up_interpreter(WorkerRun& run, WorkerContext& context, InterruptTarget& target, uint64_t setup_serial);
+  /// Takes and runs tasks until the queue is closed and drained, or
+  /// max_tasks are done (`recycle`).  No GIL on entry or return.  False if
+  /// the thread was abandoned meanwhile.
+  bool serve_tasks(WorkerRun& run, WorkerSlot& slot, PyThreadState* tstate, WorkerContext& context,
+                   PyThreadState* owner_tstate, bool& recycle);
+  /// The next task, waiting for one without the GIL; a poke meanwhile
+  /// drops the copies of released SharedValues.  Empty once the queue is
+  /// closed and drained.
+  std::optional<TaskPtr> take_task(uint64_t& pokes_seen, PyThreadState* tstate, WorkerContext& context);
+  /// Runs a Call or Map task in the worker's interpreter, under a timer for
+  /// its timeout, and counts it.  No GIL on entry or return.  False if the
+  /// thread was abandoned meanwhile (the pool finished the task).
+  bool run_call(WorkerRun& run, const TaskPtr& t, PyThreadState* tstate, WorkerContext& context);
   void spawn_worker(std::size_t index);
   /// On-demand growth (ThreadPoolExecutor's rule): after a push, or after a
   /// thread took a task, start one more thread if more tasks wait than

@@ -4,17 +4,13 @@
 
 #include <chrono>
 #include <mutex>
-#include <optional>
 
 #include "python/engine_threads.hpp"
+#include "python/interruptible_wait.hpp"
 
 namespace interpool::py {
 
 namespace {
-
-// How long a waiter sleeps before it runs signal handlers, should a signal
-// slip in between its check and its sleep.
-constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 
 // At exit: how long interrupted tasks get to unwind before their workers
 // are left behind (the process must exit within a second).
@@ -22,37 +18,29 @@ constexpr auto kExitGrace = std::chrono::milliseconds(300);
 /// At exit, how long abandoned workers running Python get to park.
 constexpr auto kParkGrace = std::chrono::milliseconds(200);
 
-}  // namespace
-
-// See engine_threads.hpp.
+// Set once the owner interpreter began to exit (_shutdown_all): a worker
+// thread that comes back after it was abandoned then leaves its interpreter
+// to CPython's finalization instead of ending it itself.  Guarded by
+// g_exit_mutex, which such a thread holds while it ends its interpreter.
 std::mutex g_exit_mutex;
 bool g_exiting = false;
 
-namespace {
-
 /// Waits for `core`'s threads, running signal handlers every slice.  False
 /// when a handler raised (the exception is left set).
-bool wait_answering_signals(EngineCore& core, std::optional<std::chrono::steady_clock::time_point> until) {
-  for (;;) {
-    std::chrono::nanoseconds slice = kSignalCheckInterval;
-    if (until) {
-      auto left = *until - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) return true;
-      slice = std::min<std::chrono::nanoseconds>(slice, left);
-    }
-    rt::WaitStatus status;
-    {
-      ReleasedGil released;
-      status = core.wait_for_threads(slice);
-    }
-    if (status == rt::WaitStatus::Woken) return true;
-    if (PyErr_CheckSignals() < 0) return false;
-  }
+bool wait_answering_signals(EngineCore& core, const rt::Deadline& until) {
+  return wait_released(until, [&](std::chrono::nanoseconds slice) { return core.wait_for_threads(slice); },
+                       PyErr_CheckSignals) >= 0;
 }
 
 }  // namespace
 
-bool wait_for_engine(EngineCore& core) { return wait_answering_signals(core, std::nullopt); }
+std::unique_lock<std::mutex> hold_off_exit() {
+  std::unique_lock<std::mutex> lock(g_exit_mutex);
+  if (g_exiting) park_thread_forever();
+  return lock;
+}
+
+bool wait_for_engine(EngineCore& core) { return wait_answering_signals(core, rt::Deadline()); }
 
 PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   auto engines = EngineCore::live_engines(PyInterpreterState_Get());
@@ -65,7 +53,7 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   bool gave_up = false;
   for (auto& core : engines) {
     if (gave_up) break;
-    if (!wait_answering_signals(*core, std::nullopt)) {
+    if (!wait_answering_signals(*core, rt::Deadline())) {
       // Ctrl-C while the process exits: stop everything, wait a little
       // for tasks to unwind, then leave the rest behind.
       PyErr_Clear();
@@ -74,7 +62,7 @@ PyObject* shutdown_all_engines(PyObject*, PyObject*) {
   }
   if (gave_up) {
     for (auto& core : engines) core->stop_all_running(StopReason::Shutdown, kExitGrace);
-    auto until = std::chrono::steady_clock::now() + kExitGrace + std::chrono::milliseconds(100);
+    const rt::Deadline until = rt::Deadline::after(kExitGrace + std::chrono::milliseconds(100));
     for (auto& core : engines)
       if (!wait_answering_signals(*core, until)) PyErr_Clear();
   }

@@ -21,11 +21,11 @@ extern thread_local constinit const EngineCore* t_current_engine;
 // The engine whose delivery thread runs now, else null.
 extern thread_local constinit const EngineCore* t_delivery_engine;
 
-// Set once the owner interpreter began to exit (_shutdown_all): a worker
-// thread that comes back after it was abandoned then leaves its interpreter
-// to CPython's finalization instead of ending it itself.  Guarded by
-// g_exit_mutex, which such a thread holds while it ends its interpreter.
-extern std::mutex g_exit_mutex;
-extern bool g_exiting;
+/// Takes the exit mutex, which the process's exit (_shutdown_all, in
+/// engine_exit.cpp) waits for before CPython finalizes: an abandoned worker
+/// holds it from its return until it has ended its interpreter.  If the
+/// exit has begun, parks this thread for ever instead (it would otherwise
+/// end an interpreter CPython is finalizing).  Call without a GIL.
+std::unique_lock<std::mutex> hold_off_exit();
 
 }  // namespace interpool::py

@@ -6,6 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +41,56 @@ void EngineCore::worker_main(std::shared_ptr<WorkerRun> run) {
   worker_exited();
 }
 
+namespace {
+
+/// Back from code that may have run past its grace period (an initializer,
+/// a task): clears what `run` runs, unless the pool abandoned this thread
+/// meanwhile.  True if it did: the thread must leave.
+bool abandoned_meanwhile(WorkerRun& run) {
+  std::lock_guard lock(run.mutex);
+  if (!run.abandoned) {
+    run.current.reset();
+    run.running = 0;
+  }
+  return run.abandoned;
+}
+
+/// hold_off_exit() for a thread that holds its interpreter's GIL: released
+/// while it waits, held again on return.
+std::unique_lock<std::mutex> hold_off_exit_attached() {
+  PyThreadState* saved = PyEval_SaveThread();
+  std::unique_lock<std::mutex> lock = hold_off_exit();
+  PyEval_RestoreThread(saved);
+  return lock;
+}
+
+/// Sleeps until fewer than `limit` deferred tasks of this worker run.
+void wait_in_flight_below(std::atomic<uint32_t>& in_flight, uint32_t limit) {
+  for (uint32_t n; (n = in_flight.load(std::memory_order_acquire)) >= limit;) rt::futex_wait(in_flight, n);
+}
+
+/// Ends the worker's interpreter (its GIL held), which runs nothing any
+/// more.  An abandoned thread (`leave`, or abandoned meanwhile) ends it under
+/// `exit_lock`, which the exiting process waits for.  False if the thread
+/// was abandoned: it must then leave without touching the pool.
+bool end_worker_interpreter(WorkerRun& run, PyThreadState* tstate, bool leave,
+                            std::unique_lock<std::mutex>& exit_lock) {
+  {
+    std::lock_guard lock(run.mutex);
+    run.target = nullptr;  // no request may reach the interpreter from now on
+    leave = leave || run.abandoned;
+  }
+  if (leave && !exit_lock.owns_lock()) exit_lock = hold_off_exit_attached();
+  end_interpreter(tstate);
+  {
+    std::lock_guard lock(run.mutex);
+    run.live_interp = nullptr;
+  }
+  return !leave;
+}
+
+}  // namespace
+
 bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle) {
   std::string error;
   PyThreadState* tstate = new_isolated_interpreter(error);
@@ -48,13 +101,41 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
   // Outlives the interpreter: a pending call queued for it may still run
   // while the interpreter ends.
   auto target = std::make_unique<InterruptTarget>();
-  target->thread_ident = PyThread_get_thread_ident();
-  target->interp = PyThreadState_GetInterpreter(tstate);
+  const uint64_t setup_serial = publish_interpreter(run, tstate, *target);
+  bool leave = false;
+  std::unique_lock<std::mutex> exit_lock;  // held from an abandoned worker's return to its end
+  {
+    WorkerContext context;
+    switch (set_up_interpreter(run, context, *target, setup_serial)) {
+      case SetUp::Abandoned:  // the initializer came back after the pool gave up on it
+        leave = true;
+        exit_lock = hold_off_exit_attached();
+        break;
+      case SetUp::Failed: break;
+      case SetUp::Ready:
+        PyEval_SaveThread();  // idle without holding this interpreter's GIL
+        leave = !serve_tasks(run, slot, tstate, context, owner_tstate, recycle);
+        if (leave)  // never ask for a GIL while the process exits (CPython would end this thread in the request)
+          exit_lock = hold_off_exit();
+        else  // deferred work still running finishes before the interpreter ends
+          wait_in_flight_below(slot.in_flight, 1);
+        PyEval_RestoreThread(tstate);
+        if (!leave) context.finalize(_recipe);
+        break;
+    }
+    context.clear();
+  }
+  return end_worker_interpreter(run, tstate, leave, exit_lock);
+}
+
+uint64_t EngineCore::publish_interpreter(WorkerRun& run, PyThreadState* tstate, InterruptTarget& target) {
+  target.thread_ident = PyThread_get_thread_ident();
+  target.interp = PyThreadState_GetInterpreter(tstate);
   const uint64_t setup_serial = next_serial();
   {
     std::lock_guard lock(run.mutex);
-    run.target = target.get();
-    run.live_interp = target->interp;
+    run.target = &target;
+    run.live_interp = target.interp;
     run.running = setup_serial;
     run.since = std::chrono::steady_clock::now();
   }
@@ -62,146 +143,103 @@ bool EngineCore::interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadStat
     std::lock_guard lock(_runs_mutex);
     stop_run(_runs.at(run.index), why);
   }
-  // Back from code that may have run past its grace period: true if this
-  // thread was abandoned meanwhile, and must leave.
-  auto abandoned = [&run] {
-    std::lock_guard lock(run.mutex);
-    if (!run.abandoned) {
-      run.current.reset();
-      run.running = 0;
+  return setup_serial;
+}
+
+EngineCore::SetUp EngineCore::set_up_interpreter(WorkerRun& run, WorkerContext& context, InterruptTarget& target,
+                                                 uint64_t setup_serial) {
+  std::string reason;
+  rt::Payload info;
+  bool ready = context.setup(_recipe, target, setup_serial, reason, info, _recipe.forward_output ? _output : nullptr,
+                             weak_from_this(), run.index);
+  if (abandoned_meanwhile(run)) return SetUp::Abandoned;
+  if (ready) return SetUp::Ready;
+  // An initializer stopped by shutdown or Ctrl-C is no failure to log.
+  bool stopped = _stop_all.load(std::memory_order_acquire) != 0;
+  PyThreadState* saved = PyEval_SaveThread();
+  break_pool(stopped ? "the pool was shut down while a worker started" : "a worker could not start: " + reason,
+             std::move(info), !stopped);
+  PyEval_RestoreThread(saved);
+  return SetUp::Failed;
+}
+
+bool EngineCore::serve_tasks(WorkerRun& run, WorkerSlot& slot, PyThreadState* tstate, WorkerContext& context,
+                             PyThreadState* owner_tstate, bool& recycle) {
+  std::size_t done = 0;
+  uint64_t pokes_seen = 0;
+  for (;;) {
+    // Deferred tasks: take no more than max_deferred at a time, so the
+    // other workers get the rest.
+    wait_in_flight_below(slot.in_flight, _recipe.max_deferred);
+    std::optional<TaskPtr> task = take_task(pokes_seen, tstate, context);
+    if (!task) return true;  // closed and drained
+    TaskPtr t = std::move(*task);
+    if (!t->try_start()) continue;  // cancelled while queued
+    counts.started.fetch_add(1, std::memory_order_relaxed);
+    t->worker = static_cast<int>(run.index);
+    if (t->kind() == rt::Task::Kind::Local) {
+      run_local(*t, owner_tstate);
+      continue;
     }
-    return run.abandoned;
-  };
-  bool leave = false;
-  std::unique_lock<std::mutex> exit_lock;  // held from an abandoned worker's return to its end
-  {
-    WorkerContext context;
-    std::string reason;
-    rt::Payload info;
-    bool ready = context.setup(_recipe, *target, setup_serial, reason, info,
-                               _recipe.forward_output ? _output : nullptr, weak_from_this(), run.index);
-    leave = abandoned();
-    if (leave) {
-      // The initializer came back after the pool gave up on it.
-      PyThreadState* saved = PyEval_SaveThread();
-      exit_lock = std::unique_lock(g_exit_mutex);
-      if (g_exiting) park_thread_forever();
-      PyEval_RestoreThread(saved);
-    } else if (!ready) {
-      // An initializer stopped by shutdown or Ctrl-C is no failure to log.
-      bool stopped = _stop_all.load(std::memory_order_acquire) != 0;
-      PyThreadState* saved = PyEval_SaveThread();
-      break_pool(stopped ? "the pool was shut down while a worker started" : "a worker could not start: " + reason,
-                 std::move(info), !stopped);
-      PyEval_RestoreThread(saved);
-    } else {
-      std::size_t done = 0;
-      uint64_t pokes_seen = 0;
-      std::weak_ptr<EngineCore> weak = weak_from_this();
-      PyEval_SaveThread();  // idle without holding this interpreter's GIL
-      for (;;) {
-        // Deferred tasks: take no more than max_deferred at a time, so the
-        // other workers get the rest.
-        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) >= _recipe.max_deferred;)
-          rt::futex_wait(slot.in_flight, n);
-        bool poked = false;
-        _idle_workers.fetch_add(1);
-        std::optional<TaskPtr> task = _tasks.pop(pokes_seen, poked);
-        _idle_workers.fetch_sub(1);
-        if (task && _recipe.lazy_workers) grow_workers();
-        if (poked) {
-          PyEval_RestoreThread(tstate);
-          context.sweep_shared();
-          PyEval_SaveThread();
-          continue;
-        }
-        if (!task) break;  // closed and drained
-        TaskPtr t = std::move(*task);
-        if (!t->try_start()) continue;  // cancelled while queued
-        counts.started.fetch_add(1, std::memory_order_relaxed);
-        t->worker = static_cast<int>(run.index);
-        if (t->kind() == rt::Task::Kind::Local) {
-          run_local(*t, owner_tstate);
-          continue;
-        }
-        if (t->kind() == rt::Task::Kind::Deferred) {
-          // The event loop of this worker's interpreter decodes and starts
-          // it (WorkerSlot.take_requests); this thread needs no GIL for it.
-          slot.in_flight.fetch_add(1, std::memory_order_acq_rel);
-          slot.request_launch(std::move(t));
-          continue;
-        }
-        auto started = std::chrono::steady_clock::now();
-        {
-          std::lock_guard lock(run.mutex);
-          run.current = t;
-          run.running = t->serial;
-          run.since = started;
-        }
-        std::optional<rt::Timer::Key> deadline;
-        if (t->timeout.count() > 0)
-          deadline = _timer.at(started + t->timeout, [weak, t] {
-            if (auto core = weak.lock()) core->request_stop(t, StopReason::Timeout);
-          });
-        PyEval_RestoreThread(tstate);
-        context.sweep_shared();
-        context.run(*t);
-        t->output_mark = context.end_task_output();
-        t->request.clear();
-        PyEval_SaveThread();
-        if (deadline) _timer.cancel(*deadline);
-        if (abandoned()) {
-          leave = true;  // the pool finished `t` and replaced this worker
-          break;
-        }
-        if (t->stopped != StopReason::None)
-          finish_stopped(t, t->stopped);
-        else
-          (t->failed ? counts.failed : counts.done).fetch_add(1, std::memory_order_relaxed);
-        done += t->items;
-        hand_over(std::move(t));
-        if (_recipe.max_tasks && done >= _recipe.max_tasks) {
-          recycle = true;
-          break;
-        }
-      }
-      if (!leave) {
-        // Deferred work still running finishes before the interpreter ends.
-        for (uint32_t n; (n = slot.in_flight.load(std::memory_order_acquire)) > 0;) rt::futex_wait(slot.in_flight, n);
-      } else {
-        // Abandoned: never ask for a GIL while the process exits (CPython
-        // would end this thread inside the request).
-        exit_lock = std::unique_lock(g_exit_mutex);
-        if (g_exiting) park_thread_forever();
-      }
-      PyEval_RestoreThread(tstate);
-      if (!leave) context.finalize(_recipe);
+    if (t->kind() == rt::Task::Kind::Deferred) {
+      // The event loop of this worker's interpreter decodes and starts
+      // it (WorkerSlot.take_requests); this thread needs no GIL for it.
+      slot.in_flight.fetch_add(1, std::memory_order_acq_rel);
+      slot.request_launch(std::move(t));
+      continue;
     }
-    context.clear();
+    if (!run_call(run, t, tstate, context)) return false;  // the pool finished `t` and replaced this worker
+    done += t->items;
+    hand_over(std::move(t));
+    if (_recipe.max_tasks && done >= _recipe.max_tasks) {
+      recycle = true;
+      return true;
+    }
   }
+}
+
+std::optional<TaskPtr> EngineCore::take_task(uint64_t& pokes_seen, PyThreadState* tstate, WorkerContext& context) {
+  for (;;) {
+    bool poked = false;
+    _idle_workers.fetch_add(1);
+    std::optional<TaskPtr> task = _tasks.pop(pokes_seen, poked);
+    _idle_workers.fetch_sub(1);
+    if (task && _recipe.lazy_workers) grow_workers();
+    if (!poked) return task;
+    PyEval_RestoreThread(tstate);
+    context.sweep_shared();
+    PyEval_SaveThread();
+  }
+}
+
+bool EngineCore::run_call(WorkerRun& run, const TaskPtr& t, PyThreadState* tstate, WorkerContext& context) {
+  auto started = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(run.mutex);
-    run.target = nullptr;  // no request may reach the interpreter from now on
-    leave = leave || run.abandoned;
+    run.current = t;
+    run.running = t->serial;
+    run.since = started;
   }
-  auto ended = [&] {
-    std::lock_guard lock(run.mutex);
-    run.live_interp = nullptr;
-  };
-  if (!leave) {
-    end_interpreter(tstate);
-    ended();
-    return true;
+  std::optional<rt::Timer::Key> deadline;
+  if (t->timeout.count() > 0) {
+    std::weak_ptr<EngineCore> weak = weak_from_this();
+    deadline = _timer.at(started + t->timeout, [weak, t] {
+      if (auto core = weak.lock()) core->request_stop(t, StopReason::Timeout);
+    });
   }
-  if (!exit_lock.owns_lock()) {
-    PyThreadState* saved = PyEval_SaveThread();
-    exit_lock = std::unique_lock(g_exit_mutex);
-    if (g_exiting) park_thread_forever();
-    PyEval_RestoreThread(saved);
-  }
-  end_interpreter(tstate);  // under g_exit_mutex: the exiting process waits for it
-  ended();
-  return false;
+  PyEval_RestoreThread(tstate);
+  context.sweep_shared();
+  context.run(*t);
+  t->output_mark = context.end_task_output();
+  t->request.clear();
+  PyEval_SaveThread();
+  if (deadline) _timer.cancel(*deadline);
+  if (abandoned_meanwhile(run)) return false;
+  if (t->stopped != StopReason::None)
+    finish_stopped(t, t->stopped);
+  else
+    (t->failed ? counts.failed : counts.done).fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void EngineCore::local_main() {
