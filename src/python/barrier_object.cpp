@@ -113,16 +113,6 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   return PyLong_FromUnsignedLong(index);
 }
 
-PyObject* barrier_reset(PyObject* self, PyObject*) {
-  barrier(self).reset();
-  Py_RETURN_NONE;
-}
-
-PyObject* barrier_abort(PyObject* self, PyObject*) {
-  barrier(self).abort();
-  Py_RETURN_NONE;
-}
-
 PyObject* barrier_get_parties(PyObject* self, void*) { return PyLong_FromUnsignedLong(barrier(self).parties()); }
 PyObject* barrier_get_n_waiting(PyObject* self, void*) { return PyLong_FromUnsignedLong(barrier(self).n_waiting()); }
 PyObject* barrier_get_broken(PyObject* self, void*) { return PyBool_FromLong(barrier(self).broken()); }
@@ -140,9 +130,9 @@ PyMethodDef barrier_methods[] = {
      "arrival index, 0 to parties-1.  The last to arrive runs the action first, in its interpreter.  Raises "
      "threading.BrokenBarrierError if the barrier is or gets broken (abort(), reset(), a timeout, or an action "
      "that raised).  timeout None: the barrier's default."},
-    {"reset", barrier_reset, METH_NOARGS,
+    {"reset", call_void<rt::Barrier, &rt::Barrier::reset>, METH_NOARGS,
      "reset($self, /)\n--\n\nReturn the barrier to its empty state; current waiters get BrokenBarrierError."},
-    {"abort", barrier_abort, METH_NOARGS,
+    {"abort", call_void<rt::Barrier, &rt::Barrier::abort>, METH_NOARGS,
      "abort($self, /)\n--\n\nBreak the barrier: current and future waiters get BrokenBarrierError until reset()."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -171,12 +161,6 @@ PyType_Slot barrier_slots[] = {
 
 }  // namespace
 
-PyType_Spec barrier_spec = {
-    "interpool.Barrier",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    barrier_slots,
-};
+PyType_Spec barrier_spec = handle_type_spec("interpool.Barrier", barrier_slots);
 
 }  // namespace interpool::py

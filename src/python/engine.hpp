@@ -113,6 +113,9 @@ struct WorkerSlot {
 
  private:
   void signal();
+  /// Appends `task` to `requests` (one of the two lists), signalling the
+  /// eventfd if no request was waiting.
+  void push_request(std::vector<std::shared_ptr<PyTask>>& requests, std::shared_ptr<PyTask> task);
   std::mutex _mutex;  // guards the two request lists
   std::vector<std::shared_ptr<PyTask>> _launch_requests;
   std::vector<std::shared_ptr<PyTask>> _cancel_requests;

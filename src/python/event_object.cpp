@@ -18,21 +18,6 @@ namespace {
 
 rt::Event& event(PyObject* o) { return core<rt::Event>(o); }
 
-PyObject* event_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
-  if (!no_args("Event", args, kwds)) return nullptr;
-  return new_handle<rt::Event>(type, HandleKind::Event);
-}
-
-PyObject* event_set(PyObject* self, PyObject*) {
-  event(self).set();
-  Py_RETURN_NONE;
-}
-
-PyObject* event_clear(PyObject* self, PyObject*) {
-  event(self).clear();
-  Py_RETURN_NONE;
-}
-
 PyObject* event_is_set(PyObject* self, PyObject*) { return PyBool_FromLong(event(self).is_set()); }
 
 PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -55,8 +40,8 @@ PyObject* event_repr(PyObject* self) {
 }
 
 PyMethodDef event_methods[] = {
-    {"set", event_set, METH_NOARGS, "set($self, /)\n--\n\nSet the flag and wake every waiter, in every interpreter."},
-    {"clear", event_clear, METH_NOARGS, "clear($self, /)\n--\n\nReset the flag."},
+    {"set", call_void<rt::Event, &rt::Event::set>, METH_NOARGS, "set($self, /)\n--\n\nSet the flag and wake every waiter, in every interpreter."},
+    {"clear", call_void<rt::Event, &rt::Event::clear>, METH_NOARGS, "clear($self, /)\n--\n\nReset the flag."},
     {"is_set", event_is_set, METH_NOARGS, "is_set($self, /)\n--\n\nWhether the flag is set."},
     {"wait", FASTCALL_KW(event_wait), METH_FASTCALL | METH_KEYWORDS,
      "wait($self, timeout=None)\n--\n\n"
@@ -68,7 +53,7 @@ PyMethodDef event_methods[] = {
 
 PyType_Slot event_slots[] = {
     HANDLE_COMMON_SLOTS,
-    {Py_tp_new, reinterpret_cast<void*>(event_tp_new)},
+    {Py_tp_new, reinterpret_cast<void*>(new_handle_no_args<rt::Event, HandleKind::Event>)},
     {Py_tp_repr, reinterpret_cast<void*>(event_repr)},
     {Py_tp_methods, event_methods},
     {Py_tp_doc, const_cast<char*>("Event()\n--\n\n"
@@ -78,12 +63,6 @@ PyType_Slot event_slots[] = {
 
 }  // namespace
 
-PyType_Spec event_spec = {
-    "interpool.Event",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    event_slots,
-};
+PyType_Spec event_spec = handle_type_spec("interpool.Event", event_slots);
 
 }  // namespace interpool::py

@@ -34,6 +34,20 @@ PyObject* queue_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   return new_handle<rt::Channel>(type, HandleKind::Queue, static_cast<std::size_t>(std::max<long long>(maxsize, 0)));
 }
 
+/// After a try that found the queue full (put) or empty (get): retries
+/// `op(slice)` with the GIL released until it succeeds, the queue closes,
+/// or the timeout passes (zero: no retry).  `status` is the last outcome.
+/// False with the exception of a signal handler or an interrupt.
+template <class Op>
+bool retry_released(const Timeout& timeout, rt::ChannelStatus& status, Op&& op) {
+  if (status != rt::ChannelStatus::TimedOut || (timeout && timeout->count() <= 0)) return true;
+  return wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
+           status = op(slice);
+           return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
+                                                                                          : WaitStatus::TimedOut;
+         }) >= 0;
+}
+
 PyObject* queue_put_impl(PyObject* self, PyObject* item, const Timeout& timeout) {
   rt::Channel& ch = channel(self);
   ModuleState& state = state_of_type(Py_TYPE(self));
@@ -42,14 +56,8 @@ PyObject* queue_put_impl(PyObject* self, PyObject* item, const Timeout& timeout)
   Encoder enc(state, payload);
   if (!enc.value(item)) return nullptr;
   rt::ChannelStatus status = ch.try_put(payload);
-  if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
-    int r = wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
-      status = ch.put(payload, slice);
-      return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
-                                                                                     : WaitStatus::TimedOut;
-    });
-    if (r < 0) return nullptr;
-  }
+  if (!retry_released(timeout, status, [&](std::chrono::nanoseconds slice) { return ch.put(payload, slice); }))
+    return nullptr;
   switch (status) {
     case rt::ChannelStatus::Ok: Py_RETURN_NONE;
     case rt::ChannelStatus::Closed: return raise_queue_closed(state);
@@ -62,14 +70,8 @@ PyObject* queue_get_impl(PyObject* self, const Timeout& timeout) {
   ModuleState& state = state_of_type(Py_TYPE(self));
   rt::Payload payload;
   rt::ChannelStatus status = ch.try_get(payload);
-  if (status == rt::ChannelStatus::TimedOut && !(timeout && timeout->count() <= 0)) {
-    int r = wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
-      status = ch.get(payload, slice);
-      return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
-                                                                                     : WaitStatus::TimedOut;
-    });
-    if (r < 0) return nullptr;
-  }
+  if (!retry_released(timeout, status, [&](std::chrono::nanoseconds slice) { return ch.get(payload, slice); }))
+    return nullptr;
   switch (status) {
     case rt::ChannelStatus::Ok: {
       Decoder dec(state, payload);
@@ -110,11 +112,6 @@ PyObject* queue_qsize(PyObject* self, PyObject*) { return PyLong_FromSize_t(chan
 PyObject* queue_empty(PyObject* self, PyObject*) { return PyBool_FromLong(channel(self).size() == 0); }
 PyObject* queue_full(PyObject* self, PyObject*) { return PyBool_FromLong(channel(self).full()); }
 
-PyObject* queue_close(PyObject* self, PyObject*) {
-  channel(self).close();
-  Py_RETURN_NONE;
-}
-
 PyObject* queue_get_closed(PyObject* self, void*) { return PyBool_FromLong(channel(self).closed()); }
 PyObject* queue_get_maxsize(PyObject* self, void*) { return PyLong_FromSize_t(channel(self).capacity()); }
 
@@ -143,7 +140,7 @@ PyMethodDef queue_methods[] = {
     {"empty", queue_empty, METH_NOARGS, "empty($self, /)\n--\n\nWhether the queue holds no items (a snapshot)."},
     {"full", queue_full, METH_NOARGS,
      "full($self, /)\n--\n\nWhether a bounded queue holds maxsize items (a snapshot)."},
-    {"close", queue_close, METH_NOARGS,
+    {"close", call_void<rt::Channel, &rt::Channel::close>, METH_NOARGS,
      "close($self, /)\n--\n\nClose the queue, in every interpreter: put() raises interpool.QueueClosed from now on, "
      "get() returns the items left, then raises it.  Wakes every blocked put() and get().  Idempotent."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
@@ -175,12 +172,6 @@ PyType_Slot queue_slots[] = {
 
 }  // namespace
 
-PyType_Spec queue_spec = {
-    "interpool.Queue",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    queue_slots,
-};
+PyType_Spec queue_spec = handle_type_spec("interpool.Queue", queue_slots);
 
 }  // namespace interpool::py

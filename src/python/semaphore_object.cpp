@@ -125,12 +125,6 @@ PyType_Slot semaphore_slots[] = {
 
 }  // namespace
 
-PyType_Spec semaphore_spec = {
-    "interpool.Semaphore",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    semaphore_slots,
-};
+PyType_Spec semaphore_spec = handle_type_spec("interpool.Semaphore", semaphore_slots);
 
 }  // namespace interpool::py

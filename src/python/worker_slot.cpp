@@ -29,22 +29,16 @@ void WorkerSlot::signal() {
 // writes the eventfd.  Any other found a wake-up pending already, which
 // take_requests() has not yet answered: it reads the eventfd *before* it
 // swaps the lists, so whatever was pushed before the swap is taken with them.
-void WorkerSlot::request_launch(std::shared_ptr<PyTask> task) {
-  bool first;
-  {
-    std::lock_guard lock(_mutex);
-    first = _launch_requests.empty() && _cancel_requests.empty();
-    _launch_requests.push_back(std::move(task));
-  }
-  if (first) signal();
-}
+void WorkerSlot::request_launch(std::shared_ptr<PyTask> task) { push_request(_launch_requests, std::move(task)); }
 
-void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) {
+void WorkerSlot::request_cancel(std::shared_ptr<PyTask> task) { push_request(_cancel_requests, std::move(task)); }
+
+void WorkerSlot::push_request(std::vector<std::shared_ptr<PyTask>>& requests, std::shared_ptr<PyTask> task) {
   bool first;
   {
     std::lock_guard lock(_mutex);
     first = _launch_requests.empty() && _cancel_requests.empty();
-    _cancel_requests.push_back(std::move(task));
+    requests.push_back(std::move(task));
   }
   if (first) signal();
 }

@@ -13,11 +13,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
-using interpool::rt::Deadline;
-using interpool::rt::kSignalCheckInterval;
-using interpool::rt::Timeout;
-using interpool::rt::wait_in_slices;
-using interpool::rt::WaitStatus;
+using namespace interpool::rt;  // Deadline, Timeout, kSignalCheckInterval, wait_in_slices, WaitStatus
 
 TEST(Deadline, NoneIsForever) {
   const Deadline never;
