@@ -385,7 +385,7 @@ extern PyType_Spec completion_spec;
 extern PyType_Spec worker_slot_spec;
 
 /// The layout of a _core.WorkerSlot object: its type lives in
-/// completion_object.cpp; current_worker_slot() (engine.cpp) makes them.
+/// completion_object.cpp; current_worker_slot() (worker_slot.cpp) makes them.
 struct WorkerSlotObject {
   PyObject_HEAD
   std::shared_ptr<WorkerSlot> slot;
