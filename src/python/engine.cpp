@@ -212,11 +212,7 @@ bool EngineCore::request_stop(const TaskPtr& task, StopReason why) {
     task->stop.compare_exchange_strong(none, static_cast<uint8_t>(why));
     run->target->request(task->serial, why);
   }
-  std::weak_ptr<EngineCore> weak = weak_from_this();
-  uint64_t serial = task->serial;
-  _timer.at(std::chrono::steady_clock::now() + _recipe.interrupt_grace, [weak, run, serial] {
-    if (auto core = weak.lock()) core->abandon_if_stuck(run, serial);
-  });
+  abandon_after(run, task->serial, _recipe.interrupt_grace);
   return true;
 }
 
@@ -225,11 +221,7 @@ void EngineCore::stop_all_running(StopReason why, std::optional<std::chrono::nan
   // Also for initializers that start from now on (a worker still creating
   // its interpreter would otherwise miss the request).
   _stop_all.store(static_cast<uint8_t>(why), std::memory_order_release);
-  std::vector<std::shared_ptr<WorkerRun>> runs;
-  {
-    std::lock_guard lock(_runs_mutex);
-    runs = _runs;
-  }
+  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   if (grace) _stop_all_grace_ns.store(grace->count(), std::memory_order_release);
   for (auto& run : runs)
     if (run) stop_run(run, why);
@@ -247,20 +239,26 @@ void EngineCore::stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why)
     }
     run->target->request(serial, why);
   }
+  abandon_after(run, serial, std::min(_recipe.interrupt_grace, std::chrono::nanoseconds(_stop_all_grace_ns.load())));
+}
+
+void EngineCore::abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t serial, std::chrono::nanoseconds grace) {
   std::weak_ptr<EngineCore> weak = weak_from_this();
-  auto grace = std::min(_recipe.interrupt_grace, std::chrono::nanoseconds(_stop_all_grace_ns.load()));
   _timer.at(std::chrono::steady_clock::now() + grace, [weak, run, serial] {
     if (auto core = weak.lock()) core->abandon_if_stuck(run, serial);
   });
 }
 
+std::vector<std::shared_ptr<WorkerRun>> EngineCore::runs_now(bool with_abandoned) {
+  std::lock_guard lock(_runs_mutex);
+  std::vector<std::shared_ptr<WorkerRun>> runs = _runs;
+  if (with_abandoned) runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
+  return runs;
+}
+
 void EngineCore::abandon_all() {
   if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs;
-  {
-    std::lock_guard lock(_runs_mutex);
-    runs = _runs;
-  }
+  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   for (auto& run : runs) {
     if (!run) continue;
     {
@@ -274,11 +272,7 @@ void EngineCore::abandon_all() {
 
 std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
   if (orphaned()) return {};
-  std::vector<std::shared_ptr<WorkerRun>> runs;
-  {
-    std::lock_guard lock(_runs_mutex);
-    runs = _runs;
-  }
+  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   std::vector<RunSnapshot> out;
   auto now = std::chrono::steady_clock::now();
   for (auto& run : runs) {
@@ -293,12 +287,7 @@ std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
 
 void EngineCore::forget_abandoned_interpreters() {
   if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs;
-  {
-    std::lock_guard lock(_runs_mutex);
-    runs = _runs;
-    runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
-  }
+  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
   for (auto& run : runs) {
     if (!run) continue;
     std::lock_guard lock(run->mutex);
@@ -311,12 +300,7 @@ void EngineCore::forget_abandoned_interpreters() {
 
 uint32_t EngineCore::park_abandoned_threads() {
   if (orphaned()) return 0;
-  std::vector<std::shared_ptr<WorkerRun>> runs;
-  {
-    std::lock_guard lock(_runs_mutex);
-    runs = _runs;
-    runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
-  }
+  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
   uint32_t asked = 0;
   for (auto& run : runs) {
     if (!run) continue;

@@ -334,6 +334,12 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   void abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_t serial);
   /// Interrupts what `run` runs now, with a grace timer.
   void stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why);
+  /// Arms the grace timer of a stop request: after `grace`, abandons `run`'s
+  /// worker if it still runs `serial`.
+  void abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t serial, std::chrono::nanoseconds grace);
+  /// A copy of every worker's current run (and, `with_abandoned`, of the
+  /// runs replaced since), taken under _runs_mutex.
+  std::vector<std::shared_ptr<WorkerRun>> runs_now(bool with_abandoned);
   /// Puts a task that ended by a stop request (or whose worker was
   /// abandoned) on the delivery queue, counted.
   void finish_stopped(const TaskPtr& task, StopReason why);
