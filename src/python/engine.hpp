@@ -32,6 +32,7 @@
 namespace interpool::py {
 
 class Waker;
+class WorkerContext;
 
 /// A Task whose result completes a concurrent.futures.Future in the owner
 /// interpreter.
@@ -112,6 +113,9 @@ struct WorkerSlot {
 
  private:
   void signal();
+  /// Appends `task` to `requests` (one of the two lists), signalling the
+  /// eventfd if no request was waiting.
+  void push_request(std::vector<std::shared_ptr<PyTask>>& requests, std::shared_ptr<PyTask> task);
   std::mutex _mutex;  // guards the two request lists
   std::vector<std::shared_ptr<PyTask>> _launch_requests;
   std::vector<std::shared_ptr<PyTask>> _cancel_requests;
@@ -290,6 +294,28 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// One worker interpreter's life: set up, run tasks, end.  False when the
   /// thread must leave at once (it was abandoned).
   bool interpreter_life(WorkerRun& run, WorkerSlot& slot, PyThreadState* owner_tstate, bool& recycle);
+  // The steps of interpreter_life (worker_loop.cpp):
+  /// Makes the new interpreter of `tstate` reachable through `run` (for
+  /// interrupts, stats and exit), running its setup; returns the setup's
+  /// serial.  A stop_all_running() already requested reaches it at once.
+  uint64_t publish_interpreter(WorkerRun& run, PyThreadState* tstate, InterruptTarget& target);
+  enum class SetUp : uint8_t { Ready, Failed, Abandoned };
+  /// Runs the worker's setup and initializer (its GIL held).  Failed: the
+  /// pool is broken; Abandoned: the pool gave up on this thread meanwhile.
+  SetUp set_up_interpreter(WorkerRun& run, WorkerContext& context, InterruptTarget& target, uint64_t setup_serial);
+  /// Takes and runs tasks until the queue is closed and drained, or
+  /// max_tasks are done (`recycle`).  No GIL on entry or return.  False if
+  /// the thread was abandoned meanwhile.
+  bool serve_tasks(WorkerRun& run, WorkerSlot& slot, PyThreadState* tstate, WorkerContext& context,
+                   PyThreadState* owner_tstate, bool& recycle);
+  /// The next task, waiting for one without the GIL; a poke meanwhile
+  /// drops the copies of released SharedValues.  Empty once the queue is
+  /// closed and drained.
+  std::optional<TaskPtr> take_task(uint64_t& pokes_seen, PyThreadState* tstate, WorkerContext& context);
+  /// Runs a Call or Map task in the worker's interpreter, under a timer for
+  /// its timeout, and counts it.  No GIL on entry or return.  False if the
+  /// thread was abandoned meanwhile (the pool finished the task).
+  bool run_call(WorkerRun& run, const TaskPtr& t, PyThreadState* tstate, WorkerContext& context);
   void spawn_worker(std::size_t index);
   /// On-demand growth (ThreadPoolExecutor's rule): after a push, or after a
   /// thread took a task, start one more thread if more tasks wait than
@@ -308,6 +334,12 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   void abandon_if_stuck(const std::shared_ptr<WorkerRun>& run, uint64_t serial);
   /// Interrupts what `run` runs now, with a grace timer.
   void stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why);
+  /// Arms the grace timer of a stop request: after `grace`, abandons `run`'s
+  /// worker if it still runs `serial`.
+  void abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t serial, std::chrono::nanoseconds grace);
+  /// A copy of every worker's current run (and, `with_abandoned`, of the
+  /// runs replaced since), taken under _runs_mutex.
+  std::vector<std::shared_ptr<WorkerRun>> runs_now(bool with_abandoned);
   /// Puts a task that ended by a stop request (or whose worker was
   /// abandoned) on the delivery queue, counted.
   void finish_stopped(const TaskPtr& task, StopReason why);
@@ -359,11 +391,14 @@ extern PyType_Spec completion_spec;
 extern PyType_Spec worker_slot_spec;
 
 /// The layout of a _core.WorkerSlot object: its type lives in
-/// completion_object.cpp; current_worker_slot() (engine.cpp) makes them.
+/// completion_object.cpp; current_worker_slot() (worker_slot.cpp) makes them.
 struct WorkerSlotObject {
   PyObject_HEAD
   std::shared_ptr<WorkerSlot> slot;
 };
+
+/// Adds `core` to the registry of engines with threads (engine_registry.cpp).
+void register_engine(const std::shared_ptr<EngineCore>& core);
 
 /// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
 /// calling it (from an initializer, say).

@@ -6,8 +6,8 @@
 // os.register_at_fork hook.  A pthread_atfork child handler runs earlier,
 // inside fork() itself, with only the forking thread alive: it hides the
 // worker interpreters from CPython (runtime_internals.c) and moves every
-// engine aside as an orphan that the child never touches (engine.cpp), so
-// the child can run Python, start new pools, and gets a clear error from the
+// engine aside as an orphan that the child never touches
+// (engine_registry.cpp), so the child can run Python, start new pools, and gets a clear error from the
 // parent's pools.  Only plain memory writes and malloc happen in the child
 // handler; glibc makes malloc safe there.
 #include "python/fork_guard.hpp"

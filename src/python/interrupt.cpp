@@ -12,6 +12,7 @@
 
 extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp, int (*func)(void*), void* arg, int flags);
 
+#include "runtime/deadline.hpp"
 #include "runtime/futex.hpp"
 
 namespace interpool::py {
@@ -85,10 +86,11 @@ bool request_park(PyInterpreterState* interp) {
 }
 
 bool wait_for_parked(uint32_t count, std::chrono::steady_clock::time_point deadline) {
+  const rt::Deadline until = rt::Deadline::at(deadline);
+  rt::Timeout left;
   for (uint32_t seen; (seen = g_parked.load()) < count;) {
-    auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= std::chrono::nanoseconds::zero()) return false;
-    rt::futex_wait(g_parked, seen, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+    if (!until.left(left)) return false;
+    rt::futex_wait(g_parked, seen, left);
   }
   return true;
 }

@@ -174,6 +174,10 @@ void for_each_field(ModuleState& st, F&& f) {
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.task_interrupted_type);
+  f(st.queue_closed_type);
+  f(st.queue_full_type);
+  f(st.queue_empty_type);
+  f(st.broken_barrier_type);
   f(st.str_mark_cancelled);
   f(st.pickle_dumps);
   f(st.pickle_loads);

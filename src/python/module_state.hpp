@@ -43,6 +43,15 @@ struct ModuleState {
   PyObject* handle_from_context = nullptr;  ///< _core._handle_from_context
   /// _core.TaskInterrupted (BaseException): raised in a task's code to stop it.
   PyObject* task_interrupted_type = nullptr;
+  /// Exceptions the synchronisation objects raise (sync_errors.cpp): each
+  /// imported the first time it is raised in this interpreter, then kept.
+  /// Not at module exec: interpool._errors imports logging and
+  /// concurrent.futures, which a worker whose queues never close or fill
+  /// must not pay for.
+  PyObject* queue_closed_type = nullptr;    ///< interpool.QueueClosed
+  PyObject* queue_full_type = nullptr;      ///< queue.Full
+  PyObject* queue_empty_type = nullptr;     ///< queue.Empty
+  PyObject* broken_barrier_type = nullptr;  ///< threading.BrokenBarrierError
   /// Decoded copies of SharedValues in this interpreter (C++ object, owned;
   /// its PyObject* values are this interpreter's).
   SharedCache* shared_cache = nullptr;

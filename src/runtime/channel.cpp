@@ -15,23 +15,7 @@ namespace interpool::rt {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 bool is_zero(const Timeout& timeout) { return timeout && timeout->count() <= 0; }
-
-std::optional<Clock::time_point> deadline_of(const Timeout& timeout) {
-  if (!timeout) return std::nullopt;
-  return Clock::now() + *timeout;
-}
-
-bool time_left(const std::optional<Clock::time_point>& deadline, Timeout& left) {
-  if (!deadline) {
-    left.reset();
-    return true;
-  }
-  left = *deadline - Clock::now();
-  return left->count() > 0;
-}
 
 }  // namespace
 
@@ -48,7 +32,7 @@ void Channel::maybe_spin(Pred&& ready) {
 
 ChannelStatus Channel::put(Payload& item, Timeout timeout) {
   const bool zero = is_zero(timeout);
-  const auto deadline = deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   bool spun = zero || _capacity == 0 || _spin.count() <= 0;
   Timeout left;
   std::unique_lock lock(_mutex);
@@ -73,7 +57,7 @@ ChannelStatus Channel::put(Payload& item, Timeout timeout) {
       lock.lock();
       continue;
     }
-    if (!time_left(deadline, left)) return ChannelStatus::TimedOut;
+    if (!deadline.left(left)) return ChannelStatus::TimedOut;
     const uint32_t seq = _space_seq.load(std::memory_order_relaxed);
     ++_put_sleepers;
     lock.unlock();
@@ -86,7 +70,7 @@ ChannelStatus Channel::put(Payload& item, Timeout timeout) {
 
 ChannelStatus Channel::get(Payload& out, Timeout timeout) {
   const bool zero = is_zero(timeout);
-  const auto deadline = deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   bool spun = zero || _spin.count() <= 0;
   Timeout left;
   std::unique_lock lock(_mutex);
@@ -112,7 +96,7 @@ ChannelStatus Channel::get(Payload& out, Timeout timeout) {
       lock.lock();
       continue;
     }
-    if (!time_left(deadline, left)) return ChannelStatus::TimedOut;
+    if (!deadline.left(left)) return ChannelStatus::TimedOut;
     const uint32_t seq = _item_seq.load(std::memory_order_relaxed);
     ++_get_sleepers;
     lock.unlock();

@@ -5,6 +5,8 @@
 #include <climits>
 #include <ctime>
 
+#include "runtime/deadline.hpp"
+
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -47,9 +49,10 @@ void futex_wake_one(std::atomic<uint32_t>& word) { futex(word, FUTEX_WAKE_PRIVAT
 WaitStatus futex_wait(std::atomic<uint32_t>& word, uint32_t expected,
                       std::optional<std::chrono::nanoseconds> timeout) {
   if (timeout) {
-    auto deadline = std::chrono::steady_clock::now() + *timeout;
+    const Deadline deadline = Deadline::after(timeout);
+    Timeout left;
     while (word.load() == expected) {
-      if (std::chrono::steady_clock::now() >= deadline) return WaitStatus::TimedOut;
+      if (!deadline.left(left)) return WaitStatus::TimedOut;
       cpu_relax();
     }
     return WaitStatus::Woken;

@@ -3,6 +3,8 @@
 
 #include <utility>
 
+#include "runtime/deadline.hpp"
+
 namespace interpool::rt {
 
 uint64_t OutputSink::push(uint32_t worker, OutputKind kind, std::string bytes, bool& was_empty) {
@@ -36,19 +38,16 @@ void OutputSink::written_through(uint64_t seq) {
 }
 
 WaitStatus OutputSink::wait_written(uint64_t seq, std::optional<std::chrono::nanoseconds> timeout) {
-  auto deadline = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  const Deadline deadline = Deadline::after(timeout);
   _waiters.fetch_add(1, std::memory_order_acq_rel);
   WaitStatus status = WaitStatus::Woken;
   for (;;) {
     uint32_t progress = _progress.load(std::memory_order_acquire);
     if (written() >= seq || closed()) break;
-    std::optional<std::chrono::nanoseconds> left;
-    if (deadline) {
-      left = *deadline - std::chrono::steady_clock::now();
-      if (*left <= std::chrono::nanoseconds::zero()) {
-        status = WaitStatus::TimedOut;
-        break;
-      }
+    Timeout left;
+    if (!deadline.left(left)) {
+      status = WaitStatus::TimedOut;
+      break;
     }
     if (futex_wait(_progress, progress, left) == WaitStatus::Interrupted) {
       status = WaitStatus::Interrupted;

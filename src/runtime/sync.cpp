@@ -13,24 +13,6 @@ namespace interpool::rt {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-/// A deadline `timeout` from now, or none.
-std::optional<Clock::time_point> deadline_of(Timeout timeout) {
-  if (!timeout) return std::nullopt;
-  return Clock::now() + *timeout;
-}
-
-/// Time left until `deadline` (none: forever).  False once it has passed.
-bool time_left(const std::optional<Clock::time_point>& deadline, Timeout& left) {
-  if (!deadline) {
-    left.reset();
-    return true;
-  }
-  left = *deadline - Clock::now();
-  return left->count() > 0;
-}
-
 // Lock hand-offs between running threads take well under a microsecond; a
 // couple of microseconds of spinning covers them without burning a time slice.
 constexpr auto kLockSpin = std::chrono::microseconds(2);
@@ -76,11 +58,11 @@ bool Semaphore::try_acquire() {
 WaitStatus Semaphore::acquire(Timeout timeout) {
   if (try_acquire()) return WaitStatus::Woken;
   if (timeout && timeout->count() <= 0) return WaitStatus::TimedOut;
-  const auto deadline = deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   if (spin_until([&] { return try_acquire(); }, lock_spin())) return WaitStatus::Woken;
   Timeout left;
   for (;;) {
-    if (!time_left(deadline, left)) return WaitStatus::TimedOut;
+    if (!deadline.left(left)) return WaitStatus::TimedOut;
     // Dekker with release(): we announce ourselves, then look at the count;
     // release() adds to the count, then looks for sleepers (both seq_cst).
     _sleepers.fetch_add(1, std::memory_order_seq_cst);
@@ -118,7 +100,7 @@ bool Mutex::try_lock() {
 WaitStatus Mutex::lock(Timeout timeout) {
   if (try_lock()) return WaitStatus::Woken;
   if (timeout && timeout->count() <= 0) return WaitStatus::TimedOut;
-  const auto deadline = deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   if (spin_until([&] { return _word.load(std::memory_order_relaxed) == kFree && try_lock(); }, lock_spin()))
     return WaitStatus::Woken;
   // Drepper's three-state mutex: whoever sleeps marks the word contended, so
@@ -127,7 +109,7 @@ WaitStatus Mutex::lock(Timeout timeout) {
   Timeout left;
   for (;;) {
     if (_word.exchange(kContended, std::memory_order_acquire) == kFree) return WaitStatus::Woken;
-    if (!time_left(deadline, left)) return WaitStatus::TimedOut;
+    if (!deadline.left(left)) return WaitStatus::TimedOut;
     if (futex_wait(_word, kContended, left) == WaitStatus::Interrupted) {
       if (_word.load(std::memory_order_relaxed) == kFree &&
           _word.exchange(kContended, std::memory_order_acquire) == kFree)
@@ -203,13 +185,13 @@ void Event::set() {
 void Event::clear() { _word.fetch_and(~kSet, std::memory_order_acq_rel); }
 
 WaitStatus Event::wait_from(uint32_t ticket, Timeout timeout) {
-  const auto deadline = deadline_of(timeout);
+  const Deadline deadline = Deadline::after(timeout);
   auto done = [&](uint32_t w) { return (w & kSet) || (w >> kGenShift) != ticket; };
   Timeout left;
   for (;;) {
     uint32_t w = _word.load(std::memory_order_acquire);
     if (done(w)) return WaitStatus::Woken;
-    if (!time_left(deadline, left)) return WaitStatus::TimedOut;
+    if (!deadline.left(left)) return WaitStatus::TimedOut;
     if (!(w & kSleepers)) {
       if (!_word.compare_exchange_weak(w, w | kSleepers, std::memory_order_acq_rel, std::memory_order_acquire))
         continue;
@@ -236,11 +218,11 @@ bool Barrier::sleep(std::unique_lock<std::mutex>& lock, Timeout slice) {
 }
 
 Barrier::Result Barrier::arrive(uint32_t& index, Timeout slice) {
-  const auto deadline = deadline_of(slice);
+  const Deadline deadline = Deadline::after(slice);
   std::unique_lock lock(_mutex);
   Timeout left;
   while (_state == State::Tripping || _state == State::Draining || _state == State::Resetting) {
-    if (!time_left(deadline, left) || !sleep(lock, left)) {
+    if (!deadline.left(left) || !sleep(lock, left)) {
       if (_state == State::Filling || _state == State::Broken) break;
       return Result::Pending;
     }
@@ -252,7 +234,7 @@ Barrier::Result Barrier::arrive(uint32_t& index, Timeout slice) {
 }
 
 Barrier::Result Barrier::await(Timeout slice) {
-  const auto deadline = deadline_of(slice);
+  const Deadline deadline = Deadline::after(slice);
   std::unique_lock lock(_mutex);
   Timeout left;
   for (;;) {
@@ -263,7 +245,7 @@ Barrier::Result Barrier::await(Timeout slice) {
       case State::Filling:
       case State::Tripping: break;
     }
-    if (!time_left(deadline, left) || !sleep(lock, left)) {
+    if (!deadline.left(left) || !sleep(lock, left)) {
       if (_state == State::Filling || _state == State::Tripping) return Result::Pending;
     }
   }

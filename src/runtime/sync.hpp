@@ -11,8 +11,8 @@
 // signal handlers in between.  WaitStatus::Woken means success (acquired,
 // set, passed); TimedOut and Interrupted mean "not yet".
 //
-// Nothing here knows Python; the binding (src/python/sync_objects.cpp) adds
-// the GIL release and the signal checks.
+// Nothing here knows Python; the binding (src/python/*_object.cpp, through
+// interruptible_wait.hpp) adds the GIL release and the signal checks.
 #pragma once
 
 #include <atomic>
@@ -22,11 +22,10 @@
 #include <optional>
 
 #include "runtime/block.hpp"
+#include "runtime/deadline.hpp"
 #include "runtime/futex.hpp"
 
 namespace interpool::rt {
-
-using Timeout = std::optional<std::chrono::nanoseconds>;
 
 /// How long waits spin before they sleep; zero on a single-CPU machine, where
 /// spinning only delays the thread that would make progress.

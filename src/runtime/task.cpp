@@ -1,6 +1,8 @@
 // src/runtime/task.cpp: the Task state machine.
 #include "runtime/task.hpp"
 
+#include "runtime/deadline.hpp"
+
 namespace interpool::rt {
 
 bool Task::try_start() {
@@ -30,7 +32,7 @@ void Task::finish() {
 }
 
 WaitStatus Task::wait(std::optional<std::chrono::nanoseconds> timeout) {
-  auto deadline = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  const Deadline deadline = Deadline::after(timeout);
   for (;;) {
     uint32_t w = _word.load(std::memory_order_acquire);
     if ((w & kStateMask) >= static_cast<uint32_t>(State::Done)) return WaitStatus::Woken;
@@ -38,11 +40,8 @@ WaitStatus Task::wait(std::optional<std::chrono::nanoseconds> timeout) {
       if (!_word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acq_rel)) continue;
       w |= kWaiters;
     }
-    std::optional<std::chrono::nanoseconds> left;
-    if (deadline) {
-      left = *deadline - std::chrono::steady_clock::now();
-      if (left->count() <= 0) return WaitStatus::TimedOut;
-    }
+    Timeout left;
+    if (!deadline.left(left)) return WaitStatus::TimedOut;
     WaitStatus s = futex_wait(_word, w, left);
     if (s == WaitStatus::Interrupted) return s;
   }

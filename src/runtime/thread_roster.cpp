@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "runtime/deadline.hpp"
 #include "runtime/worker_group.hpp"
 
 namespace interpool::rt {
@@ -33,15 +34,12 @@ void ThreadRoster::uncount() {
 }
 
 WaitStatus ThreadRoster::wait(std::optional<std::chrono::nanoseconds> timeout) {
-  const auto deadline = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  const Deadline deadline = Deadline::after(timeout);
   for (;;) {
     uint32_t n = _live.load(std::memory_order_acquire);
     if (n == 0) return WaitStatus::Woken;
-    std::optional<std::chrono::nanoseconds> left;
-    if (deadline) {
-      left = *deadline - std::chrono::steady_clock::now();
-      if (*left <= std::chrono::nanoseconds::zero()) return WaitStatus::TimedOut;
-    }
+    Timeout left;
+    if (!deadline.left(left)) return WaitStatus::TimedOut;
     WaitStatus status = futex_wait(_live, n, left);
     if (status == WaitStatus::Interrupted) return status;
   }
