@@ -13,7 +13,8 @@ import pytest
 
 import interpool
 import _stop_tasks as tasks
-from test_interrupt import PATIENCE, Kind, kind, wait_until  # noqa: F401  (the fixture)
+from _probe import wait_for as wait_until
+from test_interrupt import PATIENCE, Kind, kind  # noqa: F401  (the fixture)
 
 
 # Waits on a thread of its own: a pool under test may be the loop's default executor.
