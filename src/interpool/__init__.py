@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from ._isolated import isolated
     from ._isolated import isolated as interpreter
     from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
-del TYPE_CHECKING
 
 # name -> (submodule, attribute): loaded on first access.
 _LAZY = {
@@ -57,23 +56,30 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
+# Hidden from type checkers, which would take every name for one it makes:
+# they see the imports above instead, and a misspelt name is an error.
+if not TYPE_CHECKING:
 
-    value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+    def __getattr__(name):
+        try:
+            module_name, attribute = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        import importlib
+
+        value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+
+
+del TYPE_CHECKING
 
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-def BoundedSemaphore(value=1):
+def BoundedSemaphore(value: int = 1) -> Semaphore:
     """A :class:`Semaphore` whose ``release()`` raises ``ValueError`` rather than
     exceed ``value`` (``threading.BoundedSemaphore``'s rule)."""
     return Semaphore(value, bounded=True)

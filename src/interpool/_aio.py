@@ -32,6 +32,7 @@ class RunFuture(asyncio.Future):
     """
 
     __slots__ = ("_interpool_task", "_awaiting")
+    _interpool_task: _core.Task
 
     def cancel(self, msg=None):
         task = getattr(self, "_interpool_task", None)

@@ -1,5 +1,7 @@
 """interpool.AsyncPool: coroutines in event loops of worker interpreters."""
 
+from __future__ import annotations
+
 import asyncio
 import inspect
 import sys
@@ -11,6 +13,13 @@ from ._aio import RunFuture, bridge_for, running_loop, warm_up_task_parser
 from ._pool import UINT32_MAX, _check_positive, _check_workers, default_workers
 
 __all__ = ["AsyncPool"]
+
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+    from typing import Any, Literal, Self, TypeVar
+
+    _R = TypeVar("_R")
 
 
 class AsyncPool:
@@ -37,7 +46,15 @@ class AsyncPool:
     awaiting task cancels the remote coroutine.
     """
 
-    def __init__(self, workers=None, *, concurrency=16, initializer=None, initargs=(), output="forward"):
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        concurrency: int = 16,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        output: Literal["forward", "inherit"] = "forward",
+    ) -> None:
         _output.check_output(output)
         _check_workers("workers", workers)
         if concurrency is None:
@@ -65,17 +82,19 @@ class AsyncPool:
         )
         # The futures of coroutines submitted and not yet collected, for
         # aclose() to cancel: weakly held, so completed ones cost nothing.
-        self._running = weakref.WeakSet()
+        self._running: weakref.WeakSet[_DeferredFuture] = weakref.WeakSet()
 
     @property
-    def workers(self):
+    def workers(self) -> int:
         return self._workers
 
     @property
-    def concurrency(self):
+    def concurrency(self) -> int:
         return self._concurrency
 
-    def run(self, coro_fn, /, *args, **kwargs):
+    def run(
+        self, coro_fn: Callable[..., Coroutine[Any, Any, _R]], /, *args: Any, **kwargs: Any
+    ) -> Coroutine[Any, Any, _R]:
         """Run ``await coro_fn(*args, **kwargs)`` in a worker's event loop and return its result.
 
         Called in a running event loop, it submits at once and returns an
@@ -97,7 +116,9 @@ class AsyncPool:
     async def _run_when_awaited(self, coro_fn, args, kwargs):
         return await self.run(coro_fn, *args, **kwargs)
 
-    async def map(self, coro_fn, iterable):
+    async def map(
+        self, coro_fn: Callable[[Any], Coroutine[Any, Any, _R]], iterable: Iterable[Any]
+    ) -> AsyncIterator[_R]:
         """Asynchronously iterate over ``await coro_fn(item)`` for each item, in order.
 
         Every item is submitted at once; closing the iteration cancels the rest.
@@ -126,26 +147,26 @@ class AsyncPool:
         if ours:
             await asyncio.gather(*ours, return_exceptions=True)
 
-    def shutdown(self, wait=True):
+    def shutdown(self, wait: bool = True) -> None:
         """Stop taking work; with ``wait``, block until the workers have ended."""
         self._engine.shutdown(False, False)
         if wait:
             self._engine.shutdown(True, False)
 
-    async def aclose(self):
+    async def aclose(self) -> None:
         """Cancel running coroutines, wait for them, and shut the workers down."""
         await self._cancel_running()
         self._engine.shutdown(False, False)
         await asyncio.to_thread(self._engine.shutdown, True, False)
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type, exc, tb):
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> bool:
         await self.aclose()
         return False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "running" if self._engine.accepting else "shut down"
         return f"<interpool.AsyncPool {state}, workers={self._workers}, concurrency={self._concurrency}>"
 

@@ -1,5 +1,7 @@
 """interpool.to_interpreter: asyncio.to_thread, in a worker interpreter."""
 
+from __future__ import annotations
+
 import os
 import threading
 
@@ -7,11 +9,18 @@ from ._pool import Pool
 
 __all__ = ["to_interpreter", "default_pool"]
 
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+    from typing import Any, TypeVar
+
+    _R = TypeVar("_R")
+
 _lock = threading.Lock()
-_pool = None
+_pool: Pool | None = None
 
 
-def default_pool():
+def default_pool() -> Pool:
     """The process-wide Pool behind to_interpreter(), created on first use.
 
     It has one worker per usable CPU and is shut down when the interpreter
@@ -38,7 +47,7 @@ def _forget_after_fork():
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def to_interpreter(fn, /, *args, **kwargs):
+def to_interpreter(fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
     """Run ``fn(*args, **kwargs)`` in a worker interpreter: ``await interpool.to_interpreter(f, x)``.
 
     The interpreter counterpart of ``asyncio.to_thread``, on

@@ -7,6 +7,8 @@ original type back, with the worker's traceback attached as ``__cause__`` and
 as a note.  An exception that cannot be rebuilt becomes :class:`RemoteError`.
 """
 
+from __future__ import annotations
+
 import logging
 import pickle
 import types
@@ -33,7 +35,7 @@ class BrokenPool(_StdlibBroken):
     """
 
 
-class QueueClosed(getattr(_queue, "ShutDown", Exception)):
+class QueueClosed(getattr(_queue, "ShutDown", Exception)):  # type: ignore[misc]  # queue.ShutDown on 3.13+
     """The interpool.Queue was closed: put() raises it at once, get() once the
     items left are drained.
 
@@ -45,11 +47,11 @@ class QueueClosed(getattr(_queue, "ShutDown", Exception)):
 class RemoteTraceback(Exception):
     """The formatted traceback of an exception raised in a worker interpreter."""
 
-    def __init__(self, tb: str):
+    def __init__(self, tb: str) -> None:
         super().__init__(tb)
         self.tb = tb
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.tb
 
 
@@ -62,16 +64,16 @@ class RemoteError(Exception):
         traceback: the formatted traceback from the worker.
     """
 
-    def __init__(self, type_name: str, message: str, traceback: str = ""):
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
         super().__init__(type_name, message, traceback)
         self.type_name = type_name
         self.message = message
         self.traceback = traceback
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str, str]]:
         return (type(self), (self.type_name, self.message, self.traceback))
 
 

@@ -1,5 +1,7 @@
 """interpool.InterpreterPoolExecutor: the stdlib's signature on interpool's engine."""
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 
 from . import _errors
@@ -12,8 +14,13 @@ except ImportError:  # before 3.14
 
 __all__ = ["InterpreterPoolExecutor"]
 
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, Literal
 
-class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
+
+class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):  # type: ignore[misc,override]
     """A drop-in for ``concurrent.futures.InterpreterPoolExecutor`` (3.14) on 3.12+.
 
     Args:
@@ -38,7 +45,7 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
 
     _counter = 0
     _stateless_functions = True
-    _rebuild = staticmethod(_errors.rebuild_stdlib)
+    _rebuild = staticmethod(_errors.rebuild_stdlib)  # type: ignore[assignment]
 
     def _submit(self, fn, args, kwargs, timeout):
         try:
@@ -50,7 +57,15 @@ class InterpreterPoolExecutor(Pool, ThreadPoolExecutor):
 
     _workers_option = "max_workers"
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, output="forward"):
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        *,
+        output: Literal["forward", "inherit"] = "forward",
+    ) -> None:
         if max_workers is None:
             max_workers = min(32, default_workers() + 4)
         elif isinstance(max_workers, int) and not isinstance(max_workers, bool) and max_workers <= 0:

@@ -1,16 +1,30 @@
 """interpool.Future: a concurrent.futures.Future backed by an engine task."""
 
+from __future__ import annotations
+
 import threading
 import time
 from concurrent.futures import _base
 
 __all__ = ["Future"]
 
+# For type checkers, which read a name TYPE_CHECKING as typing's (importing
+# typing here would cost every caller that never type-checks).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    from . import _core
+
+    _T = TypeVar("_T")
+
 _PENDING = _base.PENDING
 _FINISHED = _base.FINISHED
 
 
-class Future(_base.Future):
+# Generic for type checkers: _base.Future["_T"] is _base.Future at run time.
+class Future(_base.Future["_T"]):
     """A ``concurrent.futures.Future`` for work running in a worker interpreter.
 
     It is a real Future: ``concurrent.futures.wait``, ``as_completed``,
@@ -27,16 +41,16 @@ class Future(_base.Future):
     that already runs.
     """
 
-    _task = None  # the engine's handle, set by the pool right after creation
+    _task: _core.Task | None = None  # the engine's handle, set by the pool right after creation
 
-    def __init__(self):
+    def __init__(self) -> None:
         # As _base.Future.__init__, less the Condition: most futures are
         # completed before anyone waits on them, so it is made on first use.
         self._state = _PENDING
         self._result = None
         self._exception = None
         self._waiters = []
-        self._done_callbacks = []
+        self._done_callbacks: list[Callable[[Future[_T]], object]] = []
 
     @property
     def _condition(self):
@@ -51,7 +65,7 @@ class Future(_base.Future):
 
     _interrupt_on_cancel = False  # asyncio.to_thread(isolated(f)): a cancel also interrupts
 
-    def cancel(self):
+    def cancel(self) -> bool:
         """Cancel the task if no worker has started it.  Returns whether it is cancelled."""
         task = self._task
         if task is not None and self._state == _PENDING:
@@ -65,7 +79,7 @@ class Future(_base.Future):
             return True
         return super().cancel()
 
-    def interrupt(self):
+    def interrupt(self) -> bool:
         """Stop the task, even if it already runs.
 
         A queued task is cancelled.  A running one gets
@@ -91,13 +105,13 @@ class Future(_base.Future):
         if super().cancel():
             self.set_running_or_notify_cancel()
 
-    def running(self):
+    def running(self) -> bool:
         task = self._task
         if task is not None and self._state == _PENDING:
             return task.running
         return super().running()
 
-    def done(self):
+    def done(self) -> bool:
         task = self._task
         if task is not None and self._state == _PENDING and task.finished:
             task.settle(0.0)
@@ -116,7 +130,7 @@ class Future(_base.Future):
             raise TimeoutError()
         return max(0.0, end - time.monotonic())
 
-    def result(self, timeout=None):
+    def result(self, timeout: float | None = None) -> _T:
         if self._state == _PENDING:
             timeout = self._settle(timeout)
         if self._state == _FINISHED:
@@ -124,11 +138,11 @@ class Future(_base.Future):
                 try:
                     raise self._exception
                 finally:
-                    self = None  # break the frame <-> exception cycle, as _base does
-            return self._result
+                    self = None  # type: ignore[assignment]  # break the frame <-> exception cycle, as _base does
+            return self._result  # type: ignore[return-value]  # _T, as the state is FINISHED
         return super().result(timeout)
 
-    def exception(self, timeout=None):
+    def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == _PENDING:
             timeout = self._settle(timeout)
         if self._state == _FINISHED:

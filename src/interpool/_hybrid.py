@@ -8,6 +8,8 @@ ThreadPoolExecutor and with its default size (``min(32, CPUs + 4)``): for
 I/O, and for libraries that cannot be imported in subinterpreters.
 """
 
+from __future__ import annotations
+
 import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,13 @@ from ._isolated import isolated
 from ._pool import Pool, _check_workers, default_workers
 
 __all__ = ["HybridPool", "isolated"]
+
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    _R = TypeVar("_R")
 
 
 def _is_to_thread_call(fn):
@@ -42,7 +51,7 @@ def _isolated_call(fn, args, kwargs):
     return None
 
 
-class HybridPool(Pool, ThreadPoolExecutor):
+class HybridPool(Pool, ThreadPoolExecutor):  # type: ignore[override]  # Pool's read-only _broken
     """An executor that runs isolated callables in worker interpreters and
     all other callables on threads of the caller's interpreter.
 
@@ -68,22 +77,22 @@ class HybridPool(Pool, ThreadPoolExecutor):
     _thread_name_prefix = "interpool-hybrid-"
     _lazy_workers = True
 
-    def __init__(self, workers=None, *, threads=None, **options):
+    def __init__(self, workers: int | None = None, *, threads: int | None = None, **options: Any) -> None:
         _check_workers("threads", threads)
         self._local_threads = threads if threads is not None else min(32, default_workers() + 4)
         super().__init__(workers, **options)
 
     @property
-    def workers(self):
+    def workers(self) -> int:
         """The most worker interpreters (started as isolated work arrives)."""
         return self._workers
 
     @property
-    def threads(self):
+    def threads(self) -> int:
         """The most threads that run callables not marked isolated."""
         return self._local_threads
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
         """Schedule ``fn(*args, **kwargs)``: in an interpreter if ``fn`` is
         :func:`isolated`, else on a worker thread in this interpreter.
 

@@ -6,9 +6,16 @@ worker that imported _hybrid would load Pool, concurrent.futures, logging
 and asyncio, which a worker never needs.
 """
 
+from __future__ import annotations
+
 import functools
 
 __all__ = ["isolated"]
+
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class isolated:
@@ -29,20 +36,22 @@ class isolated:
     not cross into the interpreter.
     """
 
-    def __init__(self, fn):
+    __wrapped__: Callable[..., Any]
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
         if not callable(fn):
             raise TypeError(f"isolated() takes a callable, not {type(fn).__name__}")
         if isinstance(fn, isolated):
             fn = fn.__wrapped__
         functools.update_wrapper(self, fn)
 
-    def __call__(self, /, *args, **kwargs):
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped__(*args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"interpool.isolated({self.__wrapped__!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> str | tuple[Any, ...]:
         # As a decorator, the module attribute is this object: pickle it by
         # name.  Otherwise send the function and mark it again on arrival.
         import sys
@@ -52,7 +61,7 @@ class isolated:
         for part in getattr(self, "__qualname__", "").split("."):
             target = getattr(target, part, None)
         if target is self:
-            return self.__qualname__
+            return self.__qualname__  # type: ignore[attr-defined]  # set by update_wrapper
         return (isolated, (self.__wrapped__,))
 
 

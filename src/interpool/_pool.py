@@ -1,5 +1,7 @@
 """interpool.Pool: a concurrent.futures.Executor over own-GIL worker interpreters."""
 
+from __future__ import annotations
+
 import collections
 import dataclasses
 import itertools
@@ -14,8 +16,16 @@ from ._future import Future
 
 __all__ = ["Pool", "default_workers"]
 
+TYPE_CHECKING = False  # for type checkers, which read it as typing's
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+    from types import TracebackType
+    from typing import Any, Literal, TypeVar
 
-def default_workers():
+    _R = TypeVar("_R")
+
+
+def default_workers() -> int:
     """The number of CPUs this process may use."""
     if hasattr(os, "process_cpu_count"):  # 3.13+
         return os.process_cpu_count() or 1
@@ -171,15 +181,15 @@ class Pool(_base.Executor):
 
     def __init__(
         self,
-        workers=None,
+        workers: int | None = None,
         *,
-        initializer=None,
-        initargs=(),
-        max_tasks_per_worker=None,
-        task_timeout=None,
-        interrupt_grace=1.0,
-        output="forward",
-    ):
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        max_tasks_per_worker: int | None = None,
+        task_timeout: float | None = None,
+        interrupt_grace: float = 1.0,
+        output: Literal["forward", "inherit"] = "forward",
+    ) -> None:
         _output.check_output(output)
         _check_workers(self._workers_option, workers)
         _check_positive("max_tasks_per_worker", max_tasks_per_worker)
@@ -215,12 +225,12 @@ class Pool(_base.Executor):
         self._shutdown_lock = threading.Lock()
 
     @property
-    def workers(self):
+    def workers(self) -> int:
         """The number of worker interpreters."""
         return self._workers
 
     @property
-    def max_workers(self):
+    def max_workers(self) -> int:
         """How many tasks run at once (``_max_workers``, the name the stdlib
         executors use and Dask reads)."""
         return self._max_workers
@@ -230,7 +240,7 @@ class Pool(_base.Executor):
         # The stdlib executors' private flag: a message once broken, else False.
         return self._engine.broken_reason or False
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
         """Schedule ``fn(*args, **kwargs)`` in a worker; return its Future.
 
         Raises:
@@ -260,7 +270,7 @@ class Pool(_base.Executor):
         future._task = self._engine.submit_map(future, fn, items, bridge, timeout)
         return future
 
-    def options(self, *, timeout=None):
+    def options(self, *, timeout: float | None = None) -> CallOptions:
         """This pool's calls with per-call settings: ``pool.options(timeout=0.5).submit(f, x)``.
 
         Args:
@@ -275,7 +285,7 @@ class Pool(_base.Executor):
         """
         return CallOptions(self, _check_seconds("timeout", timeout))
 
-    def stats(self):
+    def stats(self) -> PoolStats:
         """A snapshot of what the pool does now: a :class:`PoolStats`.
 
         Counts cover tasks (a map chunk counts as one) since the pool
@@ -285,7 +295,7 @@ class Pool(_base.Executor):
         workers = tuple(WorkerStats(**w) for w in raw.pop("workers"))
         return PoolStats(workers=workers, **raw)
 
-    def run(self, fn, /, *args, **kwargs):
+    def run(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
         """Run ``fn(*args, **kwargs)`` in a worker; await the result: ``await pool.run(f, x)``.
 
         Called in a running event loop, it submits at once and returns a
@@ -341,7 +351,14 @@ class Pool(_base.Executor):
             "asyncio and trio (and anyio on either)"
         )
 
-    def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
+    def map_async(
+        self,
+        fn: Callable[[Any], _R],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = True,
+        chunksize: int | None = None,
+    ) -> AsyncIterator[_R]:
         """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
 
         Args:
@@ -403,7 +420,14 @@ class Pool(_base.Executor):
         # that per-task overhead vanishes for tiny ones.
         return max(1, min(1024, n // (self._workers * 16)))
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None):
+    def map(
+        self,
+        fn: Callable[..., _R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[_R]:
         """Return an iterator of ``fn(*args)`` for args from ``zip(*iterables)``, in order.
 
         Args:
@@ -457,7 +481,7 @@ class Pool(_base.Executor):
         refill()
         return _windowed_results(window, refill, end_time)
 
-    def shutdown(self, wait=True, *, cancel_futures=False, interrupt=False):
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, interrupt: bool = False) -> None:
         """Stop taking work and release the workers' interpreters.
 
         Args:
@@ -482,14 +506,16 @@ class Pool(_base.Executor):
         if wait and not self._engine.on_own_thread:
             self._engine.shutdown(True, False)
 
-    def __exit__(self, exc_type, exc_val, exc_tb):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> Literal[False]:
         # On Ctrl-C (or any non-Exception) do not run what is still queued,
         # and stop what runs.
         interrupted = exc_type is not None and not issubclass(exc_type, Exception)
         self.shutdown(wait=True, cancel_futures=interrupted, interrupt=interrupted)
         return False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self._engine.broken:
             state = "broken"
         elif self._engine.accepting:
@@ -568,27 +594,41 @@ class CallOptions:
 
     __slots__ = ("_pool", "_timeout")
 
-    def __init__(self, pool, timeout):
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
         """As :meth:`Pool.submit`, with these options."""
         return self._pool._submit(fn, args, kwargs, self._timeout)
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None):
+    def map(
+        self,
+        fn: Callable[..., _R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[_R]:
         """As :meth:`Pool.map`, with these options (each chunk gets the task timeout)."""
         return self._pool._map(fn, iterables, timeout, chunksize, buffersize, self._timeout)
 
-    def run(self, fn, /, *args, **kwargs):
+    def run(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
         """As :meth:`Pool.run`, with these options."""
         return self._pool._run(fn, args, kwargs, self._timeout)
 
-    def map_async(self, fn, iterable, *, ordered=True, chunksize=None):
+    def map_async(
+        self,
+        fn: Callable[[Any], _R],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = True,
+        chunksize: int | None = None,
+    ) -> AsyncIterator[_R]:
         """As :meth:`Pool.map_async`, with these options."""
         return self._pool._map_async(fn, iterable, ordered, chunksize, self._timeout)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<interpool options timeout={self._timeout!r} of {self._pool!r}>"
 
 
@@ -615,13 +655,13 @@ class PoolStats:
     interrupted: int  #: tasks stopped by interrupt(), shutdown or Ctrl-C
     timed_out: int  #: tasks stopped by their timeout
     workers_replaced: int  #: workers abandoned because they did not stop, and replaced
-    workers: tuple  #: a WorkerStats per worker
+    workers: tuple[WorkerStats, ...]  #: a WorkerStats per worker
 
 
 # Join every pool's threads and end its interpreters before this interpreter
 # finalizes, whether or not the user called shutdown().  threading's atexit
 # hooks run before the interpreter starts tearing down.
-threading._register_atexit(_core._shutdown_all)
+threading._register_atexit(_core._shutdown_all)  # type: ignore[attr-defined]
 
 for _cls in (Pool, CallOptions, PoolStats, WorkerStats):
     _cls.__module__ = "interpool"

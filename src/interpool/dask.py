@@ -37,7 +37,7 @@ from ._pool import Pool, _check_workers, default_workers
 try:
     from dask._task_spec import Alias, DataNode, Dict, GraphNode, List, Set, Task, TaskRef, Tuple
 except ImportError:  # a Dask without the task spec (before 2024.12)
-    Alias = DataNode = Dict = GraphNode = List = Set = Task = TaskRef = Tuple = None
+    Alias = DataNode = Dict = GraphNode = List = Set = Task = TaskRef = Tuple = None  # type: ignore[misc,assignment]
 
 __all__ = ["InterpreterExecutor", "InterpreterPlugin", "dask_setup"]
 

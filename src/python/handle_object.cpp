@@ -279,10 +279,10 @@ static PyObject* buffer_exit(PyObject* o, PyObject*) { return buffer_release(o, 
 
 static PyMethodDef buffer_methods[] = {
     {"release", buffer_release, METH_NOARGS,
-     "release()\n--\n\nDrop this object's reference to the engine memory (the memory itself lives on while other "
+     "release($self, /)\n--\n\nDrop this object's reference to the engine memory (the memory itself lives on while other "
      "interpreters hold it).  Raises BufferError while exports of this object are alive."},
     {"cast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(buffer_cast)), METH_VARARGS | METH_KEYWORDS,
-     "cast(format, shape=None)\n--\n\nA typed memoryview of the memory: struct format such as 'd' or 'i', and an "
+     "cast($self, /, format, shape=None)\n--\n\nA typed memoryview of the memory: struct format such as 'd' or 'i', and an "
      "optional shape for n-dimensional data."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
     {"__enter__", buffer_enter, METH_NOARGS, nullptr},

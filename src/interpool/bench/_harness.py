@@ -25,7 +25,7 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from . import _tasks
 
@@ -133,7 +133,7 @@ def _sys_path_sync_script() -> str:
 
 
 def _make_stdlib_ipe(workers: int) -> cf.Executor:
-    return cf.InterpreterPoolExecutor(
+    return cf.InterpreterPoolExecutor(  # type: ignore[attr-defined]  # 3.14+
         max_workers=workers, initializer=exec, initargs=(_sys_path_sync_script(),)
     )
 
@@ -270,6 +270,10 @@ class Target:
         return dataclasses.asdict(self)
 
 
+#: A table row: its cells, or (label, text) with text across the other columns.
+Row = list[str] | tuple[str, str]
+
+
 @dataclasses.dataclass
 class Table:
     """A plain-text table. A row given as a ``(label, text)`` tuple prints
@@ -277,7 +281,7 @@ class Table:
 
     title: str
     headers: list[str]
-    rows: list[list[str] | tuple[str, str]]
+    rows: Sequence[Row]
     #: per column: "<" left, ">" right (default: first left, others right)
     align: str = ""
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -338,9 +342,9 @@ class WorkloadResult:
             out += ["", "Targets:"]
             if quick:
                 out.append("  (--quick: sizes too small to judge the targets by; run without --quick to do so)")
-            for t in self.targets:
-                extra = f"  ({t.detail})" if t.detail else ""
-                out.append(f"  [{t.status:>4}] {t.text}{extra}")
+            for target in self.targets:
+                extra = f"  ({target.detail})" if target.detail else ""
+                out.append(f"  [{target.status:>4}] {target.text}{extra}")
         return "\n".join(out)
 
 
@@ -364,6 +368,7 @@ def opened(bench: Benchmark, workers: int) -> Iterator[tuple[cf.Executor | None,
     if bench.serial:
         yield None, None
         return
+    assert bench.make is not None  # a peer that is not serial makes an executor
     t0 = time.perf_counter()
     ex = bench.make(workers)
     try:

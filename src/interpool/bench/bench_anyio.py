@@ -73,7 +73,8 @@ def run(config: h.Config) -> h.WorkloadResult:
         backends.append("trio")
     except ImportError:
         pass
-    rows, figures = [], {}
+    rows: list[h.Row] = []
+    figures = {}
     if missing is not None:
         rows.append(("all peers", missing))
     else:

@@ -79,7 +79,7 @@ def run(config: h.Config) -> h.WorkloadResult:
             ))
             del data
 
-    rows = []
+    rows: list[h.Row] = []
     for p in selected:
         ms = by_peer[p.key]
         if not ms[0].ok and all(m.status == ms[0].status for m in ms):
@@ -105,7 +105,7 @@ def run(config: h.Config) -> h.WorkloadResult:
                  None if not ok else max(per_call) <= TARGET_US, detail),
         h.target(f"SharedBuffer per-call cost independent of size (slowest size within {TARGET_SPREAD:g}× "
                  "of the fastest)",
-                 None if not ok else spread <= TARGET_SPREAD,
+                 None if spread is None else spread <= TARGET_SPREAD,
                  "" if spread is None else f"slowest/fastest {h.fmt_ratio(spread)}"),
     ]
     h.fail_if_interpool_failed(targets, ip)

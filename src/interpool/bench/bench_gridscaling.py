@@ -81,7 +81,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     def speedup(m):
         return base.best / m.best if (base is not None and m is not None and m.ok) else None
 
-    rows = []
+    rows: list[h.Row] = []
     for p in selected:
         ms = {m.workers: m for m in flat if m.key == p.key}
         first = next(iter(ms.values()), None)

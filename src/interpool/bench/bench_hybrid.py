@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import time
+from typing import Callable
 
 from . import _harness as h
 from . import _tasks
@@ -48,7 +49,8 @@ def run(config: h.Config) -> h.WorkloadResult:
     workers = config.workers
     work = config.size(2_000_000, 200_000, minimum=1_000)
     n_cpu = 4 * workers
-    rows, got = [], {}
+    rows: list[h.Row] = []
+    got: dict[tuple[str, object], float] = {}
     if h.fake_interpool():
         rows.append(("all peers", "n/a (fake interpool stand-in)"))
     else:
@@ -58,7 +60,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         for _ in range(n_cpu):
             _tasks.sum_squares(work)
         serial = time.perf_counter() - t
-        peers = [
+        peers: list[tuple[str, Callable[[], cf.Executor], Callable[[int], int]]] = [
             (f"HybridPool({workers})", lambda: interpool.HybridPool(workers), interpool.isolated(_tasks.sum_squares)),
             ("ThreadPoolExecutor()", cf.ThreadPoolExecutor, _tasks.sum_squares),
         ]

@@ -48,7 +48,8 @@ def run(config: h.Config) -> h.WorkloadResult:
         missing = "n/a (joblib is not installed)"
     if missing is None and h.fake_interpool():
         missing = "n/a (fake interpool stand-in)"
-    rows, data, tiny, speed = [], {}, {}, {}
+    rows: list[h.Row] = []
+    data, tiny, speed = {}, {}, {}
     if missing is not None:
         rows.append(("all backends", missing))
     else:

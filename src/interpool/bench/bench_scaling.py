@@ -92,7 +92,7 @@ def run(config: h.Config) -> h.WorkloadResult:
             return None
         return base.best / m.best
 
-    rows = []
+    rows: list[h.Row] = []
     peers = config.select(PEERS)
 
     def sort_key(p):
@@ -107,8 +107,8 @@ def run(config: h.Config) -> h.WorkloadResult:
             continue
         cells = []
         for w in counts:
-            m = ms.get(w)
-            cells.append(h.fmt_ratio(speedup(m)) if m is not None and m.ok else "ERROR")
+            got = ms.get(w)
+            cells.append(h.fmt_ratio(speedup(got)) if got is not None and got.ok else "ERROR")
         top = ms.get(nmax)
         rows.append([p.label] + cells + [
             h.fmt_s(top.best) if top is not None and top.ok else "",
