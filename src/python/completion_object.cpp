@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "python/codec.hpp"
+#include "python/failure.hpp"
 #include "python/output.hpp"
 
 namespace interpool::py {
@@ -41,8 +42,7 @@ bool claim_completion(CompletionObject* self) {
 void describe_failure(ModuleState& state, PyTask& task, PyObject* exc) {
   task.failed = true;
   task.response.clear();
-  Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
-  Ref info = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "describe_exception", "O", exc)) : Ref();
+  Ref info = describe_exception(state, exc);
   if (info) {
     Encoder enc(state, task.response);
     if (enc.value(info.get())) return;

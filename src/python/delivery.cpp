@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "python/codec.hpp"
+#include "python/failure.hpp"
 #include "python/handle_object.hpp"
 
 namespace interpool::py {
@@ -55,7 +56,8 @@ void complete_stopped(ModuleState& state, PyObject* rebuild, PyTask& task, PyObj
                   std::chrono::duration<double>(task.timeout).count());
     outcome = Ref::steal(PyObject_CallFunction(PyExc_TimeoutError, "s", message));
   } else if (bridge) {
-    outcome = Ref::steal(PyObject_CallFunction(rebuild, "((s))", "cancelled"));
+    Ref failure = make_failure(state, {.kind = FailureKind::Cancelled});
+    outcome = failure ? Ref::steal(PyObject_CallOneArg(rebuild, failure.get())) : Ref();
   } else {
     Ref done = Ref::steal(PyObject_CallMethodNoArgs(future, state.str_mark_cancelled));
     if (!done) PyErr_WriteUnraisable(future);
@@ -69,6 +71,19 @@ void complete_stopped(ModuleState& state, PyObject* rebuild, PyTask& task, PyObj
     if (!outcome) return PyErr_WriteUnraisable(future);
   }
   complete_future(state, future, bridge, outcome.get(), is_exception, batch);
+}
+
+/// The Failure of a task that failed because its pool broke: its response,
+/// if any, holds the Failure of the exception that broke the pool.
+Ref broken_failure(ModuleState& state, PyTask& task, bool notice) {
+  Decoder dec(state, task.response);
+  Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
+  Ref reason = cause ? Ref::steal(PyUnicode_DecodeUTF8(task.broken_reason.data(),
+                                                       static_cast<Py_ssize_t>(task.broken_reason.size()), "replace"))
+                     : Ref();
+  if (!reason) return Ref();
+  return make_failure(state,
+                      {.kind = FailureKind::Broken, .reason = reason.get(), .cause = cause.get(), .notice = notice});
 }
 
 }  // namespace
@@ -132,8 +147,8 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   // A task posted to its loop carries its pool's rebuilder.
   Ref own_rebuild = Ref::steal(std::exchange(task.rebuild, nullptr));
   if (own_rebuild) rebuild = own_rebuild.get();
-  // A pool that broke: the first delivery of its failure logs it, with
-  // ("broken", reason, cause, True).
+  // A pool that broke: the first delivery of its failure logs it (a
+  // Failure with notice=True).
   bool log_broken = false;
   if (task.broken && task.broken_logged) {
     uint32_t not_logged = 0;
@@ -154,10 +169,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   if (!future) {
     if (log_broken) {
       PendingError keep;
-      Decoder dec(state, task.response);
-      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
-      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(), Py_True))
-                       : Ref();
+      Ref info = broken_failure(state, task, true);
       Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       if (!done) PyErr_WriteUnraisable(rebuild);
       logged();
@@ -178,11 +190,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   {
     Decoder dec(state, task.response);
     if (task.broken) {
-      // ("broken", reason, cause_info or None)
-      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
-      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(),
-                                                  log_broken ? Py_True : Py_False))
-                       : Ref();
+      Ref info = broken_failure(state, task, log_broken);
       outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       logged();
       is_exception = true;
@@ -191,15 +199,23 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
         is_exception = false;
       }
     } else if (task.failed && task.response.empty()) {
-      outcome = Ref::steal(PyObject_CallFunction(rebuild, "((sOsss))", "exception", Py_None, "Exception",
-                                                 "the task failed and its exception could not be described", ""));
+      Ref type_name = Ref::steal(PyUnicode_FromString("Exception"));
+      Ref message = Ref::steal(PyUnicode_FromString("the task failed and its exception could not be described"));
+      Ref empty = Ref::steal(PyUnicode_FromString(""));
+      Ref info = type_name && message && empty ? make_failure(state, {.kind = FailureKind::Exception,
+                                                                       .type_name = type_name.get(),
+                                                                       .message = message.get(),
+                                                                       .traceback = empty.get()})
+                                               : Ref();
+      outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       is_exception = true;
     } else if (task.failed) {
+      // The Failure, and for a Map chunk then the values computed before it.
       Ref info = Ref::steal(dec.value());
       if (info && task.kind() == rt::Task::Kind::Map) {
-        // (info, partial values) -> (partial values, exception)
-        Ref exc = Ref::steal(PyObject_CallOneArg(rebuild, PyTuple_GET_ITEM(info.get(), 0)));
-        outcome = exc ? Ref::steal(PyTuple_Pack(2, PyTuple_GET_ITEM(info.get(), 1), exc.get())) : Ref();
+        Ref partial = Ref::steal(dec.value());
+        Ref exc = partial ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+        outcome = exc ? Ref::steal(PyTuple_Pack(2, partial.get(), exc.get())) : Ref();
       } else if (info) {
         outcome = Ref::steal(PyObject_CallOneArg(rebuild, info.get()));
         is_exception = true;

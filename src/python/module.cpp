@@ -5,6 +5,7 @@
 #include <new>
 
 #include "python/engine.hpp"
+#include "python/failure.hpp"
 #include "python/fork_guard.hpp"
 #include "python/frames.hpp"
 #include "python/handle_object.hpp"
@@ -77,7 +78,7 @@ int module_exec(PyObject* module) {
   };
   if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
       !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type) ||
-      !add_type(&loop_waker_spec, st.loop_waker_type))
+      !add_type(&loop_waker_spec, st.loop_waker_type) || !add_type(&failure_spec, st.failure_type))
     return -1;
   auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
     return add_type(spec, st.handle_types[static_cast<int>(kind)]);
@@ -168,6 +169,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.completion_type));
   f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
   f(reinterpret_cast<PyObject*&>(st.loop_waker_type));
+  f(reinterpret_cast<PyObject*&>(st.failure_type));
   f(st.str_push);
   f(st.str_push_many);
   f(st.str_waker);

@@ -37,6 +37,7 @@ struct ModuleState {
   PyTypeObject* completion_type = nullptr;   ///< _core.Completion (worker side of a deferred task)
   PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
   PyTypeObject* loop_waker_type = nullptr;   ///< _core.LoopWaker (wakes one asyncio loop)
+  PyTypeObject* failure_type = nullptr;      ///< _core.Failure (how a task failed; failure.hpp)
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "python/failure.hpp"
 #include "python/output.hpp"
 
 namespace interpool::py {
@@ -27,21 +28,6 @@ std::string exception_summary(PyObject* exc) {
   }
   PyErr_Clear();
   return out;
-}
-
-/// "module.QualName" of an exception's type ("QualName" for builtins).
-PyObject* qualified_type_name(PyObject* exc) {
-  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exc));
-  Ref module = Ref::steal(PyObject_GetAttrString(type, "__module__"));
-  Ref qualname = Ref::steal(PyObject_GetAttrString(type, "__qualname__"));
-  if (!module || !qualname || !PyUnicode_Check(module.get()) || !PyUnicode_Check(qualname.get())) {
-    PyErr_Clear();
-    return PyUnicode_FromString(Py_TYPE(exc)->tp_name);
-  }
-  if (PyUnicode_CompareWithASCIIString(module.get(), "builtins") == 0) return qualname.release();
-  if (PyUnicode_CompareWithASCIIString(module.get(), "__mp_main__") == 0)
-    module = Ref::steal(PyUnicode_FromString("__main__"));
-  return module ? PyUnicode_FromFormat("%U.%U", module.get(), qualname.get()) : nullptr;
 }
 
 }  // namespace
@@ -145,27 +131,10 @@ PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
 
 bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial) {
   out.clear();
-  Ref info = Ref::steal(PyObject_CallOneArg(_describe.get(), exc));
-  if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
-  if (!info) {
-    PyErr_Clear();
-    // describe_exception itself failed (out of memory, say): fall back to
-    // what C++ can say, in the same form (module.qualname, str(exc)).
-    Ref type_name = Ref::steal(qualified_type_name(exc));
-    Ref message = Ref::steal(PyObject_Str(exc));
-    if (!message) {
-      PyErr_Clear();
-      message = Ref::steal(PyUnicode_FromString("<exception str() failed>"));
-    }
-    Ref empty = Ref::steal(PyUnicode_FromString(""));
-    Ref kind = Ref::steal(PyUnicode_FromString("exception"));
-    if (!type_name || !message || !empty || !kind) return PyErr_Clear(), false;
-    info = Ref::steal(PyTuple_Pack(5, kind.get(), Py_None, type_name.get(), message.get(), empty.get()));
-    if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
-    if (!info) return PyErr_Clear(), false;
-  }
+  Ref info = describe_exception(*_state, exc, _describe.get());
   Encoder enc(*_state, out);
-  if (!enc.value(info.get())) {
+  // A Map chunk's failure is followed by the values computed before it.
+  if (!info || !enc.value(info.get()) || (partial && !enc.value(partial))) {
     PyErr_Clear();
     out.clear();
     return false;
