@@ -123,15 +123,8 @@ int module_exec(PyObject* module) {
   if (!st.str_set_result || !st.str_set_exception || !st.str_append || !st.str_buffers || !st.str_buffer_callback)
     return -1;
 
-  st.str_mark_cancelled = PyUnicode_InternFromString("_mark_cancelled");
-  if (!st.str_mark_cancelled) return -1;
-  st.str_cond = PyUnicode_InternFromString("_cond");
-  st.str_state = PyUnicode_InternFromString("_state");
-  st.str_result = PyUnicode_InternFromString("_result");
-  st.str_exception = PyUnicode_InternFromString("_exception");
-  if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
-  // state_pending and state_finished (concurrent.futures._base, which
-  // imports logging) load on the first delivery: workers never need them.
+  // st.future (interpool._future, which imports concurrent.futures and
+  // logging) loads on the first delivery: workers never need it.
   // Worker interpreters import the pickler when a payload first needs it
   // (load_pickle): a worker whose tasks are functions by name and builtin
   // values never does, and so never imports functools and collections,
@@ -176,7 +169,6 @@ void for_each_field(ModuleState& st, F&& f) {
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.task_interrupted_type);
-  f(st.str_mark_cancelled);
   f(st.pickle_dumps);
   f(st.pickle_loads);
   f(st.pickle_error);
@@ -187,12 +179,14 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.str_append);
   f(st.str_buffers);
   f(st.str_buffer_callback);
-  f(st.str_cond);
-  f(st.str_state);
-  f(st.str_result);
-  f(st.str_exception);
-  f(st.state_pending);
-  f(st.state_finished);
+  f(st.future.future_type);
+  f(st.future.observed);
+  f(st.future.state);
+  f(st.future.result);
+  f(st.future.exception);
+  f(st.future.pending);
+  f(st.future.finished);
+  f(st.future.mark_cancelled);
 }
 
 int module_traverse(PyObject* module, visitproc visit, void* arg) {

@@ -76,15 +76,21 @@ struct ModuleState {
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;
-  // concurrent.futures.Future internals, for completing a future that no one
-  // waits on without the cost of its Condition (see deliver()).
-  PyObject* str_mark_cancelled = nullptr;  ///< interpool.Future._mark_cancelled
-  PyObject* str_cond = nullptr;       ///< "_cond": interpool.Future's lazy Condition
-  PyObject* str_state = nullptr;      ///< "_state"
-  PyObject* str_result = nullptr;     ///< "_result"
-  PyObject* str_exception = nullptr;  ///< "_exception"
-  PyObject* state_pending = nullptr;  ///< concurrent.futures._base.PENDING
-  PyObject* state_finished = nullptr; ///< concurrent.futures._base.FINISHED
+  /// interpool._future.FutureContract: every name of interpool.Future that
+  /// the binding touches (see that class, and delivery.cpp:
+  /// complete_unobserved).  Read on the first delivery, since importing
+  /// interpool._future imports concurrent.futures (and logging), which
+  /// worker interpreters, delivering nothing, never need.  All null before.
+  struct {
+    PyObject* future_type = nullptr;     ///< interpool.Future: the fast path completes only these
+    PyObject* observed = nullptr;        ///< "_cond": the lazy Condition, made once observed
+    PyObject* state = nullptr;           ///< "_state"
+    PyObject* result = nullptr;          ///< "_result"
+    PyObject* exception = nullptr;       ///< "_exception"
+    PyObject* pending = nullptr;         ///< concurrent.futures._base.PENDING
+    PyObject* finished = nullptr;        ///< concurrent.futures._base.FINISHED
+    PyObject* mark_cancelled = nullptr;  ///< "_mark_cancelled"
+  } future;
 };
 
 /// Fills the pickle_* fields on first use (module.cpp): the main
