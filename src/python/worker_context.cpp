@@ -10,14 +10,6 @@
 namespace interpool::py {
 namespace {
 
-// Worker-side cache bounds.  Only stateless callables are cached (the caller
-// flags them 'c' or 's'), so entries are small pickles by name; the bounds
-// keep a stream of distinct ones (stateless functions sent as code, say)
-// from growing a worker without limit.
-constexpr std::size_t kWorkerCallableCacheLimit = 512;           // entries
-constexpr std::size_t kWorkerCallableCacheBytes = 1 << 20;       // sum of their encoded sizes
-constexpr std::size_t kWorkerCallableMaxCachedBytes = 16 << 10;  // bigger ones are decoded each time
-
 /// "TypeName: message" for an exception object, for broken-pool reasons.
 std::string exception_summary(PyObject* exc) {
   std::string out = Py_TYPE(exc)->tp_name;
@@ -72,7 +64,8 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
   _worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
   if (!_worker) return fail_here("could not import interpool._worker in a worker interpreter");
   _describe = Ref::steal(PyObject_GetAttrString(_worker.get(), "describe_exception"));
-  if (!_describe) return fail_here("interpool._worker is incomplete");
+  _decode_stateless = _describe ? Ref::steal(PyObject_GetAttrString(_worker.get(), "decode_stateless")) : Ref();
+  if (!_decode_stateless) return fail_here("interpool._worker is incomplete");
 
   {
     Decoder dec(*_state, recipe.setup);
@@ -96,37 +89,6 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
     if (!done) return fail_here("initializer failed");
   }
   return true;
-}
-
-PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
-  std::string_view flag, blob;
-  if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
-  if (flag == "u") {
-    // Not stateless (a partial, a callable instance...): a fresh copy per
-    // task, so that no call sees what an earlier one left in it.
-    holder = Ref::steal(dec.unpickle(blob));
-    return holder.get();
-  }
-  auto it = _callables.find(blob);
-  if (it != _callables.end()) return it->second.get();
-  Ref fn;
-  if (flag == "s") {
-    Ref code = Ref::steal(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size())));
-    fn = code ? Ref::steal(PyObject_CallMethod(_worker.get(), "decode_stateless", "O", code.get())) : Ref();
-  } else {
-    fn = Ref::steal(dec.unpickle(blob));
-  }
-  if (!fn) return nullptr;
-  if (blob.size() > kWorkerCallableMaxCachedBytes) {
-    holder = std::move(fn);
-    return holder.get();
-  }
-  if (_callables.size() >= kWorkerCallableCacheLimit || _callable_bytes + blob.size() > kWorkerCallableCacheBytes) {
-    _callables.clear();
-    _callable_bytes = 0;
-  }
-  _callable_bytes += blob.size();
-  return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
 }
 
 bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial) {

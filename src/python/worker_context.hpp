@@ -2,23 +2,16 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 
+#include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/engine.hpp"
 #include "python/handle_object.hpp"
 #include "python/interrupt.hpp"
 
 namespace interpool::py {
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 
 /// The state of one worker interpreter, on its own thread, under its own GIL.
 class WorkerContext {
@@ -62,17 +55,16 @@ class WorkerContext {
       if (!done) PyErr_WriteUnraisable(_worker.get());
     }
     _callables.clear();
-    _callable_bytes = 0;
     _describe.reset();
+    _decode_stateless.reset();
     _worker.reset();
     _core.reset();
   }
 
  private:
-  /// The callable a request starts with: a flag ('c': stateless, pickled by
-  /// name, cacheable; 's': stateless code, cacheable; 'u': decoded afresh
-  /// for each task), then its bytes.  `holder` owns an uncached one.
-  PyObject* callable(Decoder& dec, Ref& holder);
+  /// The callable a request starts with (callable_codec.hpp).  `holder`
+  /// owns an uncached one.
+  PyObject* callable(Decoder& dec, Ref& holder) { return _callables.decode(dec, holder, _decode_stateless.get()); }
   void fail(PyTask& task, PyObject* partial);
   /// After the user's code raised: true (and the task marked stopped) when
   /// the exception is the TaskInterrupted that a stop request raised.
@@ -84,8 +76,8 @@ class WorkerContext {
   Ref _describe;  // interpool._worker.describe_exception
   ModuleState* _state = nullptr;
   InterruptTarget* _target = nullptr;  // this interpreter's, set by setup()
-  std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
-  std::size_t _callable_bytes = 0;  ///< sum of the keys' sizes in _callables
+  Ref _decode_stateless;  // interpool._worker.decode_stateless
+  CallableCache _callables;
 };
 
 }  // namespace interpool::py
