@@ -126,7 +126,7 @@ def _patch_pydatetime(module):
     timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
-def setup(argv, output=None):
+def setup(*, argv, output=None):
     """Prepare a fresh worker interpreter.
 
     ``output``: None when the pool lets workers write to file descriptors 1
@@ -170,8 +170,8 @@ class _ForwardedStream(io.TextIOBase):
 
         self._kind = kind
         self._tty = tty
-        self._write = _core._output_write
-        self._flush = _core._output_flush
+        self._write = _core.output_write
+        self._flush = _core.output_flush
 
     @property
     def name(self):
@@ -311,7 +311,7 @@ def _send_record(logging, record):
         attrs["exc_text"] = logging.Formatter().formatException(record.exc_info)
     if record.thread == _task_thread:
         attrs["_interpool_task_thread"] = True
-    _core._output_record(marshal.dumps(attrs))
+    _core.output_record(marshal.dumps(attrs))
 
 
 def teardown():

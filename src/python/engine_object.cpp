@@ -24,7 +24,7 @@ constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 struct EngineObject {
   PyObject_HEAD
   std::shared_ptr<EngineCore> core;
-  PyObject* rebuild;       ///< interpool._errors.rebuild
+  PyObject* rebuild;       ///< interpool._errors.rebuild (or rebuild_stdlib): Failure -> exception
   PyObject* broken_type;   ///< interpool.BrokenPool
   bool stateless;          ///< also send stateless functions as code (InterpreterPoolExecutor)
 };
@@ -94,8 +94,11 @@ bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& o
 // Engine(*, workers, max_tasks, sys_path, setup, initializer, initargs, rebuild,
 //        broken_type, name_prefix, local_threads=0, max_deferred=1,
 //        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
-//        interrupt_grace=1.0, lazy_workers=False,
-//        forward_output=True): keyword arguments only (interpool._pool makes it).
+//        interrupt_grace=1.0, lazy_workers=False, forward_output=True):
+// keyword arguments only, made by interpool._pool and interpool._async_pool,
+// parsed into a WorkerRecipe.  `setup` is a dict, the keyword arguments of
+// interpool._worker.setup; `rebuild` turns a _core.Failure into an
+// exception (interpool._errors.rebuild or rebuild_stdlib).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
@@ -116,8 +119,9 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
                                    "initargs",    "rebuild",      "broken_type", "name_prefix", "local_threads",
                                    "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
                                    "interrupt_grace", "lazy_workers", "forward_output", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
-                                   &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &setup, &initializer,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!O!OO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
+                                   &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &PyDict_Type, &setup,
+                                   &initializer,
                                    &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_threads_obj,
                                    &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
                                    &task_timeout, &interrupt_grace, &lazy_workers, &forward_output))

@@ -115,7 +115,7 @@ int module_exec(PyObject* module) {
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
   st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
-  st.str_waker = PyUnicode_InternFromString("_waker");
+  st.str_waker = PyUnicode_InternFromString("waker");
   if (!st.str_push || !st.str_push_many || !st.str_waker) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
@@ -230,13 +230,13 @@ PyMethodDef module_methods[] = {
      "tasks.  Raises TypeError if obj (or something inside it) cannot be sent."},
     {"_handle_from_context", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(handle_from_context)),
      METH_FASTCALL, "Rebuild a handle while interpool decodes a payload (pickle support)."},
-    {"_current_worker_slot", current_worker_slot, METH_NOARGS,
+    {"current_worker_slot", current_worker_slot, METH_NOARGS,
      "The WorkerSlot of the engine worker thread that calls it (AsyncPool workers)."},
-    {"_output_write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(output_write)), METH_FASTCALL,
-     "_output_write(kind, text): a worker's sys.stdout (1) or sys.stderr (2) write, forwarded to the caller."},
-    {"_output_flush", output_flush, METH_O, "_output_flush(kind): forward the unfinished line of stream kind."},
-    {"_output_record", output_record, METH_O, "_output_record(data): forward one serialized logging record."},
-    {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
+    {"output_write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(output_write)), METH_FASTCALL,
+     "output_write(kind, text): a worker's sys.stdout (1) or sys.stderr (2) write, forwarded to the caller."},
+    {"output_flush", output_flush, METH_O, "output_flush(kind): forward the unfinished line of stream kind."},
+    {"output_record", output_record, METH_O, "output_record(data): forward one serialized logging record."},
+    {"shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
     {"_current_frames", current_frames, METH_NOARGS,
      "sys._current_frames() for this interpreter's threads only (installed as sys._current_frames on 3.12 and "

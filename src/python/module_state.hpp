@@ -72,7 +72,7 @@ struct ModuleState {
   PyObject* str_set_exception = nullptr;
   PyObject* str_push = nullptr;       ///< LoopBridge.push
   PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
-  PyObject* str_waker = nullptr;      ///< LoopBridge._waker
+  PyObject* str_waker = nullptr;      ///< LoopBridge.waker
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;

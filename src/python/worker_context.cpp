@@ -69,11 +69,12 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
 
   {
     Decoder dec(*_state, recipe.setup);
-    Ref args = Ref::steal(dec.value());
-    if (!args) return fail_here("could not decode the worker setup");
+    Ref kwargs = Ref::steal(dec.value());  // a dict (Engine checked it)
+    Ref none = kwargs ? Ref::steal(PyTuple_New(0)) : Ref();
+    if (!none) return fail_here("could not decode the worker setup");
     Ref setup = Ref::steal(PyObject_GetAttrString(_worker.get(), "setup"));
     if (!setup) return fail_here("interpool._worker is incomplete");
-    Ref done = Ref::steal(PyObject_Call(setup.get(), args.get(), nullptr));
+    Ref done = Ref::steal(PyObject_Call(setup.get(), none.get(), kwargs.get()));
     if (!done) return fail_here("worker setup failed");
   }
 
