@@ -38,7 +38,7 @@ bool claim_completion(CompletionObject* self) {
   return true;
 }
 
-/// Writes an exception description of `exc` into the task's response.
+/// Writes the Failure that describes `exc` into the task's response.
 void describe_failure(ModuleState& state, PyTask& task, PyObject* exc) {
   task.failed = true;
   task.response.clear();

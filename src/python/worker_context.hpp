@@ -18,7 +18,7 @@ class WorkerContext {
  public:
   /// Prepares the interpreter: sys.path, interpool imports, __main__, then
   /// the user's initializer.  On failure fills `reason` and, when possible,
-  /// `info` (the encoded exception description).
+  /// `info` (the encoded _core.Failure of the exception, failure.hpp).
   /// The initializer runs in an interrupt window of serial `setup_serial`.
   /// With `output`, the interpreter's sys.stdout, sys.stderr and logging
   /// are forwarded through it to the caller, named as worker `index`.
@@ -32,7 +32,7 @@ class WorkerContext {
 
   /// Runs a Call or Map `task` and writes its response.  The user's code runs
   /// in an interrupt window: if TaskInterrupted ends it after a stop request,
-  /// the task is marked stopped instead of failed with a description.
+  /// the task is marked stopped instead of failed with a Failure.
   void run(PyTask& task);
 
   /// Runs the recipe's finalizer, if any; errors are reported as unraisable.
@@ -65,10 +65,14 @@ class WorkerContext {
   /// The callable a request starts with (callable_codec.hpp).  `holder`
   /// owns an uncached one.
   PyObject* callable(Decoder& dec, Ref& holder) { return _callables.decode(dec, holder, _decode_stateless.get()); }
+  /// Fails `task` with the pending exception: its response is the Failure,
+  /// then, for a Map chunk, `partial` (the values computed before it).
   void fail(PyTask& task, PyObject* partial);
   /// After the user's code raised: true (and the task marked stopped) when
   /// the exception is the TaskInterrupted that a stop request raised.
   bool stopped_by_request(PyTask& task);
+  /// Writes the Failure of `exc` (then `partial`, if given) into `out`.
+  /// False, with `out` empty, if even that fails.
   bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
 
   Ref _core;      // interpool._core, imported in this interpreter
