@@ -206,6 +206,15 @@ PyObject* CallableCache::decode(Decoder& dec, Ref& holder, PyObject* decode_stat
   return _entries.emplace(std::string(blob), std::move(fn)).first->second.get();
 }
 
+Ref decode_callable_uncached(Decoder& dec) {
+  std::string_view flag, blob;
+  if (!dec.raw(flag) || !dec.raw(blob)) return Ref();
+  if (flag != "s") return Ref::steal(dec.unpickle(blob));
+  Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
+  Ref code = worker ? Ref::steal(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size()))) : Ref();
+  return code ? Ref::steal(PyObject_CallMethod(worker.get(), "decode_stateless", "O", code.get())) : Ref();
+}
+
 void CallableCache::clear() {
   _entries.clear();
   _bytes = 0;

@@ -28,6 +28,11 @@ namespace interpool::py {
 /// (TypeError for what cannot be sent).
 bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false);
 
+/// Reads what encode_callable() wrote and decodes it afresh, caching
+/// nothing (a Completion's launch, on a worker's event loop).  Null with an
+/// exception set if it cannot be decoded.
+Ref decode_callable_uncached(Decoder& dec);
+
 struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/failure.hpp"
 #include "python/output.hpp"
@@ -154,9 +155,7 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
     Ref completion = Ref::steal(new_completion(state, t, core, slot));
     if (!completion) return nullptr;
     Decoder dec(state, t->request);
-    std::string_view flag, blob;
-    Ref fn, args, kwargs;
-    if (dec.raw(flag) && dec.raw(blob)) fn = Ref::steal(dec.unpickle(blob));
+    Ref fn = decode_callable_uncached(dec), args, kwargs;
     if (!fn || !decode_call_args(dec, args, kwargs)) {
       PyObject* exc = PyErr_GetRaisedException();
       Ref done = Ref::steal(completion_set_exception(completion.get(), exc));
