@@ -23,21 +23,14 @@ import interpool
 from _delivery_tasks import WAIT, finish_when
 from interpool._future import FutureContract as C
 
-KINDS = ["Pool", "InterpreterPoolExecutor", "HybridPool"]
+from test_delivery import one_worker  # noqa: F401  (the fixture: a one-worker pool of each kind)
 
 
-@pytest.fixture(params=KINDS)
-def submit(request):
+@pytest.fixture
+def submit(one_worker):
     """submit(fn, *args) on a one-worker pool of each kind (isolated for HybridPool)."""
-    kind = request.param
-    if kind == "Pool":
-        pool, wrap = interpool.Pool(1), lambda fn: fn
-    elif kind == "InterpreterPoolExecutor":
-        pool, wrap = interpool.InterpreterPoolExecutor(max_workers=1), lambda fn: fn
-    else:
-        pool, wrap = interpool.HybridPool(1), interpool.isolated
-    yield lambda fn, *args: pool.submit(wrap(fn), *args)
-    pool.shutdown(wait=True, cancel_futures=True)
+    pool, wrap = one_worker
+    return lambda fn, *args: pool.submit(wrap(fn), *args)
 
 
 # -------------------------------------------------- the names and constants
