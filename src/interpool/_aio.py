@@ -98,6 +98,12 @@ class LoopBridge:
             return  # a loop that cannot watch a file descriptor
         self._waker = waker
 
+    @property
+    def waker(self):
+        """The LoopWaker this loop watches, or None: the engine posts the
+        tasks of this bridge straight to it (part of the binding's contract)."""
+        return self._waker
+
     def push(self, future, outcome, is_exception):
         """Queue one result for ``future``; called with the GIL held, any thread."""
         waker = self.push_many([(future, outcome, is_exception)])

@@ -69,7 +69,7 @@ class AsyncPool:
             workers=self._workers,
             max_tasks=0,
             sys_path=list(sys.path),
-            setup=(list(sys.argv), _output.worker_config(output)),
+            setup={"argv": list(sys.argv), "output": _output.worker_config(output)},
             initializer=_aworker.start,
             initargs=(initializer, tuple(initargs)),
             rebuild=_errors.rebuild,

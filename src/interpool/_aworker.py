@@ -22,7 +22,7 @@ _running = {}  # completion id -> asyncio.Task
 def start(initializer, initargs):
     """Worker initializer: run the user's initializer, then start the loop."""
     global _loop, _thread
-    slot = _core._current_worker_slot()
+    slot = _core.current_worker_slot()
     if initializer is not None:
         initializer(*initargs)
     ready = threading.Event()

@@ -1,8 +1,9 @@
 """Exceptions of interpool, and how a worker's exception is rebuilt in the caller.
 
-A task's exception crosses interpreters as a description (see
-``interpool._worker.describe_exception``): its pickled form when it pickles,
-plus its type name, message and formatted traceback.  The caller gets the
+A task's exception crosses interpreters as a description, a ``_core.Failure``
+(see ``interpool._worker.describe_exception`` and ``src/python/failure.hpp``):
+its pickled form when it pickles, plus its type name, message and formatted
+traceback.  The caller gets the
 original type back, with the worker's traceback attached as ``__cause__`` and
 as a note.  An exception that cannot be rebuilt becomes :class:`RemoteError`.
 """
@@ -80,33 +81,35 @@ class RemoteError(Exception):
 _LOGGER = logging.getLogger("concurrent.futures")
 
 
-def rebuild(info, *, _cause=None):
-    """Turn an exception description from a worker into an exception object.
+def rebuild(failure, *, _cause=None):
+    """Turn a ``_core.Failure`` (how a task failed) into an exception object.
 
-    ``("broken", reason, cause, notice)`` describes a broken pool; with
-    ``notice`` true, the failure is also logged on the ``concurrent.futures``
-    logger, as the stdlib executors log a failing initializer.
+    Kind ``"exception"``: the task's own exception, rebuilt from its pickle,
+    else a :class:`RemoteError`.  Kind ``"broken"``: a :class:`BrokenPool`
+    from its ``cause``; with ``notice`` true, the failure is also logged on
+    the ``concurrent.futures`` logger, as the stdlib executors log a failing
+    initializer.  Kind ``"cancelled"``: a task stopped on request, for an
+    asyncio future.
     """
-    if info[0] == "cancelled":  # a task stopped on request, for an asyncio future
+    if failure.kind == "cancelled":
         import asyncio
 
         return asyncio.CancelledError()
-    if info[0] == "broken":
-        reason, cause = info[1], info[2]
-        exc = BrokenPool(reason)
-        if cause is not None:
-            exc.__cause__ = (_cause or rebuild)(cause)
-        if len(info) > 3 and info[3]:
+    if failure.kind == "broken":
+        exc = BrokenPool(failure.reason)
+        if failure.cause is not None:
+            exc.__cause__ = (_cause or rebuild)(failure.cause)
+        if failure.notice:
             _LOGGER.critical("Exception in initializer:", exc_info=exc.__cause__ or exc)
         return exc
 
-    _, data, type_name, message, tb = info[:5]
     try:
-        return _rebuilt(data, type_name, message, tb)
+        return _rebuilt(failure.pickled, failure.type_name, failure.message, failure.traceback)
     except BaseException as error:
         # Whatever rebuilding raised (SystemExit from an exception's
         # __reduce__, say), it must not escape result(): the task failed.
-        return _remote_error(type_name, f"{message} (could not be rebuilt here: {_describe(error)})", tb)
+        message = f"{failure.message} (could not be rebuilt here: {_describe(error)})"
+        return _remote_error(failure.type_name, message, failure.traceback)
 
 
 def _rebuilt(data, type_name, message, tb):
@@ -141,7 +144,7 @@ def _describe(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def rebuild_stdlib(info):
+def rebuild_stdlib(failure):
     """rebuild(), with the stdlib InterpreterPoolExecutor's cause on 3.14+.
 
     The stdlib chains a task's exception from
@@ -149,16 +152,17 @@ def rebuild_stdlib(info):
     type and message; InterpreterPoolExecutor does the same where that class
     exists, keeping the remote traceback in the notes.
     """
-    exc = rebuild(info, _cause=rebuild_stdlib)
-    if info[0] != "exception" or ExecutionFailed is None or len(info) < 7:
+    exc = rebuild(failure, _cause=rebuild_stdlib)
+    if failure.kind != "exception" or ExecutionFailed is None or failure.qualname is None:
         return exc
-    _, _, type_name, message, tb, module, qualname = info
-    name = qualname.rpartition(".")[2]
+    type_name, message, qualname = failure.type_name, failure.message, failure.qualname
     excinfo = types.SimpleNamespace(
-        type=types.SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module),
+        type=types.SimpleNamespace(
+            __name__=qualname.rpartition(".")[2], __qualname__=qualname, __module__=failure.module
+        ),
         msg=message,
         formatted=f"{type_name}: {message}" if message else type_name,
-        errdisplay=tb,
+        errdisplay=failure.traceback,
     )
     try:
         exc.__cause__ = ExecutionFailed(excinfo)

@@ -23,6 +23,48 @@ _PENDING = _base.PENDING
 _FINISHED = _base.FINISHED
 
 
+class FutureContract:
+    """Every name of a Future that the binding touches, written down once.
+
+    The engine completes most futures without calling ``set_result``: a
+    future that nobody has observed yet (no thread waits on it, no waiter of
+    ``wait``/``as_completed`` and no done-callback is registered) needs no
+    notification, so the binding (``src/python/delivery.cpp``:
+    ``complete_unobserved``, the one C++ function that does it) sets its
+    ``state`` to ``finished`` and its ``result`` (or ``exception``) straight
+    in its ``__dict__``, all while holding the GIL.  That is sound because:
+
+    * ``observed``: ``Future._condition`` (below, the one Python function
+      that marks a future observed) creates the Condition lazily under this
+      name, and ``concurrent.futures._base`` reaches ``_waiters`` and
+      ``_done_callbacks`` only through ``_condition`` (``wait`` and
+      ``as_completed`` through ``_AcquireFutures``).  The fast path refuses a
+      future whose ``__dict__`` holds it, and ``set_result`` runs instead.
+    * ``state``, ``result``, ``exception``, ``pending`` and ``finished`` are
+      the names and constants of ``concurrent.futures._base.Future``, which
+      reads them back in ``done()``, ``result()``, ``add_done_callback`` and
+      ``wait``.
+    * ``future_type``: the fast path completes instances of it only
+      (interpool.Future); any other future gets ``set_result``.
+    * ``mark_cancelled`` is the method the binding calls to cancel a future
+      whose task the engine dropped.
+
+    The binding reads this class on its first delivery in an interpreter;
+    ``tests/python/test_future_contract.py`` pins it against the running
+    Python's ``concurrent.futures._base``.
+    """
+
+    __slots__ = ()
+    future_type = None  # interpool.Future, set below
+    observed = "_cond"
+    state = "_state"
+    result = "_result"
+    exception = "_exception"
+    pending = _PENDING
+    finished = _FINISHED
+    mark_cancelled = "_mark_cancelled"
+
+
 # Generic for type checkers: _base.Future["_T"] is _base.Future at run time.
 class Future(_base.Future["_T"]):
     """A ``concurrent.futures.Future`` for work running in a worker interpreter.
@@ -45,7 +87,8 @@ class Future(_base.Future["_T"]):
 
     def __init__(self) -> None:
         # As _base.Future.__init__, less the Condition: most futures are
-        # completed before anyone waits on them, so it is made on first use.
+        # completed before anyone waits on them, so it is made on first use
+        # (see FutureContract).
         self._state = _PENDING
         self._result = None
         self._exception = None
@@ -56,8 +99,9 @@ class Future(_base.Future["_T"]):
     def _condition(self):
         # Whoever waits, registers a waiter or adds a callback goes through
         # here first.  The engine completes a future without notifying only
-        # while "_cond" is absent, so no one can be left waiting.  setdefault
-        # is atomic: racing creators all get the same Condition.
+        # while "_cond" (FutureContract.observed) is absent, so no one can be
+        # left waiting.  setdefault is atomic: racing creators all get the
+        # same Condition.
         cond = self.__dict__.get("_cond")
         if cond is None:
             cond = self.__dict__.setdefault("_cond", threading.Condition())
@@ -153,4 +197,5 @@ class Future(_base.Future["_T"]):
     exception.__doc__ = _base.Future.exception.__doc__
 
 
+FutureContract.future_type = Future
 Future.__module__ = "interpool"

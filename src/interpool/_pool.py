@@ -209,7 +209,7 @@ class Pool(_base.Executor):
             workers=self._workers,
             max_tasks=max_tasks_per_worker or 0,
             sys_path=list(sys.path),
-            setup=(list(sys.argv), _output.worker_config(output)),
+            setup={"argv": list(sys.argv), "output": _output.worker_config(output)},
             initializer=initializer,
             initargs=initargs,
             rebuild=self._rebuild,
@@ -661,7 +661,7 @@ class PoolStats:
 # Join every pool's threads and end its interpreters before this interpreter
 # finalizes, whether or not the user called shutdown().  threading's atexit
 # hooks run before the interpreter starts tearing down.
-threading._register_atexit(_core._shutdown_all)  # type: ignore[attr-defined]
+threading._register_atexit(_core.shutdown_all)  # type: ignore[attr-defined]
 
 for _cls in (Pool, CallOptions, PoolStats, WorkerStats):
     _cls.__module__ = "interpool"

@@ -31,6 +31,7 @@ class TrioBridge:
     """Completes the calls of one ``trio.run`` with results from other threads."""
 
     __slots__ = ("_token", "_pending", "_lock")
+    waker = None  # no LoopWaker: the engine always calls push/push_many
 
     def __init__(self, token):
         self._token = token

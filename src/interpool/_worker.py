@@ -126,7 +126,7 @@ def _patch_pydatetime(module):
     timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
-def setup(argv, output=None):
+def setup(*, argv, output=None):
     """Prepare a fresh worker interpreter.
 
     ``output``: None when the pool lets workers write to file descriptors 1
@@ -170,8 +170,8 @@ class _ForwardedStream(io.TextIOBase):
 
         self._kind = kind
         self._tty = tty
-        self._write = _core._output_write
-        self._flush = _core._output_flush
+        self._write = _core.output_write
+        self._flush = _core.output_flush
 
     @property
     def name(self):
@@ -311,7 +311,7 @@ def _send_record(logging, record):
         attrs["exc_text"] = logging.Formatter().formatException(record.exc_info)
     if record.thread == _task_thread:
         attrs["_interpool_task_thread"] = True
-    _core._output_record(marshal.dumps(attrs))
+    _core.output_record(marshal.dumps(attrs))
 
 
 def teardown():
@@ -407,13 +407,17 @@ def _type_names(cls):
 def describe_exception(exc):
     """Describe ``exc`` for the trip back to the caller's interpreter.
 
-    Returns ``("exception", pickled or None, type name, message, traceback
-    text, type's module, type's qualname)``.  Never raises, whatever the
-    exception's ``__reduce__``, ``__str__`` or notes do: the caller always
-    gets the qualified type name, the message and the traceback text.
+    Returns a ``_core.Failure`` of kind ``"exception"`` (the one Python
+    place that builds one; the binding builds the others, see
+    ``src/python/failure.hpp``), which ``interpool._errors.rebuild`` turns
+    back into an exception.  Never raises, whatever the exception's
+    ``__reduce__``, ``__str__`` or notes do: the caller always gets the
+    qualified type name, the message and the traceback text.
     """
     import pickle
     import traceback
+
+    from . import _core
 
     cls = type(exc)
     module, qualname, type_name = _type_names(cls)
@@ -447,4 +451,12 @@ def describe_exception(exc):
                 data = sys.modules["interpool._byvalue"].dumps(exc)
             except BaseException:
                 pass
-    return ("exception", data, type_name, message, tb, module, qualname)
+    return _core.Failure(
+        kind="exception",
+        pickled=data,
+        type_name=type_name,
+        message=message,
+        traceback=tb,
+        module=module,
+        qualname=qualname,
+    )

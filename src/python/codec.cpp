@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "python/failure.hpp"
 #include "python/handle_object.hpp"
 
 namespace interpool::py {
@@ -31,6 +32,7 @@ enum Tag : char {
   kFrozenSet = 'Z',
   kPickle = 'P',     // pickle bytes, then out-of-band buffer handle indices
   kHandle = 'H',     // an engine handle: kind byte, handle index
+  kFailure = 'E',    // a _core.Failure: its fields, in FailureField order
   kMemo = 'M',       // the next value is remembered (memo index: its order among kMemo)
   kMemoRef = 'R',    // a remembered value again: memo index
   kTupleMemo = 'm',  // a tuple, remembered once its items are decoded (memo index: its order
@@ -257,7 +259,7 @@ bool Encoder::native(PyObject* obj, int depth, Py_ssize_t held) {
         return memo_prefix(obj, depth);
     } else if (depth > 0 && !_mixed_allowed && type != &PyLong_Type && type != &PyFloat_Type &&
                type != &PyBool_Type && obj != Py_None && type != &PyComplex_Type && type != &PyFrozenSet_Type &&
-               !handle_kind(_state, type)) {
+               !handle_kind(_state, type) && type != _state.failure_type) {
       // An object for pickle that may repeat (or sit inside another one):
       // separate pickles would make copies of it, so pickle the whole value.
       throw Mixed{};
@@ -394,6 +396,11 @@ bool Encoder::encode_value(PyObject* obj, int depth) {
     tag(kComplex);
     fixed(&c.real, sizeof c.real);
     fixed(&c.imag, sizeof c.imag);
+  } else if (type == _state.failure_type) {
+    // Immutable, and made of str, bytes, bool, None and Failures: native.
+    tag(kFailure);
+    for (int i = 0; i < kFailureFieldCount; ++i)
+      if (!native(failure_field(obj, static_cast<FailureField>(i)), depth + 1, 0)) return false;
   } else if (auto kind = handle_kind(_state, type)) {
     auto& handle = as_handle(obj)->handle;
     if (!handle) {
@@ -754,6 +761,16 @@ PyObject* Decoder::value() {
         if (!k || PySet_Add(s.get(), k.get()) < 0) return nullptr;
       }
       return s.release();
+    }
+    case kFailure: {
+      Ref fields[kFailureFieldCount];
+      PyObject* borrowed[kFailureFieldCount];
+      for (int i = 0; i < kFailureFieldCount; ++i) {
+        fields[i] = Ref::steal(value());
+        if (!fields[i]) return nullptr;
+        borrowed[i] = fields[i].get();
+      }
+      return failure_from_fields(_state, borrowed).release();
     }
     case kHandle: {
       const char* k;

@@ -3,9 +3,12 @@
 // The sender encodes under its own GIL into an rt::Payload; the receiver
 // decodes under its own GIL.  None, bool, int, float, complex, str, bytes,
 // bytearray, tuple, list, dict, set and frozenset (exact types, any nesting)
-// have a native encoding.  Everything else is pickled with protocol 5; its
-// out-of-band buffers are copied once into engine Blocks and handed to the
-// receiver zero-copy, as _core.Buffer objects that keep the Block alive.
+// have a native encoding, and so do _core.Failure (failure.hpp) and engine
+// handles (SharedBuffer, Shared, Queue, ...: the payload holds the Handle).
+// Everything else is pickled with protocol 5; its out-of-band buffers are
+// copied once into engine Blocks and handed to the receiver zero-copy, as
+// interpool.SharedBuffer objects that keep the Block alive.  Callables have
+// their own encoding, with caches on both sides: callable_codec.hpp.
 #pragma once
 
 #include <cstddef>

@@ -7,7 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "python/callable_codec.hpp"
 #include "python/codec.hpp"
+#include "python/failure.hpp"
 #include "python/output.hpp"
 
 namespace interpool::py {
@@ -37,12 +39,11 @@ bool claim_completion(CompletionObject* self) {
   return true;
 }
 
-/// Writes an exception description of `exc` into the task's response.
+/// Writes the Failure that describes `exc` into the task's response.
 void describe_failure(ModuleState& state, PyTask& task, PyObject* exc) {
   task.failed = true;
   task.response.clear();
-  Ref worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
-  Ref info = worker ? Ref::steal(PyObject_CallMethod(worker.get(), "describe_exception", "O", exc)) : Ref();
+  Ref info = describe_exception(state, exc);
   if (info) {
     Encoder enc(state, task.response);
     if (enc.value(info.get())) return;
@@ -154,9 +155,7 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
     Ref completion = Ref::steal(new_completion(state, t, core, slot));
     if (!completion) return nullptr;
     Decoder dec(state, t->request);
-    std::string_view flag, blob;
-    Ref fn, args, kwargs;
-    if (dec.raw(flag) && dec.raw(blob)) fn = Ref::steal(dec.unpickle(blob));
+    Ref fn = decode_callable_uncached(dec), args, kwargs;
     if (!fn || !decode_call_args(dec, args, kwargs)) {
       PyObject* exc = PyErr_GetRaisedException();
       Ref done = Ref::steal(completion_set_exception(completion.get(), exc));

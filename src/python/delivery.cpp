@@ -7,38 +7,66 @@
 #include <utility>
 
 #include "python/codec.hpp"
+#include "python/failure.hpp"
 #include "python/handle_object.hpp"
 
 namespace interpool::py {
 namespace {
 
-/// Completes an interpool.Future that nobody has observed yet: no thread
-/// waits on it, no waiter or callback is registered, since each of those
-/// first creates the future's lazy Condition ("_cond").  Then setting the
-/// state is all set_result() would do.  Runs without releasing the GIL, so
-/// no other thread can start observing half-way.  False: use set_result().
-bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome, bool is_exception) {
-  if (!state.state_pending) {
-    // Loaded here, not at module exec, so that worker interpreters, which
-    // deliver nothing, do not import concurrent.futures (and logging).  An
-    // interpool.Future exists, so the module is imported already.
-    Ref base = Ref::steal(PyImport_ImportModule("concurrent.futures._base"));
-    Ref pending = base ? Ref::steal(PyObject_GetAttrString(base.get(), "PENDING")) : Ref();
-    Ref finished = pending ? Ref::steal(PyObject_GetAttrString(base.get(), "FINISHED")) : Ref();
-    if (!finished) return PyErr_Clear(), false;
-    if (!state.state_pending) {  // the import may have let another delivering thread in
-      state.state_pending = pending.release();
-      state.state_finished = finished.release();
+/// Reads interpool._future.FutureContract into state.future, on the first
+/// delivery in this interpreter.  False with an exception set if it fails.
+bool load_future_contract(ModuleState& state) {
+  if (state.future.state) return true;
+  // An interpool.Future exists, so the module is imported already.
+  Ref module = Ref::steal(PyImport_ImportModule("interpool._future"));
+  Ref contract = module ? Ref::steal(PyObject_GetAttrString(module.get(), "FutureContract")) : Ref();
+  if (!contract) return false;
+  auto read = [&](const char* name, bool text) {
+    Ref value = Ref::steal(PyObject_GetAttrString(contract.get(), name));
+    if (value && text && !PyUnicode_CheckExact(value.get())) {
+      PyErr_Format(PyExc_TypeError, "interpool._future.FutureContract.%s must be a str", name);
+      value.reset();
     }
+    return value;
+  };
+  Ref type = read("future_type", false), observed = read("observed", true), st = read("state", true),
+      result = read("result", true), exception = read("exception", true), pending = read("pending", false),
+      finished = read("finished", false), mark_cancelled = read("mark_cancelled", true);
+  if (!type || !observed || !st || !result || !exception || !pending || !finished || !mark_cancelled) return false;
+  if (!PyType_Check(type.get())) {
+    PyErr_SetString(PyExc_TypeError, "interpool._future.FutureContract.future_type must be a class");
+    return false;
   }
+  if (state.future.state) return true;  // the import may have let another delivering thread in
+  state.future.future_type = type.release();
+  state.future.observed = observed.release();
+  state.future.result = result.release();
+  state.future.exception = exception.release();
+  state.future.pending = pending.release();
+  state.future.finished = finished.release();
+  state.future.mark_cancelled = mark_cancelled.release();
+  state.future.state = st.release();  // last: it says the rest is there
+  return true;
+}
+
+/// The fast path (interpool._future.FutureContract says why it is sound):
+/// completes an interpool.Future that nobody has observed yet (no thread
+/// waits on it, no waiter or callback is registered, since each of those
+/// first creates its lazy Condition) by setting its state, which is all
+/// set_result() would do.  Runs without releasing the GIL, so no other
+/// thread can start observing half-way.  False: use set_result().
+bool complete_unobserved(ModuleState& state, PyObject* future, PyObject* outcome, bool is_exception) {
+  if (!load_future_contract(state)) return PyErr_Clear(), false;
+  const auto& c = state.future;
+  if (!PyObject_TypeCheck(future, reinterpret_cast<PyTypeObject*>(c.future_type))) return false;
   Ref dict = Ref::steal(PyObject_GenericGetDict(future, nullptr));
   if (!dict) return PyErr_Clear(), false;
-  int observed = PyDict_Contains(dict.get(), state.str_cond);
+  int observed = PyDict_Contains(dict.get(), c.observed);
   if (observed != 0) return PyErr_Clear(), false;
-  PyObject* current = PyDict_GetItemWithError(dict.get(), state.str_state);
-  if (!current || current != state.state_pending) return PyErr_Clear(), false;
-  if (PyDict_SetItem(dict.get(), is_exception ? state.str_exception : state.str_result, outcome) < 0 ||
-      PyDict_SetItem(dict.get(), state.str_state, state.state_finished) < 0)
+  PyObject* current = PyDict_GetItemWithError(dict.get(), c.state);
+  if (!current || current != c.pending) return PyErr_Clear(), false;
+  if (PyDict_SetItem(dict.get(), is_exception ? c.exception : c.result, outcome) < 0 ||
+      PyDict_SetItem(dict.get(), c.state, c.finished) < 0)
     return PyErr_Clear(), false;
   return true;
 }
@@ -55,9 +83,11 @@ void complete_stopped(ModuleState& state, PyObject* rebuild, PyTask& task, PyObj
                   std::chrono::duration<double>(task.timeout).count());
     outcome = Ref::steal(PyObject_CallFunction(PyExc_TimeoutError, "s", message));
   } else if (bridge) {
-    outcome = Ref::steal(PyObject_CallFunction(rebuild, "((s))", "cancelled"));
+    Ref failure = make_failure(state, {.kind = FailureKind::Cancelled});
+    outcome = failure ? Ref::steal(PyObject_CallOneArg(rebuild, failure.get())) : Ref();
   } else {
-    Ref done = Ref::steal(PyObject_CallMethodNoArgs(future, state.str_mark_cancelled));
+    Ref done = load_future_contract(state) ? Ref::steal(PyObject_CallMethodNoArgs(future, state.future.mark_cancelled))
+                                           : Ref();
     if (!done) PyErr_WriteUnraisable(future);
     return;
   }
@@ -69,6 +99,19 @@ void complete_stopped(ModuleState& state, PyObject* rebuild, PyTask& task, PyObj
     if (!outcome) return PyErr_WriteUnraisable(future);
   }
   complete_future(state, future, bridge, outcome.get(), is_exception, batch);
+}
+
+/// The Failure of a task that failed because its pool broke: its response,
+/// if any, holds the Failure of the exception that broke the pool.
+Ref broken_failure(ModuleState& state, PyTask& task, bool notice) {
+  Decoder dec(state, task.response);
+  Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
+  Ref reason = cause ? Ref::steal(PyUnicode_DecodeUTF8(task.broken_reason.data(),
+                                                       static_cast<Py_ssize_t>(task.broken_reason.size()), "replace"))
+                     : Ref();
+  if (!reason) return Ref();
+  return make_failure(state,
+                      {.kind = FailureKind::Broken, .reason = reason.get(), .cause = cause.get(), .notice = notice});
 }
 
 }  // namespace
@@ -132,8 +175,8 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   // A task posted to its loop carries its pool's rebuilder.
   Ref own_rebuild = Ref::steal(std::exchange(task.rebuild, nullptr));
   if (own_rebuild) rebuild = own_rebuild.get();
-  // A pool that broke: the first delivery of its failure logs it, with
-  // ("broken", reason, cause, True).
+  // A pool that broke: the first delivery of its failure logs it (a
+  // Failure with notice=True).
   bool log_broken = false;
   if (task.broken && task.broken_logged) {
     uint32_t not_logged = 0;
@@ -154,10 +197,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   if (!future) {
     if (log_broken) {
       PendingError keep;
-      Decoder dec(state, task.response);
-      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
-      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(), Py_True))
-                       : Ref();
+      Ref info = broken_failure(state, task, true);
       Ref done = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       if (!done) PyErr_WriteUnraisable(rebuild);
       logged();
@@ -178,11 +218,7 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
   {
     Decoder dec(state, task.response);
     if (task.broken) {
-      // ("broken", reason, cause_info or None)
-      Ref cause = task.response.empty() ? Ref::borrow(Py_None) : Ref::steal(dec.value());
-      Ref info = cause ? Ref::steal(Py_BuildValue("(ssOO)", "broken", task.broken_reason.c_str(), cause.get(),
-                                                  log_broken ? Py_True : Py_False))
-                       : Ref();
+      Ref info = broken_failure(state, task, log_broken);
       outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       logged();
       is_exception = true;
@@ -191,15 +227,23 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
         is_exception = false;
       }
     } else if (task.failed && task.response.empty()) {
-      outcome = Ref::steal(PyObject_CallFunction(rebuild, "((sOsss))", "exception", Py_None, "Exception",
-                                                 "the task failed and its exception could not be described", ""));
+      Ref type_name = Ref::steal(PyUnicode_FromString("Exception"));
+      Ref message = Ref::steal(PyUnicode_FromString("the task failed and its exception could not be described"));
+      Ref empty = Ref::steal(PyUnicode_FromString(""));
+      Ref info = type_name && message && empty ? make_failure(state, {.kind = FailureKind::Exception,
+                                                                       .type_name = type_name.get(),
+                                                                       .message = message.get(),
+                                                                       .traceback = empty.get()})
+                                               : Ref();
+      outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       is_exception = true;
     } else if (task.failed) {
+      // The Failure, and for a Map chunk then the values computed before it.
       Ref info = Ref::steal(dec.value());
       if (info && task.kind() == rt::Task::Kind::Map) {
-        // (info, partial values) -> (partial values, exception)
-        Ref exc = Ref::steal(PyObject_CallOneArg(rebuild, PyTuple_GET_ITEM(info.get(), 0)));
-        outcome = exc ? Ref::steal(PyTuple_Pack(2, PyTuple_GET_ITEM(info.get(), 1), exc.get())) : Ref();
+        Ref partial = Ref::steal(dec.value());
+        Ref exc = partial ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
+        outcome = exc ? Ref::steal(PyTuple_Pack(2, partial.get(), exc.get())) : Ref();
       } else if (info) {
         outcome = Ref::steal(PyObject_CallOneArg(rebuild, info.get()));
         is_exception = true;

@@ -147,7 +147,7 @@ struct WorkerRecipe {
   std::size_t workers = 1;
   std::size_t max_tasks = 0;            ///< 0: never replace the interpreter
   std::vector<std::string> sys_path;    ///< fs-encoded; set before any import
-  rt::Payload setup;                    ///< encoded (argv,): the arguments of _worker.setup
+  rt::Payload setup;                    ///< encoded dict: the keyword arguments of _worker.setup
   rt::Payload initializer;              ///< [callable][args], or empty
   rt::Payload finalizer;                ///< [callable][args], run as a worker ends, or empty
   std::string thread_name_prefix;
@@ -400,7 +400,7 @@ struct WorkerSlotObject {
 /// Adds `core` to the registry of engines with threads (engine_registry.cpp).
 void register_engine(const std::shared_ptr<EngineCore>& core);
 
-/// _core._current_worker_slot(): the WorkerSlot of the engine worker thread
+/// _core.current_worker_slot(): the WorkerSlot of the engine worker thread
 /// calling it (from an initializer, say).
 PyObject* current_worker_slot(PyObject* module, PyObject*);
 
@@ -408,7 +408,7 @@ PyObject* current_worker_slot(PyObject* module, PyObject*);
 /// signal handlers meanwhile.  False, with the exception set, when one raised.
 bool wait_for_engine(EngineCore& core);
 
-/// _core._shutdown_all(): shuts down and joins every engine this interpreter owns.
+/// _core.shutdown_all(): shuts down and joins every engine this interpreter owns.
 PyObject* shutdown_all_engines(PyObject* module, PyObject*);
 
 }  // namespace interpool::py

@@ -1,5 +1,5 @@
 // src/python/engine_exit.cpp: shutting down and joining every engine when
-// its interpreter exits (_core._shutdown_all), and waiting for one engine.
+// its interpreter exits (_core.shutdown_all), and waiting for one engine.
 #include "python/engine.hpp"
 
 #include <chrono>
@@ -18,7 +18,7 @@ constexpr auto kExitGrace = std::chrono::milliseconds(300);
 /// At exit, how long abandoned workers running Python get to park.
 constexpr auto kParkGrace = std::chrono::milliseconds(200);
 
-// Set once the owner interpreter began to exit (_shutdown_all): a worker
+// Set once the owner interpreter began to exit (shutdown_all): a worker
 // thread that comes back after it was abandoned then leaves its interpreter
 // to CPython's finalization instead of ending it itself.  Guarded by
 // g_exit_mutex, which such a thread holds while it ends its interpreter.

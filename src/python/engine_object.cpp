@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/delivery.hpp"
 #include "python/int_option.hpp"
@@ -20,13 +21,10 @@ namespace {
 // returns at once on a signal (EINTR); this only bounds the unlucky case.
 constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 
-// Caller-side cache bound: callables whose pickled form is remembered.
-constexpr Py_ssize_t kCallerCallableCacheLimit = 4096;
-
 struct EngineObject {
   PyObject_HEAD
   std::shared_ptr<EngineCore> core;
-  PyObject* rebuild;       ///< interpool._errors.rebuild
+  PyObject* rebuild;       ///< interpool._errors.rebuild (or rebuild_stdlib): Failure -> exception
   PyObject* broken_type;   ///< interpool.BrokenPool
   bool stateless;          ///< also send stateless functions as code (InterpreterPoolExecutor)
 };
@@ -39,155 +37,6 @@ struct TaskObject {
 
 EngineObject* as_engine(PyObject* o) { return reinterpret_cast<EngineObject*>(o); }
 TaskObject* as_task(PyObject* o) { return reinterpret_cast<TaskObject*>(o); }
-
-/// Whether `fn` carries no state of its own: decoding its pickle in a
-/// worker always gives the same object (a module-level function or class, a
-/// builtin, a method of a module or of a class, a method descriptor), so the
-/// worker may decode it once and reuse it.  Anything else (a partial, a
-/// callable instance, a bound method of an instance) holds objects that a
-/// call may change, and is decoded afresh for each task, as
-/// ProcessPoolExecutor does.
-bool stateless_by_name(PyObject* fn) {
-  if (PyFunction_Check(fn) || PyType_Check(fn)) return true;
-  if (PyCFunction_Check(fn)) {
-    PyObject* self = PyCFunction_GET_SELF(fn);
-    return !self || PyModule_Check(self) || PyType_Check(self);
-  }
-  if (PyMethod_Check(fn)) return PyType_Check(PyMethod_GET_SELF(fn)) && PyFunction_Check(PyMethod_GET_FUNCTION(fn));
-  PyTypeObject* type = Py_TYPE(fn);
-  return type == &PyMethodDescr_Type || type == &PyWrapperDescr_Type || type == &PyClassMethodDescr_Type;
-}
-
-// Caller-side cache bounds for callables sent by value: their encodings are
-// reused while their guards hold; bigger ones are encoded for each call.
-constexpr Py_ssize_t kCallerByValueCacheLimit = 1024;
-constexpr Py_ssize_t kCallerByValueMaxCachedBytes = 16 << 10;
-
-/// Whether every guard of a by-value encoding still holds: looking each
-/// key up in its container gives the object it gave at encoding time.
-bool guards_hold(ModuleState& state, PyObject* guards) {
-  for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(guards); i < n; ++i) {
-    PyObject* guard = PyTuple_GET_ITEM(guards, i);
-    PyObject* container = PyTuple_GET_ITEM(guard, 0);
-    PyObject* key = PyTuple_GET_ITEM(guard, 1);
-    PyObject* current;
-    Ref owned;
-    if (PyDict_CheckExact(container)) {
-      current = PyDict_GetItemWithError(container, key);
-    } else if (PyFunction_Check(container) && PyLong_CheckExact(key)) {
-      // A function's code (0), defaults (1) or keyword defaults (2): read
-      // in place, as these guards are checked on every call.
-      long which = PyLong_AsLong(key);
-      current = which == 0   ? PyFunction_GET_CODE(container)
-                : which == 1 ? PyFunction_GET_DEFAULTS(container)
-                             : PyFunction_GET_KW_DEFAULTS(container);
-      if (!current) current = Py_None;  // as the attribute reads
-    } else if (PyCell_Check(container)) {
-      current = PyCell_GET(container);
-    } else {
-      owned = Ref::steal(Py_IS_TYPE(container, &PyDictProxy_Type) ? PyObject_GetItem(container, key)
-                                                                   : PyObject_GetAttr(container, key));
-      current = owned.get();
-    }
-    if (!current) {
-      PyErr_Clear();  // unbound (or failing: then the encoding says why)
-      current = state.by_value->absent;
-    }
-    if (current != PyTuple_GET_ITEM(guard, 2)) return false;
-  }
-  return true;
-}
-
-/// Appends the flag and bytes of a cached by-value encoding of `fn`, if
-/// there is one whose guards hold.  False if there is none (no error set).
-bool reuse_by_value(ModuleState& state, Encoder& enc, PyObject* fn) {
-  PyObject* entry = PyDict_GetItemWithError(state.by_value->cache, fn);
-  if (!entry) return PyErr_Clear(), false;
-  Ref hold = Ref::borrow(entry);
-  if (!guards_hold(state, PyTuple_GET_ITEM(entry, 1))) {
-    if (PyDict_DelItem(state.by_value->cache, fn) < 0) PyErr_Clear();
-    return false;
-  }
-  PyObject* data = PyTuple_GET_ITEM(entry, 0);
-  enc.raw(PyTuple_GET_ITEM(entry, 2) == Py_True ? "u" : "c");
-  enc.raw({PyBytes_AS_STRING(data), static_cast<std::size_t>(PyBytes_GET_SIZE(data))});
-  return true;
-}
-
-/// Appends `fn` to a request: a flag, then its pickled bytes.
-///
-/// By name when a worker can import it: the bytes of stateless callables
-/// (see stateless_by_name) are remembered; those are flagged 'c' and
-/// workers cache them by their bytes.  Every other callable is flagged 'u':
-/// workers decode it for each task.  InterpreterPoolExecutor (`stateless`)
-/// then sends a function that needs no state as its code ('s').  Anything
-/// else goes by value (interpool._byvalue, cloudpickle): flagged 'c' unless
-/// it holds state a call may change, its encoding reused while its guards
-/// hold.
-bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyObject* fn, bool stateless = false) {
-  if (!PyCallable_Check(fn)) {
-    PyErr_Format(PyExc_TypeError, "fn must be callable, not %.100s", Py_TYPE(fn)->tp_name);
-    return false;
-  }
-  bool by_name = stateless_by_name(fn);
-  if (by_name) {
-    PyObject* hit = PyDict_GetItemWithError(state.callable_cache, fn);
-    if (hit) {
-      enc.raw("c");
-      enc.raw({PyBytes_AS_STRING(hit), static_cast<std::size_t>(PyBytes_GET_SIZE(hit))});
-      return true;
-    }
-    if (PyErr_Occurred()) return false;
-    if (state.by_value && PyDict_GET_SIZE(state.by_value->cache) && reuse_by_value(state, enc, fn)) return true;
-  }
-  std::size_t handles_before = payload.handles.size();
-  Ref data = enc.pickle_by_name(fn, nullptr);
-  if (data) {
-    bool keep = by_name && payload.handles.size() == handles_before;
-    enc.raw(keep ? "c" : "u");
-    enc.raw({PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get()))});
-    if (keep) {
-      if (PyDict_GET_SIZE(state.callable_cache) >= kCallerCallableCacheLimit) PyDict_Clear(state.callable_cache);
-      if (PyDict_SetItem(state.callable_cache, fn, data.get()) < 0) return false;
-    }
-    return true;
-  }
-  if (PyErr_Occurred()) return false;
-  if (stateless && PyFunction_Check(fn)) {
-    // InterpreterPoolExecutor, like the stdlib's, sends functions that need
-    // no state (a lambda, a local function) as their code.
-    Ref callables = Ref::steal(PyImport_ImportModule("interpool._callables"));
-    Ref code = callables ? Ref::steal(PyObject_CallMethod(callables.get(), "encode_stateless", "O", fn)) : Ref();
-    if (code && PyBytes_Check(code.get())) {
-      enc.raw("s");
-      enc.raw({PyBytes_AS_STRING(code.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(code.get()))});
-      return true;
-    }
-    if (!code && !PyErr_ExceptionMatches(PyExc_TypeError)) return false;
-    PyErr_Clear();  // it needs state: by value
-  }
-  Ref encoded = enc.encode_callable_by_value(fn);
-  if (!encoded) return false;
-  Ref value = Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_data));
-  Ref guards = value ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_guards)) : Ref();
-  Ref per_task_obj = guards ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_per_task)) : Ref();
-  if (!per_task_obj) return false;
-  if (!PyBytes_Check(value.get()) || (guards.get() != Py_None && !PyTuple_Check(guards.get()))) {
-    PyErr_SetString(PyExc_SystemError, "interpool._byvalue.encode_callable returned a malformed encoding");
-    return false;
-  }
-  bool own_handles = payload.handles.size() != handles_before;
-  bool per_task = PyObject_IsTrue(per_task_obj.get()) == 1 || own_handles || !by_name;
-  enc.raw(per_task ? "u" : "c");
-  enc.raw({PyBytes_AS_STRING(value.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(value.get()))});
-  if (by_name && !own_handles && guards.get() != Py_None && PyBytes_GET_SIZE(value.get()) <= kCallerByValueMaxCachedBytes) {
-    Ref entry = Ref::steal(PyTuple_Pack(3, value.get(), guards.get(), per_task ? Py_True : Py_False));
-    if (!entry) return false;
-    if (PyDict_GET_SIZE(state.by_value->cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value->cache);
-    if (PyDict_SetItem(state.by_value->cache, fn, entry.get()) < 0) PyErr_Clear();  // unhashable: not kept
-  }
-  return true;
-}
 
 PyObject* new_task_object(ModuleState& state, PyObject* engine, TaskPtr task) {
   auto* self = PyObject_GC_New(TaskObject, state.task_type);
@@ -245,8 +94,11 @@ bool parse_seconds(double seconds, const char* name, std::chrono::nanoseconds& o
 // Engine(*, workers, max_tasks, sys_path, setup, initializer, initargs, rebuild,
 //        broken_type, name_prefix, local_threads=0, max_deferred=1,
 //        finalizer=None, finalargs=(), stateless=False, task_timeout=0.0,
-//        interrupt_grace=1.0, lazy_workers=False,
-//        forward_output=True): keyword arguments only (interpool._pool makes it).
+//        interrupt_grace=1.0, lazy_workers=False, forward_output=True):
+// keyword arguments only, made by interpool._pool and interpool._async_pool,
+// parsed into a WorkerRecipe.  `setup` is a dict, the keyword arguments of
+// interpool._worker.setup; `rebuild` turns a _core.Failure into an
+// exception (interpool._errors.rebuild or rebuild_stdlib).
 PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject *workers_obj, *max_tasks_obj;
   PyObject *sys_path, *setup, *initializer, *initargs, *rebuild, *broken_type;
@@ -267,8 +119,9 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
                                    "initargs",    "rebuild",      "broken_type", "name_prefix", "local_threads",
                                    "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
                                    "interrupt_grace", "lazy_workers", "forward_output", nullptr};
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!OOO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
-                                   &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &setup, &initializer,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!O!OO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
+                                   &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &PyDict_Type, &setup,
+                                   &initializer,
                                    &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_threads_obj,
                                    &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
                                    &task_timeout, &interrupt_grace, &lazy_workers, &forward_output))

@@ -21,7 +21,7 @@ extern thread_local constinit const EngineCore* t_current_engine;
 // The engine whose delivery thread runs now, else null.
 extern thread_local constinit const EngineCore* t_delivery_engine;
 
-/// Takes the exit mutex, which the process's exit (_shutdown_all, in
+/// Takes the exit mutex, which the process's exit (shutdown_all, in
 /// engine_exit.cpp) waits for before CPython finalizes: an abandoned worker
 /// holds it from its return until it has ended its interpreter.  If the
 /// exit has begun, parks this thread for ever instead (it would otherwise

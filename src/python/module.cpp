@@ -5,6 +5,7 @@
 #include <new>
 
 #include "python/engine.hpp"
+#include "python/failure.hpp"
 #include "python/fork_guard.hpp"
 #include "python/frames.hpp"
 #include "python/handle_object.hpp"
@@ -77,7 +78,7 @@ int module_exec(PyObject* module) {
   };
   if (!add_type(&engine_spec, st.engine_type) || !add_type(&task_spec, st.task_type) ||
       !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type) ||
-      !add_type(&loop_waker_spec, st.loop_waker_type))
+      !add_type(&loop_waker_spec, st.loop_waker_type) || !add_type(&failure_spec, st.failure_type))
     return -1;
   auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
     return add_type(spec, st.handle_types[static_cast<int>(kind)]);
@@ -114,7 +115,7 @@ int module_exec(PyObject* module) {
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
   st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
-  st.str_waker = PyUnicode_InternFromString("_waker");
+  st.str_waker = PyUnicode_InternFromString("waker");
   if (!st.str_push || !st.str_push_many || !st.str_waker) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
@@ -122,15 +123,8 @@ int module_exec(PyObject* module) {
   if (!st.str_set_result || !st.str_set_exception || !st.str_append || !st.str_buffers || !st.str_buffer_callback)
     return -1;
 
-  st.str_mark_cancelled = PyUnicode_InternFromString("_mark_cancelled");
-  if (!st.str_mark_cancelled) return -1;
-  st.str_cond = PyUnicode_InternFromString("_cond");
-  st.str_state = PyUnicode_InternFromString("_state");
-  st.str_result = PyUnicode_InternFromString("_result");
-  st.str_exception = PyUnicode_InternFromString("_exception");
-  if (!st.str_cond || !st.str_state || !st.str_result || !st.str_exception) return -1;
-  // state_pending and state_finished (concurrent.futures._base, which
-  // imports logging) load on the first delivery: workers never need them.
+  // st.future (interpool._future, which imports concurrent.futures and
+  // logging) loads on the first delivery: workers never need it.
   // Worker interpreters import the pickler when a payload first needs it
   // (load_pickle): a worker whose tasks are functions by name and builtin
   // values never does, and so never imports functools and collections,
@@ -168,6 +162,7 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.completion_type));
   f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
   f(reinterpret_cast<PyObject*&>(st.loop_waker_type));
+  f(reinterpret_cast<PyObject*&>(st.failure_type));
   f(st.str_push);
   f(st.str_push_many);
   f(st.str_waker);
@@ -178,7 +173,6 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.queue_full_type);
   f(st.queue_empty_type);
   f(st.broken_barrier_type);
-  f(st.str_mark_cancelled);
   f(st.pickle_dumps);
   f(st.pickle_loads);
   f(st.pickle_error);
@@ -189,12 +183,14 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.str_append);
   f(st.str_buffers);
   f(st.str_buffer_callback);
-  f(st.str_cond);
-  f(st.str_state);
-  f(st.str_result);
-  f(st.str_exception);
-  f(st.state_pending);
-  f(st.state_finished);
+  f(st.future.future_type);
+  f(st.future.observed);
+  f(st.future.state);
+  f(st.future.result);
+  f(st.future.exception);
+  f(st.future.pending);
+  f(st.future.finished);
+  f(st.future.mark_cancelled);
 }
 
 int module_traverse(PyObject* module, visitproc visit, void* arg) {
@@ -238,13 +234,13 @@ PyMethodDef module_methods[] = {
      "tasks.  Raises TypeError if obj (or something inside it) cannot be sent."},
     {"_handle_from_context", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(handle_from_context)),
      METH_FASTCALL, "Rebuild a handle while interpool decodes a payload (pickle support)."},
-    {"_current_worker_slot", current_worker_slot, METH_NOARGS,
+    {"current_worker_slot", current_worker_slot, METH_NOARGS,
      "The WorkerSlot of the engine worker thread that calls it (AsyncPool workers)."},
-    {"_output_write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(output_write)), METH_FASTCALL,
-     "_output_write(kind, text): a worker's sys.stdout (1) or sys.stderr (2) write, forwarded to the caller."},
-    {"_output_flush", output_flush, METH_O, "_output_flush(kind): forward the unfinished line of stream kind."},
-    {"_output_record", output_record, METH_O, "_output_record(data): forward one serialized logging record."},
-    {"_shutdown_all", shutdown_all_engines, METH_NOARGS,
+    {"output_write", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(output_write)), METH_FASTCALL,
+     "output_write(kind, text): a worker's sys.stdout (1) or sys.stderr (2) write, forwarded to the caller."},
+    {"output_flush", output_flush, METH_O, "output_flush(kind): forward the unfinished line of stream kind."},
+    {"output_record", output_record, METH_O, "output_record(data): forward one serialized logging record."},
+    {"shutdown_all", shutdown_all_engines, METH_NOARGS,
      "Shut down and join every pool this interpreter owns (run at interpreter exit)."},
     {"_current_frames", current_frames, METH_NOARGS,
      "sys._current_frames() for this interpreter's threads only (installed as sys._current_frames on 3.12 and "

@@ -37,6 +37,7 @@ struct ModuleState {
   PyTypeObject* completion_type = nullptr;   ///< _core.Completion (worker side of a deferred task)
   PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
   PyTypeObject* loop_waker_type = nullptr;   ///< _core.LoopWaker (wakes one asyncio loop)
+  PyTypeObject* failure_type = nullptr;      ///< _core.Failure (how a task failed; failure.hpp)
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};
@@ -80,19 +81,25 @@ struct ModuleState {
   PyObject* str_set_exception = nullptr;
   PyObject* str_push = nullptr;       ///< LoopBridge.push
   PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
-  PyObject* str_waker = nullptr;      ///< LoopBridge._waker
+  PyObject* str_waker = nullptr;      ///< LoopBridge.waker
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;
-  // concurrent.futures.Future internals, for completing a future that no one
-  // waits on without the cost of its Condition (see deliver()).
-  PyObject* str_mark_cancelled = nullptr;  ///< interpool.Future._mark_cancelled
-  PyObject* str_cond = nullptr;       ///< "_cond": interpool.Future's lazy Condition
-  PyObject* str_state = nullptr;      ///< "_state"
-  PyObject* str_result = nullptr;     ///< "_result"
-  PyObject* str_exception = nullptr;  ///< "_exception"
-  PyObject* state_pending = nullptr;  ///< concurrent.futures._base.PENDING
-  PyObject* state_finished = nullptr; ///< concurrent.futures._base.FINISHED
+  /// interpool._future.FutureContract: every name of interpool.Future that
+  /// the binding touches (see that class, and delivery.cpp:
+  /// complete_unobserved).  Read on the first delivery, since importing
+  /// interpool._future imports concurrent.futures (and logging), which
+  /// worker interpreters, delivering nothing, never need.  All null before.
+  struct {
+    PyObject* future_type = nullptr;     ///< interpool.Future: the fast path completes only these
+    PyObject* observed = nullptr;        ///< "_cond": the lazy Condition, made once observed
+    PyObject* state = nullptr;           ///< "_state"
+    PyObject* result = nullptr;          ///< "_result"
+    PyObject* exception = nullptr;       ///< "_exception"
+    PyObject* pending = nullptr;         ///< concurrent.futures._base.PENDING
+    PyObject* finished = nullptr;        ///< concurrent.futures._base.FINISHED
+    PyObject* mark_cancelled = nullptr;  ///< "_mark_cancelled"
+  } future;
 };
 
 /// Fills the pickle_* fields on first use (module.cpp): the main

@@ -49,11 +49,11 @@ bool install_worker_output(ModuleState& state, std::weak_ptr<EngineCore> core, s
 
 uint64_t end_task_output(ModuleState& state) { return state.output ? state.output->flush_partials() : 0; }
 
-// _output_write(kind, text): buffers text for stdout (1) or stderr (2) and
+// output_write(kind, text): buffers text for stdout (1) or stderr (2) and
 // pushes every complete line.
 PyObject* output_write(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2 || !PyLong_Check(args[0]) || !PyUnicode_Check(args[1])) {
-    PyErr_SetString(PyExc_TypeError, "_output_write(kind: int, text: str)");
+    PyErr_SetString(PyExc_TypeError, "output_write(kind: int, text: str)");
     return nullptr;
   }
   long kind = PyLong_AsLong(args[0]);
@@ -88,7 +88,7 @@ PyObject* output_write(PyObject* module, PyObject* const* args, Py_ssize_t nargs
   Py_RETURN_NONE;
 }
 
-// _output_flush(kind): pushes the unfinished line of stdout (1) or stderr (2).
+// output_flush(kind): pushes the unfinished line of stdout (1) or stderr (2).
 PyObject* output_flush(PyObject* module, PyObject* arg) {
   long kind = PyLong_AsLong(arg);
   if (kind == -1 && PyErr_Occurred()) return nullptr;
@@ -98,10 +98,10 @@ PyObject* output_flush(PyObject* module, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
-// _output_record(data: bytes): pushes one serialized logging record.
+// output_record(data: bytes): pushes one serialized logging record.
 PyObject* output_record(PyObject* module, PyObject* arg) {
   if (!PyBytes_Check(arg)) {
-    PyErr_SetString(PyExc_TypeError, "_output_record(data: bytes)");
+    PyErr_SetString(PyExc_TypeError, "output_record(data: bytes)");
     return nullptr;
   }
   WorkerOutput* out = output_of(module);

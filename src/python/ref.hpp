@@ -1,7 +1,18 @@
 // src/python/ref.hpp: RAII ownership of Python references and thread states.
 //
-// Every PyObject* in the binding is either a `Ref` (owned: decref'd on
-// destruction) or a plain PyObject* parameter (borrowed, valid for the call).
+// Ownership of a PyObject* in the binding, one of:
+//   - a `Ref`: owned, decref'd on destruction (locals, and members of objects
+//     that are only ever destroyed with their interpreter attached);
+//   - a plain PyObject* parameter or return value: borrowed for the call,
+//     unless the comment says "new reference";
+//   - an owned raw PyObject* field, where a destructor must not decref, with
+//     its owner and who clears it said where it is declared: ModuleState and
+//     ByValueState and SharedCache (module_clear), the objects of heap types
+//     (tp_clear or tp_dealloc), EngineCore's _owner_module and _rebuild
+//     (dropped by its delivery thread, the last to use them, under the owner
+//     interpreter's GIL), and PyTask's future, bridge, local_call and
+//     rebuild (cleared under the owner interpreter's GIL by whoever delivers
+//     or cancels, since a PyTask may be destroyed on any thread).
 // Thread-state guards make each switch between interpreters explicit; the
 // binding never uses PyGILState_*, which cannot tell interpreters apart.
 #pragma once

@@ -4,18 +4,11 @@
 #include <string_view>
 #include <utility>
 
+#include "python/failure.hpp"
 #include "python/output.hpp"
 
 namespace interpool::py {
 namespace {
-
-// Worker-side cache bounds.  Only stateless callables are cached (the caller
-// flags them 'c' or 's'), so entries are small pickles by name; the bounds
-// keep a stream of distinct ones (stateless functions sent as code, say)
-// from growing a worker without limit.
-constexpr std::size_t kWorkerCallableCacheLimit = 512;           // entries
-constexpr std::size_t kWorkerCallableCacheBytes = 1 << 20;       // sum of their encoded sizes
-constexpr std::size_t kWorkerCallableMaxCachedBytes = 16 << 10;  // bigger ones are decoded each time
 
 /// "TypeName: message" for an exception object, for broken-pool reasons.
 std::string exception_summary(PyObject* exc) {
@@ -27,21 +20,6 @@ std::string exception_summary(PyObject* exc) {
   }
   PyErr_Clear();
   return out;
-}
-
-/// "module.QualName" of an exception's type ("QualName" for builtins).
-PyObject* qualified_type_name(PyObject* exc) {
-  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exc));
-  Ref module = Ref::steal(PyObject_GetAttrString(type, "__module__"));
-  Ref qualname = Ref::steal(PyObject_GetAttrString(type, "__qualname__"));
-  if (!module || !qualname || !PyUnicode_Check(module.get()) || !PyUnicode_Check(qualname.get())) {
-    PyErr_Clear();
-    return PyUnicode_FromString(Py_TYPE(exc)->tp_name);
-  }
-  if (PyUnicode_CompareWithASCIIString(module.get(), "builtins") == 0) return qualname.release();
-  if (PyUnicode_CompareWithASCIIString(module.get(), "__mp_main__") == 0)
-    module = Ref::steal(PyUnicode_FromString("__main__"));
-  return module ? PyUnicode_FromFormat("%U.%U", module.get(), qualname.get()) : nullptr;
 }
 
 }  // namespace
@@ -86,15 +64,17 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
   _worker = Ref::steal(PyImport_ImportModule("interpool._worker"));
   if (!_worker) return fail_here("could not import interpool._worker in a worker interpreter");
   _describe = Ref::steal(PyObject_GetAttrString(_worker.get(), "describe_exception"));
-  if (!_describe) return fail_here("interpool._worker is incomplete");
+  _decode_stateless = _describe ? Ref::steal(PyObject_GetAttrString(_worker.get(), "decode_stateless")) : Ref();
+  if (!_decode_stateless) return fail_here("interpool._worker is incomplete");
 
   {
     Decoder dec(*_state, recipe.setup);
-    Ref args = Ref::steal(dec.value());
-    if (!args) return fail_here("could not decode the worker setup");
+    Ref kwargs = Ref::steal(dec.value());  // a dict (Engine checked it)
+    Ref none = kwargs ? Ref::steal(PyTuple_New(0)) : Ref();
+    if (!none) return fail_here("could not decode the worker setup");
     Ref setup = Ref::steal(PyObject_GetAttrString(_worker.get(), "setup"));
     if (!setup) return fail_here("interpool._worker is incomplete");
-    Ref done = Ref::steal(PyObject_Call(setup.get(), args.get(), nullptr));
+    Ref done = Ref::steal(PyObject_Call(setup.get(), none.get(), kwargs.get()));
     if (!done) return fail_here("worker setup failed");
   }
 
@@ -112,60 +92,12 @@ bool WorkerContext::setup(const WorkerRecipe& recipe, InterruptTarget& target, u
   return true;
 }
 
-PyObject* WorkerContext::callable(Decoder& dec, Ref& holder) {
-  std::string_view flag, blob;
-  if (!dec.raw(flag) || !dec.raw(blob)) return nullptr;
-  if (flag == "u") {
-    // Not stateless (a partial, a callable instance...): a fresh copy per
-    // task, so that no call sees what an earlier one left in it.
-    holder = Ref::steal(dec.unpickle(blob));
-    return holder.get();
-  }
-  auto it = _callables.find(blob);
-  if (it != _callables.end()) return it->second.get();
-  Ref fn;
-  if (flag == "s") {
-    Ref code = Ref::steal(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size())));
-    fn = code ? Ref::steal(PyObject_CallMethod(_worker.get(), "decode_stateless", "O", code.get())) : Ref();
-  } else {
-    fn = Ref::steal(dec.unpickle(blob));
-  }
-  if (!fn) return nullptr;
-  if (blob.size() > kWorkerCallableMaxCachedBytes) {
-    holder = std::move(fn);
-    return holder.get();
-  }
-  if (_callables.size() >= kWorkerCallableCacheLimit || _callable_bytes + blob.size() > kWorkerCallableCacheBytes) {
-    _callables.clear();
-    _callable_bytes = 0;
-  }
-  _callable_bytes += blob.size();
-  return _callables.emplace(std::string(blob), std::move(fn)).first->second.get();
-}
-
 bool WorkerContext::describe(PyObject* exc, rt::Payload& out, PyObject* partial) {
   out.clear();
-  Ref info = Ref::steal(PyObject_CallOneArg(_describe.get(), exc));
-  if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
-  if (!info) {
-    PyErr_Clear();
-    // describe_exception itself failed (out of memory, say): fall back to
-    // what C++ can say, in the same form (module.qualname, str(exc)).
-    Ref type_name = Ref::steal(qualified_type_name(exc));
-    Ref message = Ref::steal(PyObject_Str(exc));
-    if (!message) {
-      PyErr_Clear();
-      message = Ref::steal(PyUnicode_FromString("<exception str() failed>"));
-    }
-    Ref empty = Ref::steal(PyUnicode_FromString(""));
-    Ref kind = Ref::steal(PyUnicode_FromString("exception"));
-    if (!type_name || !message || !empty || !kind) return PyErr_Clear(), false;
-    info = Ref::steal(PyTuple_Pack(5, kind.get(), Py_None, type_name.get(), message.get(), empty.get()));
-    if (info && partial) info = Ref::steal(PyTuple_Pack(2, info.get(), partial));
-    if (!info) return PyErr_Clear(), false;
-  }
+  Ref info = describe_exception(*_state, exc, _describe.get());
   Encoder enc(*_state, out);
-  if (!enc.value(info.get())) {
+  // A Map chunk's failure is followed by the values computed before it.
+  if (!info || !enc.value(info.get()) || (partial && !enc.value(partial))) {
     PyErr_Clear();
     out.clear();
     return false;

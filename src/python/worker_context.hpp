@@ -2,12 +2,10 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 
+#include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/engine.hpp"
 #include "python/handle_object.hpp"
@@ -15,17 +13,12 @@
 
 namespace interpool::py {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 /// The state of one worker interpreter, on its own thread, under its own GIL.
 class WorkerContext {
  public:
   /// Prepares the interpreter: sys.path, interpool imports, __main__, then
   /// the user's initializer.  On failure fills `reason` and, when possible,
-  /// `info` (the encoded exception description).
+  /// `info` (the encoded _core.Failure of the exception, failure.hpp).
   /// The initializer runs in an interrupt window of serial `setup_serial`.
   /// With `output`, the interpreter's sys.stdout, sys.stderr and logging
   /// are forwarded through it to the caller, named as worker `index`.
@@ -39,7 +32,7 @@ class WorkerContext {
 
   /// Runs a Call or Map `task` and writes its response.  The user's code runs
   /// in an interrupt window: if TaskInterrupted ends it after a stop request,
-  /// the task is marked stopped instead of failed with a description.
+  /// the task is marked stopped instead of failed with a Failure.
   void run(PyTask& task);
 
   /// Runs the recipe's finalizer, if any; errors are reported as unraisable.
@@ -62,21 +55,24 @@ class WorkerContext {
       if (!done) PyErr_WriteUnraisable(_worker.get());
     }
     _callables.clear();
-    _callable_bytes = 0;
     _describe.reset();
+    _decode_stateless.reset();
     _worker.reset();
     _core.reset();
   }
 
  private:
-  /// The callable a request starts with: a flag ('c': stateless, pickled by
-  /// name, cacheable; 's': stateless code, cacheable; 'u': decoded afresh
-  /// for each task), then its bytes.  `holder` owns an uncached one.
-  PyObject* callable(Decoder& dec, Ref& holder);
+  /// The callable a request starts with (callable_codec.hpp).  `holder`
+  /// owns an uncached one.
+  PyObject* callable(Decoder& dec, Ref& holder) { return _callables.decode(dec, holder, _decode_stateless.get()); }
+  /// Fails `task` with the pending exception: its response is the Failure,
+  /// then, for a Map chunk, `partial` (the values computed before it).
   void fail(PyTask& task, PyObject* partial);
   /// After the user's code raised: true (and the task marked stopped) when
   /// the exception is the TaskInterrupted that a stop request raised.
   bool stopped_by_request(PyTask& task);
+  /// Writes the Failure of `exc` (then `partial`, if given) into `out`.
+  /// False, with `out` empty, if even that fails.
   bool describe(PyObject* exc, rt::Payload& out, PyObject* partial);
 
   Ref _core;      // interpool._core, imported in this interpreter
@@ -84,8 +80,8 @@ class WorkerContext {
   Ref _describe;  // interpool._worker.describe_exception
   ModuleState* _state = nullptr;
   InterruptTarget* _target = nullptr;  // this interpreter's, set by setup()
-  std::unordered_map<std::string, Ref, StringHash, std::equal_to<>> _callables;
-  std::size_t _callable_bytes = 0;  ///< sum of the keys' sizes in _callables
+  Ref _decode_stateless;  // interpool._worker.decode_stateless
+  CallableCache _callables;
 };
 
 }  // namespace interpool::py

@@ -1,5 +1,5 @@
 // src/python/worker_slot.cpp: WorkerSlot, one worker thread's mailbox for
-// deferred tasks (AsyncPool), and _core._current_worker_slot().
+// deferred tasks (AsyncPool), and _core.current_worker_slot().
 #include "python/engine.hpp"
 
 #include <sys/eventfd.h>

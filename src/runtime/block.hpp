@@ -2,9 +2,10 @@
 //
 // Nothing that belongs to an interpreter ever crosses to another one.  What
 // does cross is bytes in a Payload, plus Handles: reference-counted,
-// engine-owned objects (memory blocks today; shared snapshots, queues and
-// locks later).  Their lifetime is a C++ reference count, never an
-// interpreter's, so a block outlives the interpreter that created it.
+// engine-owned objects (Block here; SharedValue, Channel, and the locks,
+// Event, Semaphore and Barrier of sync.hpp).  Their lifetime is a C++
+// reference count, never an interpreter's, so a handle outlives the
+// interpreter that created it.
 #pragma once
 
 #include <cstddef>

@@ -90,3 +90,28 @@ class ExitsWhenUnpickled:
 
 def return_exits_when_unpickled():
     return ExitsWhenUnpickled()
+
+
+def describe_raised(message):
+    """The Failure that a worker makes of ValueError(message), returned as a value."""
+    import interpool._worker
+
+    try:
+        raise ValueError(message)
+    except ValueError as exc:
+        return interpool._worker.describe_exception(exc)
+
+
+def _describer_that_fails(exc):
+    raise MemoryError("describe_exception failed")
+
+
+def break_the_describer():
+    """AsyncPool initializer: describe_exception fails in this worker from now on."""
+    import interpool._worker
+
+    interpool._worker.describe_exception = _describer_that_fails
+
+
+async def raise_value_error_async(message):
+    raise ValueError(message)

@@ -280,3 +280,96 @@ def test_system_exit_raised_while_rebuilding_a_result_does_not_escape_result(poo
         future.result(timeout=30)
     assert type(info.value.__cause__) is SystemExit and info.value.__cause__.code == 4
     assert pool.submit(_tasks.identity, "still alive").result(timeout=30) == "still alive"
+
+
+# ------------------------------------- the Failure that a task's exception crosses as
+
+
+def test_a_failure_is_built_by_keyword_and_read_by_name():
+    from interpool import _core
+
+    f = _core.Failure(
+        kind="exception", type_name="pkg.Error", message="m", traceback="tb\n", module="pkg", qualname="Error"
+    )
+    assert (f.kind, f.type_name, f.message, f.traceback, f.module, f.qualname) == (
+        "exception",
+        "pkg.Error",
+        "m",
+        "tb\n",
+        "pkg",
+        "Error",
+    )
+    assert f.pickled is None and f.reason is None and f.cause is None and f.notice is False
+    with pytest.raises(AttributeError):
+        f.kind = "broken"
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        _core.Failure("exception")
+    with pytest.raises(ValueError, match="kind must be 'exception', 'broken' or 'cancelled'"):
+        _core.Failure(kind="other")
+    with pytest.raises(TypeError, match="needs type_name"):
+        _core.Failure(kind="exception", message="m", traceback="")
+    with pytest.raises(TypeError, match="needs reason"):
+        _core.Failure(kind="broken")
+    with pytest.raises(TypeError, match="cause must be a Failure or None"):
+        _core.Failure(kind="broken", reason="r", cause=("exception", None))
+    with pytest.raises(TypeError, match="pickled must be bytes or None"):
+        _core.Failure(kind="exception", pickled="x", type_name="E", message="m", traceback="")
+
+
+def test_rebuild_reads_each_kind_of_failure_by_name(caplog):
+    import asyncio
+    import logging
+    import pickle
+
+    from interpool import _core, _errors
+
+    exc = _errors.rebuild(_core.Failure(kind="exception", type_name="pkg.Error", message="m", traceback="tb\n"))
+    assert type(exc) is interpool.RemoteError
+    assert (exc.type_name, exc.message, exc.traceback) == ("pkg.Error", "m", "tb\n")
+    assert type(exc.__cause__) is interpool.RemoteTraceback
+
+    cause = _core.Failure(
+        kind="exception", pickled=pickle.dumps(ValueError("init")), type_name="ValueError", message="init", traceback=""
+    )
+    with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+        quiet = _errors.rebuild(_core.Failure(kind="broken", reason="a worker failed", cause=cause))
+        assert "Exception in initializer" not in caplog.text
+        broken = _errors.rebuild(_core.Failure(kind="broken", reason="a worker failed", cause=cause, notice=True))
+    assert "Exception in initializer" in caplog.text
+    for b in (quiet, broken):
+        assert type(b) is interpool.BrokenPool and str(b) == "a worker failed"
+        assert type(b.__cause__) is ValueError and str(b.__cause__) == "init"
+
+    assert type(_errors.rebuild(_core.Failure(kind="cancelled"))) is asyncio.CancelledError
+
+
+def test_a_failure_crosses_interpreters_by_its_fields(pool):
+    import pickle
+
+    from interpool import _core
+
+    f = pool.submit(_error_tasks.describe_raised, "boom").result(timeout=30)
+    assert type(f) is _core.Failure  # the caller's own type: decoded, not pickled
+    assert (f.kind, f.type_name, f.message, f.module, f.qualname) == (
+        "exception",
+        "ValueError",
+        "boom",
+        "builtins",
+        "ValueError",
+    )
+    assert "in describe_raised" in f.traceback and f.traceback.endswith("ValueError: boom\n")
+    assert type(pickle.loads(f.pickled)) is ValueError
+    assert f.reason is None and f.cause is None and f.notice is False
+
+
+@pytest.mark.timeout(60)
+def test_a_describer_that_fails_leaves_what_the_binding_can_say():
+    import asyncio
+
+    async def main():
+        async with interpool.AsyncPool(1, initializer=_error_tasks.break_the_describer) as apool:
+            return await apool.run(_error_tasks.raise_value_error_async, "boom")
+
+    with pytest.raises(interpool.RemoteError) as info:
+        asyncio.run(main())
+    assert (info.value.type_name, info.value.message, info.value.traceback) == ("ValueError", "boom", "")

@@ -139,7 +139,7 @@ import interpool
 t1 = time.thread_time()
 import interpool._worker
 t2 = time.thread_time()
-interpool._worker.setup([""])
+interpool._worker.setup(argv=[""])
 t3 = time.thread_time()
 import os
 os.write(W, repr((t1 - t0, t2 - t1, t3 - t2)).encode())
