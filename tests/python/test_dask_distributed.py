@@ -249,6 +249,51 @@ def test_a_task_is_taken_apart_into_its_calls():
         executor.shutdown()
 
 
+def script_function(module):
+    """A function as distributed rebuilds the client's script functions in a worker: by value, with
+    ``__module__`` ``module`` and globals of its own."""
+    namespace = {"__name__": module, "SCALE": 3}
+    exec("def scaled(x, items):\n    return (x + len(items)) * SCALE\n", namespace)
+    return namespace["scaled"]
+
+
+@pytest.mark.timeout(GUARD)
+def test_functions_of_the_clients_script_run_without_cloudpickle_in_the_interpreter():
+    spec = pytest.importorskip("dask._task_spec")
+    executor = interpool.dask.InterpreterExecutor(1)
+    try:
+        fn = script_function("__main__")
+        data = {"x": 2, "items": list(range(10))}
+        for _ in range(3):  # the codec sends it by value, and again from its cache
+            msg = run_task(executor, spec.Task("m", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+            assert (msg["op"], msg["result"]) == ("task-finished", (2 + 10) * 3)
+        nested = spec.Task("n", tasks.inc, spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")))
+        assert run_task(executor, nested, data)["result"] == (2 + 10) * 3 + 1
+        # Rebuilt by the codec's light loader: the interpreter never imported cloudpickle.
+        probe = run_task(executor, spec.Task("p", tasks.module_loaded, "cloudpickle"), {})
+        assert (probe["op"], probe["result"]) == ("task-finished", False)
+        assert executor.pool.stats().done == 5
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.timeout(GUARD)
+def test_functions_of_the_worker_processs_mp_main_are_sent_whole():
+    # A spawned worker process knows the client's script as __mp_main__, a
+    # name no interpreter can import: such a task goes as one cloudpickle.
+    spec = pytest.importorskip("dask._task_spec")
+    executor = interpool.dask.InterpreterExecutor(1)
+    try:
+        fn = script_function("__mp_main__")
+        data = {"x": 1, "items": [0] * 4}
+        msg = run_task(executor, spec.Task("s", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+        assert (msg["op"], msg["result"]) == ("task-finished", (1 + 4) * 3)
+        nested = spec.Task("t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5))
+        assert run_task(executor, nested, data)["result"] == (1 + 4) * 3 + 5
+    finally:
+        executor.shutdown()
+
+
 @pytest.mark.timeout(GUARD)
 def test_shutdown_without_waiting_still_finishes_the_work():
     spec = pytest.importorskip("dask._task_spec")
