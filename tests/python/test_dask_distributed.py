@@ -406,10 +406,24 @@ def test_bench_section_runs_every_setup():
     assert len({m.answer for m in setups}) == 1
     assert set(result.params["worker_rss_mb"]) == {m.key for m in setups}
     assert all(mb > 0 for mb in result.params["worker_rss_mb"].values())
+    assert set(result.params["job_overhead_s"]) == {m.key for m in setups}
+    assert all(s > 0 for s in result.params["job_overhead_s"].values())
     text = result.render(quick=True)
-    assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text
+    assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text and "per-job cost (s)" in text
     statuses = {t.status for t in result.targets}
     assert statuses == {"n/a"} if not BAG_LOADS else statuses <= {"PASS", "FAIL"}
+
+
+def test_bench_section_says_when_other_work_shared_the_cores(monkeypatch):
+    from interpool.bench import bench_dask
+
+    if not hasattr(os, "getloadavg") or not os.path.exists("/proc/sys/kernel/sched_autogroup_enabled"):
+        pytest.skip("no load average or autogroup setting here")
+    monkeypatch.setattr(bench_dask.os, "getloadavg", lambda: (40.0, 20.0, 10.0))
+    note = bench_dask._busy_machine_note(2)
+    assert note.startswith("BUSY MACHINE: load average 40.0 on ") and "fewer than N cores" in note
+    monkeypatch.setattr(bench_dask.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert bench_dask._busy_machine_note(2) is None
 
 
 def test_bench_section_says_why_it_is_skipped(monkeypatch):
