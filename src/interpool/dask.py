@@ -198,20 +198,25 @@ class _InInterpreter:
             ) from exc
 
 
-_MAIN_MODULES = ("__main__", "__mp_main__")
-
-
 def _submit(pool, plan):
-    """Submit a Call tree: the function itself when its arguments are values, else the tree."""
+    """Submit a Call tree: the function itself when its arguments are values, else the tree.
+
+    Functions of ``__main__`` (the client's script or notebook, which
+    distributed rebuilt by value in this process) need nothing here: the
+    codec sends them by value itself and reuses their bytes from task to
+    task, and the interpreter rebuilds them without importing cloudpickle.
+    """
     calls = [type(a) is _dask_call.Call for a in plan.args] + [
         type(v) is _dask_call.Call for v in plan.kwargs.values()
     ]
     try:
-        if _calls_main(plan):
-            # Sent by value, as distributed did: by name, the interpreter
-            # would import the worker process's main script (the client's
-            # script, under a LocalCluster), which imports distributed.
-            raise TypeError("a function of __main__")
+        if _calls_mp_main(plan):
+            # The worker process's copy of the client's script, which a
+            # spawned worker imported as __mp_main__: no interpreter can
+            # import that name, and the codec sends by value only what
+            # names __main__.  Rare (distributed ships the client's own
+            # functions by value): the whole tree goes as one cloudpickle.
+            raise TypeError("a function of __mp_main__")
         if not any(calls):
             return pool.submit(plan.func, *plan.args, **plan.kwargs)
         return pool.submit(_dask_call.evaluate, plan)
@@ -228,13 +233,13 @@ def _submit(pool, plan):
         return pool.submit(_dask_call.run_pickled, blob)
 
 
-def _calls_main(plan):
-    """Whether a function of the Call tree comes from a __main__ module."""
-    if getattr(plan.func, "__module__", None) in _MAIN_MODULES:
+def _calls_mp_main(plan):
+    """Whether a function of the Call tree comes from the worker process's ``__mp_main__``."""
+    if getattr(plan.func, "__module__", None) == "__mp_main__":
         return True
     nested = [a for a in plan.args if type(a) is _dask_call.Call]
     nested += [v for v in plan.kwargs.values() if type(v) is _dask_call.Call]
-    return any(_calls_main(c) for c in nested)
+    return any(_calls_mp_main(c) for c in nested)
 
 
 def _plan(node, values):

@@ -59,6 +59,13 @@ def distributed_imported(_=None):
     return "distributed" in sys.modules
 
 
+def module_loaded(name):
+    """Whether this interpreter has imported the module ``name``."""
+    import sys
+
+    return name in sys.modules
+
+
 def uses_psutil(_=None):
     """Needs psutil, whose C extension refuses subinterpreters."""
     import psutil

@@ -249,6 +249,51 @@ def test_a_task_is_taken_apart_into_its_calls():
         executor.shutdown()
 
 
+def script_function(module):
+    """A function as distributed rebuilds the client's script functions in a worker: by value, with
+    ``__module__`` ``module`` and globals of its own."""
+    namespace = {"__name__": module, "SCALE": 3}
+    exec("def scaled(x, items):\n    return (x + len(items)) * SCALE\n", namespace)
+    return namespace["scaled"]
+
+
+@pytest.mark.timeout(GUARD)
+def test_functions_of_the_clients_script_run_without_cloudpickle_in_the_interpreter():
+    spec = pytest.importorskip("dask._task_spec")
+    executor = interpool.dask.InterpreterExecutor(1)
+    try:
+        fn = script_function("__main__")
+        data = {"x": 2, "items": list(range(10))}
+        for _ in range(3):  # the codec sends it by value, and again from its cache
+            msg = run_task(executor, spec.Task("m", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+            assert (msg["op"], msg["result"]) == ("task-finished", (2 + 10) * 3)
+        nested = spec.Task("n", tasks.inc, spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")))
+        assert run_task(executor, nested, data)["result"] == (2 + 10) * 3 + 1
+        # Rebuilt by the codec's light loader: the interpreter never imported cloudpickle.
+        probe = run_task(executor, spec.Task("p", tasks.module_loaded, "cloudpickle"), {})
+        assert (probe["op"], probe["result"]) == ("task-finished", False)
+        assert executor.pool.stats().done == 5
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.timeout(GUARD)
+def test_functions_of_the_worker_processs_mp_main_are_sent_whole():
+    # A spawned worker process knows the client's script as __mp_main__, a
+    # name no interpreter can import: such a task goes as one cloudpickle.
+    spec = pytest.importorskip("dask._task_spec")
+    executor = interpool.dask.InterpreterExecutor(1)
+    try:
+        fn = script_function("__mp_main__")
+        data = {"x": 1, "items": [0] * 4}
+        msg = run_task(executor, spec.Task("s", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+        assert (msg["op"], msg["result"]) == ("task-finished", (1 + 4) * 3)
+        nested = spec.Task("t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5))
+        assert run_task(executor, nested, data)["result"] == (1 + 4) * 3 + 5
+    finally:
+        executor.shutdown()
+
+
 @pytest.mark.timeout(GUARD)
 def test_shutdown_without_waiting_still_finishes_the_work():
     spec = pytest.importorskip("dask._task_spec")
@@ -361,10 +406,24 @@ def test_bench_section_runs_every_setup():
     assert len({m.answer for m in setups}) == 1
     assert set(result.params["worker_rss_mb"]) == {m.key for m in setups}
     assert all(mb > 0 for mb in result.params["worker_rss_mb"].values())
+    assert set(result.params["job_overhead_s"]) == {m.key for m in setups}
+    assert all(s > 0 for s in result.params["job_overhead_s"].values())
     text = result.render(quick=True)
-    assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text
+    assert "1 process × 2 interpreters" in text and "worker RSS (MiB)" in text and "per-job cost (s)" in text
     statuses = {t.status for t in result.targets}
     assert statuses == {"n/a"} if not BAG_LOADS else statuses <= {"PASS", "FAIL"}
+
+
+def test_bench_section_says_when_other_work_shared_the_cores(monkeypatch):
+    from interpool.bench import bench_dask
+
+    if not hasattr(os, "getloadavg") or not os.path.exists("/proc/sys/kernel/sched_autogroup_enabled"):
+        pytest.skip("no load average or autogroup setting here")
+    monkeypatch.setattr(bench_dask.os, "getloadavg", lambda: (40.0, 20.0, 10.0))
+    note = bench_dask._busy_machine_note(2)
+    assert note.startswith("BUSY MACHINE: load average 40.0 on ") and "fewer than N cores" in note
+    monkeypatch.setattr(bench_dask.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert bench_dask._busy_machine_note(2) is None
 
 
 def test_bench_section_says_why_it_is_skipped(monkeypatch):
