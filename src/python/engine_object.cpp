@@ -12,14 +12,10 @@
 #include "python/codec.hpp"
 #include "python/delivery.hpp"
 #include "python/int_option.hpp"
+#include "python/interruptible_wait.hpp"
 
 namespace interpool::py {
 namespace {
-
-// How long a waiting caller sleeps before it checks for signals, should a
-// signal slip in between its check and its sleep.  The futex wait normally
-// returns at once on a signal (EINTR); this only bounds the unlucky case.
-constexpr auto kSignalCheckInterval = std::chrono::milliseconds(100);
 
 struct EngineObject {
   PyObject_HEAD
@@ -501,51 +497,35 @@ PyObject* task_request_cancel(PyObject* o, PyObject*) {
 // False on timeout.  Raises whatever a signal handler raises (Ctrl-C).
 PyObject* task_settle(PyObject* o, PyObject* arg) {
   auto* self = as_task(o);
-  rt::Task& task = *self->task;
-  std::optional<std::chrono::steady_clock::time_point> deadline;
+  auto* engine = as_engine(self->engine);
+  PyTask& task = *self->task;
+  rt::Deadline deadline;
   if (arg != Py_None) {
     double seconds = PyFloat_AsDouble(arg);
     if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
-    deadline = std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(std::max(0.0, seconds)));
+    deadline = rt::Deadline::after(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(std::max(0.0, seconds))));
   }
-  while (!task.finished()) {
-    if (auto* engine = as_engine(self->engine); engine->core->orphaned()) {  // its worker is in the parent
+  if (!task.finished()) {
+    if (engine->core->orphaned()) {  // its worker is in the parent
       PyErr_SetString(engine->broken_type, engine->core->broken_reason().c_str());
       return nullptr;
     }
-    std::chrono::nanoseconds slice = kSignalCheckInterval;
-    if (deadline) {
-      auto left = *deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) Py_RETURN_FALSE;
-      slice = std::min<std::chrono::nanoseconds>(slice, left);
-    }
-    rt::WaitStatus status;
-    {
-      ReleasedGil released;
-      status = task.wait(slice);
-    }
-    if (status != rt::WaitStatus::Woken && check_signals_and_interrupt() < 0) return nullptr;
+    int r = wait_released(deadline, [&](std::chrono::nanoseconds slice) { return task.wait(slice); });
+    if (r < 0) return nullptr;
+    if (r == 0 && !task.finished()) Py_RETURN_FALSE;
   }
   if (task.state() == rt::Task::State::Done) {
-    auto* engine = as_engine(self->engine);
     // What the task printed is written (by the delivery thread) before its
     // future can be seen done.
-    while (!engine->core->output_written(*self->task)) {
-      std::optional<std::chrono::nanoseconds> slice = kSignalCheckInterval;
-      if (deadline) {
-        auto left = *deadline - std::chrono::steady_clock::now();
-        if (left <= std::chrono::nanoseconds::zero()) Py_RETURN_FALSE;
-        slice = std::min<std::chrono::nanoseconds>(*slice, left);
-      }
-      rt::WaitStatus status;
-      {
-        ReleasedGil released;
-        status = engine->core->output().wait_written(self->task->output_mark, slice);
-      }
-      if (status != rt::WaitStatus::Woken && check_signals_and_interrupt() < 0) return nullptr;
+    if (!engine->core->output_written(task)) {
+      int r = wait_released(deadline, [&](std::chrono::nanoseconds slice) {
+        return engine->core->output().wait_written(task.output_mark, slice);
+      });
+      if (r < 0) return nullptr;
+      if (r == 0 && !engine->core->output_written(task)) Py_RETURN_FALSE;
     }
-    deliver(state_of_type(Py_TYPE(o)), engine->rebuild, *self->task);
+    deliver(state_of_type(Py_TYPE(o)), engine->rebuild, task);
   }
   Py_RETURN_TRUE;
 }
