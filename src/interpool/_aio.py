@@ -137,10 +137,14 @@ class LoopBridge:
 
     def _woken(self):
         # Workers post finished tasks to the waker (one hop, no delivery
-        # thread); the delivery thread queues the rest on _pending.
-        self._waker.clear()
-        self._waker.deliver(_errors.rebuild)
-        self._drain()
+        # thread): deliver() answers the signal and completes their futures
+        # right here, on the loop's thread.  The delivery thread queues the
+        # rest on _pending (under this interpreter's GIL, which this code
+        # holds, so the unlocked look is safe; a push that comes later signals
+        # again).
+        self._waker.deliver(_errors.rebuild, asyncio.CancelledError)
+        if self._pending:
+            self._drain()
 
     def _drain(self):
         with self._lock:

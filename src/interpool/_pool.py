@@ -311,8 +311,10 @@ class Pool(_base.Executor):
         aio = _aio or _load_aio()
         aio.check_not_coroutine(fn, "run")
         loop = aio.running_loop()
-        if loop is not None:
-            return self._run_in_loop(loop, fn, args, kwargs, timeout)
+        if loop is not None:  # _run_in_loop, inline: the hot path of every await
+            future = aio.RunFuture(loop=loop)
+            future._interpool_task = self._start(future, fn, args, kwargs, aio.bridge_for(loop), timeout)
+            return future
         if _async_library() == "trio":  # trio, or anyio on trio
             from . import _trio
 

@@ -100,17 +100,23 @@ PyObject* waker_clear(PyObject* o, PyObject*) {
   Py_RETURN_NONE;
 }
 
-// deliver(rebuild): completes the futures of the tasks posted so far, on
-// the loop's thread (their results go to the bridge's pending list, which
-// the caller drains next).  Each task carries its own pool's rebuilder;
-// `rebuild` is the fallback.
-PyObject* waker_deliver(PyObject* o, PyObject* rebuild) {
+// deliver(rebuild, cancelled_error): answers the signal, then completes
+// the futures of the tasks posted so far, at once: it runs on the loop's
+// own thread (the loop's reader callback).  Each task carries its own
+// pool's rebuilder; `rebuild` is the fallback.  `cancelled_error` is
+// asyncio.CancelledError: a task stopped on request cancels its future.
+PyObject* waker_deliver(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyType_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "deliver(rebuild, cancelled_error: type)");
+    return nullptr;
+  }
   ModuleState& state = state_of_type(Py_TYPE(o));
-  std::vector<TaskPtr> tasks = as_waker(o)->waker->take();
+  Waker& waker = *as_waker(o)->waker;
+  waker.clear();  // before take(): a post that comes after it signals again
+  std::vector<TaskPtr> tasks = waker.take();
   if (tasks.empty()) Py_RETURN_NONE;
-  BridgeBatch batch;
-  for (auto& t : tasks) deliver(state, rebuild, *t, &batch);
-  batch.flush(state);  // no wake(): the caller drains the bridge now
+  BridgeBatch batch(state, args[1]);
+  for (auto& t : tasks) deliver(state, args[0], *t, &batch);
   Py_RETURN_NONE;
 }
 
@@ -127,8 +133,9 @@ PyObject* waker_discard(PyObject* o, PyObject*) {
 }
 
 PyMethodDef waker_methods[] = {
-    {"deliver", waker_deliver, METH_O,
-     "deliver(rebuild): complete the futures of the tasks posted so far (the loop's thread)."},
+    {"deliver", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(waker_deliver)), METH_FASTCALL,
+     "deliver(rebuild, cancelled_error): answer the signal and complete the futures of the tasks posted so far "
+     "(the loop's thread)."},
     {"discard", waker_discard, METH_NOARGS, "Drop the tasks posted so far (their loop is closed)."},
     {"fileno", waker_fileno, METH_NOARGS, "The eventfd to watch: readable once signalled."},
     {"signal", waker_signal, METH_NOARGS, "Make the eventfd readable (one write for any number of signals)."},
