@@ -336,6 +336,46 @@ def test_interrupting_a_running_call_cancels_its_future(pool1, tmp_path):
     assert call.cancelled()
 
 
+def test_a_result_held_back_behind_queued_work_still_arrives(pool1, tmp_path):
+    """While its pool has queued work the loop holds results back, but not for good.
+
+    The only worker finishes ``first`` with two calls queued behind it, so
+    the loop holds that result back; then it runs ``quick`` and blocks in
+    ``last`` for as long as the test likes.  Both held results still arrive.
+    """
+    first_started, last_started = str(tmp_path / "first"), str(tmp_path / "last")
+    gate_first, gate_last = interpool.Event(), interpool.Event()
+    holds = []
+    from interpool import _aio
+
+    original = _aio.LoopBridge._woken
+
+    def woken(self):
+        original(self)
+        holds.append(self._hold is not None)
+
+    _aio.LoopBridge._woken = woken  # before the loop's bridge is made: its reader calls this
+    _restore.append(lambda: setattr(_aio.LoopBridge, "_woken", original))
+
+    async def main():
+        assert _posted_to_the_loop(asyncio.get_running_loop())
+        first = asyncio.ensure_future(pool1.run(t.wait_for_gate, "first", gate_first, first_started))
+        await wait_for_file(first_started)
+        quick = asyncio.ensure_future(pool1.run(t.square, 7))
+        last = asyncio.ensure_future(pool1.run(t.wait_for_gate, "last", gate_last, last_started))
+        await asyncio.sleep(0)  # both submitted, queued behind `first`
+        gate_first.set()
+        assert await first == "first"
+        assert await quick == 49
+        await wait_for_file(last_started)
+        assert not last.done()
+        gate_last.set()
+        return await last
+
+    assert arun(main()) == "last"
+    assert any(holds), holds
+
+
 def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool1, tmp_path):
     started = str(tmp_path / "started")
     gate = interpool.Event()
