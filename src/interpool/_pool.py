@@ -296,11 +296,12 @@ class Pool(_base.Executor):
         submits when it runs.  Results reach the event loop in batches with
         others that completed meanwhile; while the pool still has queued
         work (its workers are all busy), a result may wait up to a
-        millisecond for the next ones, so that many calls cost one wake-up.  Cancelling it (``asyncio.timeout``,
-        ``wait_for``, a failing TaskGroup sibling) cancels the work if no
-        worker has started it, and interrupts it if one has.  Each call
-        belongs to the loop it was made in; another thread's loop can make
-        its own calls on the same pool.
+        millisecond for the next ones, so that many calls cost one wake-up.
+        Cancelling it (``asyncio.timeout``, ``wait_for``, a failing
+        TaskGroup sibling) cancels the work if no worker has started it,
+        and interrupts it if one has.  Each call belongs to the loop it was
+        made in; another thread's loop can make its own calls on the same
+        pool.
 
         Under trio (and anyio on trio) it returns a coroutine that submits
         when awaited.  Cancelling it drops the work if it is still queued;
