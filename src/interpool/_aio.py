@@ -64,6 +64,11 @@ collections.abc.Coroutine.register(RunFuture)
 
 
 
+# How long a loop holds results back, at most, while their pools still have
+# queued work (LoopBridge._woken).  Epoll counts whole milliseconds.
+HOLD_SECONDS = 0.001
+
+
 class LoopBridge:
     """Completes futures of one event loop with results from other threads.
 
@@ -83,7 +88,7 @@ class LoopBridge:
     A loop without ``add_reader`` is woken with ``call_soon_threadsafe``.
     """
 
-    __slots__ = ("_loop", "_pending", "_lock", "_waker", "__weakref__")
+    __slots__ = ("_loop", "_pending", "_lock", "_waker", "_hold", "__weakref__")
 
     def __init__(self, loop):
         # Made on the loop's own thread (bridge_for runs in the running loop).
@@ -91,6 +96,7 @@ class LoopBridge:
         self._pending = []
         self._lock = threading.Lock()  # guards _pending: pushers run on other threads
         self._waker = None
+        self._hold = None  # the timer that ends a hold (see _woken)
         try:
             waker = _core.LoopWaker()
             loop.add_reader(waker.fileno(), self._woken)
@@ -144,10 +150,27 @@ class LoopBridge:
 
     def _woken(self):
         # Workers post finished tasks to the waker (one hop, no delivery
-        # thread); the delivery thread queues the rest on _pending.
-        self._waker.clear()
-        self._waker.deliver(_errors.rebuild)
-        self._drain()
+        # thread): deliver() answers the signal and completes their futures
+        # right here, on the loop's thread.  The delivery thread queues the
+        # rest on _pending (under this interpreter's GIL, which this code
+        # holds, so the unlocked look is safe; a push that comes later signals
+        # again).
+        #
+        # While the pools that post here still have queued work, the loop
+        # holds results back (deliver() returns True): the workers stay busy
+        # with that queue anyway, so the loop need not wake for each result.
+        # What finishes meanwhile posts without a write, and the loop takes
+        # it all at once, when the hold ends: at HOLD_SECONDS, or as soon
+        # as a pool finds its queue empty (its workers may go idle waiting
+        # for this loop's next calls), whichever comes first.
+        hold = self._hold
+        if hold is not None:
+            hold.cancel()
+            self._hold = None
+        if self._waker.deliver(_errors.rebuild, asyncio.CancelledError):
+            self._hold = self._loop().call_later(HOLD_SECONDS, self._woken)
+        if self._pending:
+            self._drain()
 
     def _drain(self):
         with self._lock:

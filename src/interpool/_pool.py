@@ -304,11 +304,14 @@ class Pool(_base.Executor):
         ``create_task`` also take, as a coroutine.  Called with no running
         loop (``asyncio.run(pool.run(f))``), it returns a coroutine that
         submits when it runs.  Results reach the event loop in batches with
-        others that completed meanwhile.  Cancelling it (``asyncio.timeout``,
-        ``wait_for``, a failing TaskGroup sibling) cancels the work if no
-        worker has started it, and interrupts it if one has.  Each call
-        belongs to the loop it was made in; another thread's loop can make
-        its own calls on the same pool.
+        others that completed meanwhile; while the pool still has queued
+        work (its workers are all busy), a result may wait up to a
+        millisecond for the next ones, so that many calls cost one wake-up.
+        Cancelling it (``asyncio.timeout``, ``wait_for``, a failing
+        TaskGroup sibling) cancels the work if no worker has started it,
+        and interrupts it if one has.  Each call belongs to the loop it was
+        made in; another thread's loop can make its own calls on the same
+        pool.
 
         Under trio (and anyio on trio) it returns a coroutine that submits
         when awaited.  Cancelling it drops the work if it is still queued;
@@ -321,8 +324,10 @@ class Pool(_base.Executor):
         aio = _aio or _load_aio()
         aio.check_not_coroutine(fn, "run")
         loop = aio.running_loop()
-        if loop is not None:
-            return self._run_in_loop(loop, fn, args, kwargs, timeout)
+        if loop is not None:  # _run_in_loop, inline: the hot path of every await
+            future = aio.RunFuture(loop=loop)
+            future._interpool_task = self._start(future, fn, args, kwargs, aio.bridge_for(loop), timeout)
+            return future
         if _async_library() == "trio":  # trio, or anyio on trio
             from . import _trio
 

@@ -116,7 +116,41 @@ Ref broken_failure(ModuleState& state, PyTask& task, bool notice) {
 
 }  // namespace
 
+namespace {
+
+/// What LoopBridge._drain does for one result, on the future's loop thread:
+/// a future that is done already (cancelled by whoever awaited it) is left
+/// alone, CancelledError cancels it, and StopIteration, which asyncio
+/// futures refuse, becomes RuntimeError as asyncio itself converts it.
+void complete_on_loop(ModuleState& state, PyObject* cancelled_error, PyObject* future, PyObject* outcome,
+                      bool is_exception) {
+  Ref done = Ref::steal(PyObject_CallMethodNoArgs(future, state.str_done));
+  int is_done = done ? PyObject_IsTrue(done.get()) : -1;
+  if (is_done != 0) {
+    if (is_done < 0) PyErr_WriteUnraisable(future);
+    return;
+  }
+  Ref result;
+  if (!is_exception) {
+    result = Ref::steal(PyObject_CallMethodOneArg(future, state.str_set_result, outcome));
+  } else if (PyObject_TypeCheck(outcome, reinterpret_cast<PyTypeObject*>(cancelled_error))) {
+    result = Ref::steal(PyObject_CallMethodNoArgs(future, state.str_cancel));
+  } else if (PyObject_TypeCheck(outcome, reinterpret_cast<PyTypeObject*>(PyExc_StopIteration))) {
+    Ref exc = Ref::steal(PyObject_CallFunction(PyExc_RuntimeError, "s", "StopIteration raised in a task"));
+    if (exc) {
+      PyException_SetCause(exc.get(), Py_NewRef(outcome));
+      result = Ref::steal(PyObject_CallMethodOneArg(future, state.str_set_exception, exc.get()));
+    }
+  } else {
+    result = Ref::steal(PyObject_CallMethodOneArg(future, state.str_set_exception, outcome));
+  }
+  if (!result) PyErr_WriteUnraisable(future);
+}
+
+}  // namespace
+
 void BridgeBatch::add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception) {
+  if (_on_loop) return complete_on_loop(*_on_loop, _cancelled, future, outcome, is_exception);
   Ref item = Ref::steal(PyTuple_Pack(3, future, outcome, is_exception ? Py_True : Py_False));
   if (!item) return PyErr_WriteUnraisable(bridge);
   for (auto& [b, items] : _bridges)

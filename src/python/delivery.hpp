@@ -14,8 +14,14 @@ namespace interpool::py {
 /// loop bridge: each bridge gets one push_many() call per batch.  A bridge
 /// that needs its loop woken returns its LoopWaker; wake() signals them once
 /// the caller has released the loops' GIL, so no woken loop waits for it.
+///
+/// On the loop's own thread (LoopWaker.deliver), a batch made with that
+/// loop's asyncio.CancelledError completes each future at once instead, as
+/// LoopBridge._drain would: no list, no push_many(), no second pass.
 class BridgeBatch {
  public:
+  BridgeBatch() = default;
+  explicit BridgeBatch(ModuleState& state, PyObject* cancelled_error) : _on_loop(&state), _cancelled(cancelled_error) {}
   void add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
   void flush(ModuleState& state);
   /// Signals the wakers that flush() collected.  No GIL needed.
@@ -24,6 +30,8 @@ class BridgeBatch {
  private:
   std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of (future, outcome, is_exception))
   std::vector<std::shared_ptr<Waker>> _wakers;
+  ModuleState* _on_loop = nullptr;  // set: complete at once, on the loop's thread
+  PyObject* _cancelled = nullptr;   // asyncio.CancelledError (borrowed), with _on_loop
 };
 
 /// Completes `future` with `outcome` (a value, or an exception object):

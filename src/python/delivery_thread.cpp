@@ -37,7 +37,7 @@ void EngineCore::hand_over(TaskPtr task) {
     // (One that printed goes through the delivery thread, the one writer of
     // output, which writes it before the future is done.)
     std::shared_ptr<Waker> waker = std::move(task->waker);
-    waker->post(std::move(task));
+    waker->post(std::move(task), /*backlog=*/_tasks.size() > 0);
     return;
   }
   _completions.push(std::move(task));

@@ -20,33 +20,49 @@ Waker::~Waker() {
   if (_fd >= 0) close(_fd);
 }
 
-void Waker::signal() {
-  if (_armed.exchange(true, std::memory_order_seq_cst)) return;
+void Waker::write_fd() {
   uint64_t one = 1;
   while (write(_fd, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
 
-void Waker::clear() {
+void Waker::signal() {
+  if (_armed.exchange(true, std::memory_order_seq_cst)) return;
+  write_fd();
+}
+
+void Waker::post(TaskPtr task, bool backlog) {
+  {
+    std::lock_guard lock(_mutex);
+    _inbox.push_back(std::move(task));
+  }
+  _backlog.store(backlog, std::memory_order_seq_cst);
+  // The pool ran out of queued work: a loop that holds results back must
+  // take them now (its workers may go idle waiting for its next calls).
+  // _armed stays set: the write is the pending signal.
+  if (!backlog && _holding.exchange(false, std::memory_order_seq_cst)) return write_fd();
+  signal();
+}
+
+bool Waker::answer() {
   // Read first, then disarm.  (Disarming first lost wake-ups: a signal()
   // between the two wrote, the read consumed that write, and _armed stayed
   // true with nothing pending, so every later signal() skipped its write.)
   // A signal() that finds _armed still true before the disarm skipped its
-  // write, but pushed its task before: the caller's take() comes after the
+  // write, but posted its task before: the caller's take() comes after the
   // disarm and sees it.  One after the disarm writes, and wakes the loop
   // again.
   uint64_t count;
   while (read(_fd, &count, sizeof count) < 0 && errno == EINTR) {
   }
+  // _holding first, then the backlog: a post without a backlog that lands
+  // in between either cleared _backlog before the exchange (no hold) or
+  // finds _holding set and writes (the loop looks again at once).
+  _holding.store(true, std::memory_order_seq_cst);
+  if (_backlog.exchange(false, std::memory_order_seq_cst)) return true;  // _armed stays set: no writes
+  _holding.store(false, std::memory_order_seq_cst);
   _armed.store(false, std::memory_order_seq_cst);
-}
-
-void Waker::post(TaskPtr task) {
-  {
-    std::lock_guard lock(_mutex);
-    _inbox.push_back(std::move(task));
-  }
-  signal();
+  return false;
 }
 
 std::vector<TaskPtr> Waker::take() {
@@ -95,23 +111,26 @@ PyObject* waker_signal(PyObject* o, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* waker_clear(PyObject* o, PyObject*) {
-  as_waker(o)->waker->clear();
-  Py_RETURN_NONE;
-}
-
-// deliver(rebuild): completes the futures of the tasks posted so far, on
-// the loop's thread (their results go to the bridge's pending list, which
-// the caller drains next).  Each task carries its own pool's rebuilder;
-// `rebuild` is the fallback.
-PyObject* waker_deliver(PyObject* o, PyObject* rebuild) {
+// deliver(rebuild, cancelled_error) -> hold: answers the signal, then
+// completes the futures of the tasks posted so far, at once: it runs on the
+// loop's own thread (the loop's reader callback).  Each task carries its
+// own pool's rebuilder; `rebuild` is the fallback.  `cancelled_error` is
+// asyncio.CancelledError: a task stopped on request cancels its future.
+// True: the loop holds results back (Waker::answer) and must call again soon.
+PyObject* waker_deliver(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyType_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "deliver(rebuild, cancelled_error: type)");
+    return nullptr;
+  }
   ModuleState& state = state_of_type(Py_TYPE(o));
-  std::vector<TaskPtr> tasks = as_waker(o)->waker->take();
-  if (tasks.empty()) Py_RETURN_NONE;
-  BridgeBatch batch;
-  for (auto& t : tasks) deliver(state, rebuild, *t, &batch);
-  batch.flush(state);  // no wake(): the caller drains the bridge now
-  Py_RETURN_NONE;
+  Waker& waker = *as_waker(o)->waker;
+  bool hold = waker.answer();  // before take(): a post that comes after it signals again
+  std::vector<TaskPtr> tasks = waker.take();
+  if (!tasks.empty()) {
+    BridgeBatch batch(state, args[1]);
+    for (auto& t : tasks) deliver(state, args[0], *t, &batch);
+  }
+  return Py_NewRef(hold ? Py_True : Py_False);
 }
 
 // discard(): drops the tasks posted for a loop that closed.
@@ -127,12 +146,12 @@ PyObject* waker_discard(PyObject* o, PyObject*) {
 }
 
 PyMethodDef waker_methods[] = {
-    {"deliver", waker_deliver, METH_O,
-     "deliver(rebuild): complete the futures of the tasks posted so far (the loop's thread)."},
+    {"deliver", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(waker_deliver)), METH_FASTCALL,
+     "deliver(rebuild, cancelled_error) -> hold: answer the signal and complete the futures of the tasks posted "
+     "so far (the loop's thread); true: results are held back, call again soon."},
     {"discard", waker_discard, METH_NOARGS, "Drop the tasks posted so far (their loop is closed)."},
     {"fileno", waker_fileno, METH_NOARGS, "The eventfd to watch: readable once signalled."},
     {"signal", waker_signal, METH_NOARGS, "Make the eventfd readable (one write for any number of signals)."},
-    {"clear", waker_clear, METH_NOARGS, "Answer the signal: read the eventfd; the next signal writes again."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -28,16 +28,28 @@ class Waker {
   int fd() const { return _fd; }
   /// Makes the eventfd readable, unless a signal is pending already.  Any thread, no GIL.
   void signal();
-  /// Answers the signal: the next signal() writes again.  The loop's thread.
-  void clear();
   /// Queues a finished task for the loop to deliver, and signals.  Any thread, no GIL.
-  void post(TaskPtr task);
+  /// `backlog`: the posting pool still had tasks queued, so the loop may
+  /// hold this result back briefly and take it with the next ones (see
+  /// answer()); a post without a backlog ends such a hold at once.
+  void post(TaskPtr task, bool backlog = false);
+  /// Answers a wake-up, on the loop's thread, before take(): consumes the
+  /// eventfd's count and, unless it holds, lets the next signal write again.
+  /// It holds (returns true) when the latest post saw its pool's queue
+  /// still full: the workers are busy with queued work anyway, so the
+  /// results that finish meanwhile wait without a write, until the loop
+  /// looks again (its own timer) or a post finds the queue empty.
+  bool answer();
   /// The tasks posted so far.
   std::vector<TaskPtr> take();
 
  private:
+  void write_fd();
+
   int _fd;
   std::atomic<bool> _armed{false};
+  std::atomic<bool> _backlog{false};  // the latest post saw its pool's queue non-empty
+  std::atomic<bool> _holding{false};  // the loop holds results back (answer() said so)
   std::mutex _mutex;  // guards _inbox
   std::vector<TaskPtr> _inbox;
 };

@@ -116,7 +116,9 @@ int module_exec(PyObject* module) {
   st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
   st.str_waker = PyUnicode_InternFromString("waker");
-  if (!st.str_push || !st.str_push_many || !st.str_waker) return -1;
+  st.str_done = PyUnicode_InternFromString("done");
+  st.str_cancel = PyUnicode_InternFromString("cancel");
+  if (!st.str_push || !st.str_push_many || !st.str_waker || !st.str_done || !st.str_cancel) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -166,6 +168,8 @@ void for_each_field(ModuleState& st, F&& f) {
   f(st.str_push);
   f(st.str_push_many);
   f(st.str_waker);
+  f(st.str_done);
+  f(st.str_cancel);
   for (auto*& type : st.handle_types) f(reinterpret_cast<PyObject*&>(type));
   f(st.handle_from_context);
   f(st.task_interrupted_type);

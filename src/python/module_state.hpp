@@ -82,6 +82,8 @@ struct ModuleState {
   PyObject* str_push = nullptr;       ///< LoopBridge.push
   PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
   PyObject* str_waker = nullptr;      ///< LoopBridge.waker
+  PyObject* str_done = nullptr;       ///< asyncio.Future.done
+  PyObject* str_cancel = nullptr;     ///< asyncio.Future.cancel
   PyObject* str_append = nullptr;
   PyObject* str_buffers = nullptr;
   PyObject* str_buffer_callback = nullptr;

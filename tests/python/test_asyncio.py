@@ -158,24 +158,28 @@ def test_gather_return_exceptions(pool):
 
 
 def _count_wakeups(loop):
-    """Count the loop's wake-ups for results: calls of its bridge's drain.
+    """Count the loop's wake-ups for results: calls of its bridge's _woken.
 
-    Returns the list each drain appends to.  The bridge is made here, on the
-    loop's thread, and its instance's class is patched for this loop only.
+    Returns the list each wake-up appends to.  The bridge is made here, on
+    the loop's thread, and its instance's class is patched for this loop
+    only; the loop's reader is registered again, with the patched method.
     """
     calls = []
     from interpool import _aio
 
     bridge = _aio.bridge_for(loop)
-    original = type(bridge)._drain
+    original = type(bridge)._woken
 
     def counting(self):
         if self is bridge:
             calls.append(None)
         return original(self)
 
-    type(bridge)._drain = counting
-    _restore.append(lambda: setattr(type(bridge), "_drain", original))
+    type(bridge)._woken = counting
+    _restore.append(lambda: setattr(type(bridge), "_woken", original))
+    fd = bridge._waker.fileno()
+    loop.remove_reader(fd)
+    loop.add_reader(fd, bridge._woken)
     return calls
 
 
@@ -289,6 +293,87 @@ def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool1):
     values, exc = asyncio.run(main())
     assert values == [i * i for i in range(20)]
     assert isinstance(exc, (StopIteration, RuntimeError))
+
+
+def _posted_to_the_loop(loop):
+    """True when results reach ``loop`` straight from the workers (its LoopWaker)."""
+    from interpool import _aio
+
+    return _aio.bridge_for(loop)._waker is not None
+
+
+def test_stop_iteration_from_a_task_becomes_runtime_error(pool1):
+    """asyncio futures refuse StopIteration: the loop gets RuntimeError, caused by it."""
+
+    async def main():
+        assert _posted_to_the_loop(asyncio.get_running_loop())
+        with pytest.raises(RuntimeError, match="StopIteration") as info:
+            await pool1.run(next, iter([]))
+        assert await pool1.run(t.square, 3) == 9  # the loop still takes results
+        return info.value
+
+    exc = arun(main())
+    assert isinstance(exc.__cause__, StopIteration)
+
+
+def test_interrupting_a_running_call_cancels_its_future(pool1, tmp_path):
+    """A call stopped in the worker (here by shutdown(interrupt=True)) cancels
+    the future it would have completed; the awaiting task sees CancelledError."""
+    started = str(tmp_path / "started")
+    gate = interpool.Event()
+
+    async def main():
+        assert _posted_to_the_loop(asyncio.get_running_loop())
+        call = pool1.run(t.wait_for_gate, "never", gate, started)
+        running = asyncio.ensure_future(call)
+        await wait_for_file(started)
+        pool1.shutdown(wait=False, interrupt=True)
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        return call
+
+    call = arun(main())
+    assert call.cancelled()
+
+
+def test_a_result_held_back_behind_queued_work_still_arrives(pool1, tmp_path):
+    """While its pool has queued work the loop holds results back, but not for good.
+
+    The only worker finishes ``first`` with two calls queued behind it, so
+    the loop holds that result back; then it runs ``quick`` and blocks in
+    ``last`` for as long as the test likes.  Both held results still arrive.
+    """
+    first_started, last_started = str(tmp_path / "first"), str(tmp_path / "last")
+    gate_first, gate_last = interpool.Event(), interpool.Event()
+    holds = []
+    from interpool import _aio
+
+    original = _aio.LoopBridge._woken
+
+    def woken(self):
+        original(self)
+        holds.append(self._hold is not None)
+
+    _aio.LoopBridge._woken = woken  # before the loop's bridge is made: its reader calls this
+    _restore.append(lambda: setattr(_aio.LoopBridge, "_woken", original))
+
+    async def main():
+        assert _posted_to_the_loop(asyncio.get_running_loop())
+        first = asyncio.ensure_future(pool1.run(t.wait_for_gate, "first", gate_first, first_started))
+        await wait_for_file(first_started)
+        quick = asyncio.ensure_future(pool1.run(t.square, 7))
+        last = asyncio.ensure_future(pool1.run(t.wait_for_gate, "last", gate_last, last_started))
+        await asyncio.sleep(0)  # both submitted, queued behind `first`
+        gate_first.set()
+        assert await first == "first"
+        assert await quick == 49
+        await wait_for_file(last_started)
+        assert not last.done()
+        gate_last.set()
+        return await last
+
+    assert arun(main()) == "last"
+    assert any(holds), holds
 
 
 def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool1, tmp_path):
