@@ -55,7 +55,7 @@ class FutureContract:
     """
 
     __slots__ = ()
-    future_type = None  # interpool.Future, set below
+    future_type: type | None = None  # interpool.Future, set below
     observed = "_cond"
     state = "_state"
     result = "_result"
