@@ -13,7 +13,11 @@ import pytest
 
 import interpool
 import _stop_tasks as tasks
-from test_interrupt import PATIENCE, Kind, kind, wait_until  # noqa: F401  (the fixture)
+import _probe
+from test_interrupt import PATIENCE
+
+# The executors (conftest.PoolKind); each test makes its own one-worker pool.
+pytestmark = pytest.mark.workers(1)
 
 
 # Waits on a thread of its own: a pool under test may be the loop's default executor.
@@ -26,7 +30,7 @@ async def started_in_thread(event):
 
 
 def interrupted_once(pool):
-    wait_until(lambda: pool.stats().interrupted == 1 and pool.stats().running == 0, "the task was interrupted")
+    _probe.wait_for(lambda: pool.stats().interrupted == 1 and pool.stats().running == 0, "the task was interrupted")
 
 
 def test_cancelling_run_interrupts_the_running_task(kind):
@@ -90,7 +94,7 @@ def test_cancelling_to_interpreter_interrupts_the_task():
             await task
 
     asyncio.run(main())
-    wait_until(lambda: pool.stats().interrupted == before + 1, "the task was interrupted")
+    _probe.wait_for(lambda: pool.stats().interrupted == before + 1, "the task was interrupted")
 
 
 @pytest.mark.parametrize("closing", ["break", "aclosing"])
@@ -117,7 +121,7 @@ def test_leaving_map_async_stops_what_is_left(kind, closing):
             await items.aclose()
 
     asyncio.run(main())
-    wait_until(lambda: pool.stats().running == 0, "nothing runs any more")
+    _probe.wait_for(lambda: pool.stats().running == 0, "nothing runs any more")
     stats = pool.stats()
     assert stats.interrupted >= 1  # the spinning item; a quick one may be caught running too
     assert stats.done + stats.cancelled + stats.interrupted == 6
