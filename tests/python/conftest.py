@@ -16,8 +16,9 @@ with 1 and with 3 workers.  A test asks for them through the fixtures below:
   makes a pool (shut down after the test), ``kind.fn(f)`` marks ``f`` as that
   kind needs.  ``pool`` is ``kind.make(kind.workers)``; ``make_pool`` is
   ``kind.make``; ``pool_kind`` is ``kind.name``.
-* ``reused_pool``: one pool per kind and module, for modules whose tasks never
-  outlive their test (it saves starting interpreters for every test).
+* ``@pytest.mark.reuse_pool``: ``pool`` is one pool per kind and module, for
+  modules whose tasks never outlive their test (it saves starting
+  interpreters for every test).
 
 Which kinds and worker counts a test gets is chosen by markers, closest wins:
 
@@ -260,6 +261,7 @@ def _closest_args(definition, name, default):
 def pytest_configure(config):
     config.addinivalue_line("markers", "kinds(*names): the pool kinds a behaviour test runs on (conftest.py)")
     config.addinivalue_line("markers", "workers(*counts): the worker counts a behaviour test runs with")
+    config.addinivalue_line("markers", "reuse_pool: the pool fixture is one pool per module and kind")
     config.addinivalue_line("markers", "needs(*features): skip pool kinds without these features, naming them")
 
 
@@ -311,23 +313,21 @@ def make_pool(kind):
     return kind.make
 
 
-@pytest.fixture
-def pool(kind):
-    """A fresh pool of the kind under test, with its worker count."""
-    return kind.make()
-
-
 _REUSED = {}
 
 
 @pytest.fixture
-def reused_pool(kind, request):
-    """A pool of the kind under test, made once per module and kind.
+def pool(kind, request):
+    """A pool of the kind under test, with its worker count.
 
-    For modules whose tasks never outlive their test: starting 1 to 3
-    interpreters (an AsyncPool's with an event loop each) for every test of
-    every kind would cost more than the tests.  Shut down at the module's end.
+    Fresh for each test, unless the test is marked ``reuse_pool``: then one
+    pool per module and kind, for modules whose tasks never outlive their
+    test and leave no state in a worker (starting 1 to 3 interpreters, an
+    AsyncPool's with an event loop each, for every test of every kind would
+    cost more than the tests).  Those are shut down at the module's end.
     """
+    if request.node.get_closest_marker("reuse_pool") is None:
+        return kind.make()
     key = (request.module.__name__, kind.name, kind.workers)
     if key not in _REUSED:
         holder = PoolKind(kind.name, kind.workers)
