@@ -35,6 +35,7 @@ Tests that concern one kind use an explicitly named fixture (``plain_pool``,
 """
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import os
@@ -122,8 +123,9 @@ class AsyncPoolDriver:
     """An AsyncPool driven from synchronous test code, as an executor.
 
     ``submit(f, *args)`` runs ``await _kind_tasks.call(f, args, kwargs)`` in a
-    worker's event loop through ``AsyncPool.run``, awaited in an event loop on
-    a thread of the test process; it returns a concurrent.futures.Future.
+    worker's event loop through ``AsyncPool.run``, called in an event loop on
+    a thread of the test process; it returns a concurrent.futures.Future and
+    raises what ``AsyncPool.run`` raises (an unsendable argument).
     ``concurrency=1`` (by default) gives each worker one task at a time, as
     the executors do: a task that blocks (in ``Queue.get``, ``Lock.acquire``)
     blocks its worker's loop, and a second task queued in the same loop would
@@ -141,15 +143,27 @@ class AsyncPoolDriver:
     def workers(self):
         return self.apool.workers
 
-    async def _call(self, fn, args, kwargs):
-        import _kind_tasks
-
-        return await self.apool.run(_kind_tasks.call, fn, args, kwargs)
-
     def submit(self, fn, /, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` through ``AsyncPool.run``; raise what submitting raises."""
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return asyncio.run_coroutine_threadsafe(self._call(fn, args, kwargs), self._loop)
+        import _kind_tasks
+
+        submitted, result = concurrent.futures.Future(), concurrent.futures.Future()
+
+        def start():  # on the loop's thread, in the running loop: AsyncPool.run submits at once
+            try:
+                remote = self.apool.run(_kind_tasks.call, fn, args, kwargs)
+            except BaseException as exc:
+                submitted.set_exception(exc)
+                return
+            submitted.set_result(None)
+            remote.add_done_callback(functools.partial(_settle, result))
+            result.add_done_callback(lambda f: f.cancelled() and self._loop.call_soon_threadsafe(remote.cancel))
+
+        self._loop.call_soon_threadsafe(start)
+        submitted.result()
+        return result
 
     def map(self, fn, *iterables, timeout=None):
         futures = [self.submit(fn, *items) for items in zip(*iterables)]
@@ -185,6 +199,18 @@ class AsyncPoolDriver:
 
     def __repr__(self):
         return f"<AsyncPoolDriver of {self.apool!r}>"
+
+
+def _settle(result, remote):
+    """Complete the concurrent.futures.Future ``result`` as the asyncio future ``remote`` ended."""
+    if result.done():
+        return
+    if remote.cancelled():
+        result.cancel()
+    elif remote.exception() is not None:
+        result.set_exception(remote.exception())
+    else:
+        result.set_result(remote.result())
 
 
 class PoolKind:
