@@ -26,11 +26,9 @@ def anyio_backend(request):
     return request.param
 
 
-@pytest.fixture
-def pool():
-    pool = interpool.Pool(2)
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True, interrupt=True)
+# ``pool`` is each executor kind (conftest.PoolKind: Pool,
+# InterpreterPoolExecutor, HybridPool with isolated callables) with 1 and 3
+# workers.
 
 
 wait_until = _probe.wait_for  # poll a probe of engine state (pool.stats()); fail after its deadline
