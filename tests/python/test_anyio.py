@@ -12,6 +12,7 @@ import _probe
 anyio = pytest.importorskip("anyio")
 
 import interpool  # noqa: E402
+from conftest import BEHAVIOUR  # noqa: E402
 
 import _async_tasks as t  # noqa: E402
 import _stop_tasks  # noqa: E402
@@ -29,6 +30,7 @@ def anyio_backend(request):
 # ``pool`` is each executor kind (conftest.PoolKind: Pool,
 # InterpreterPoolExecutor, HybridPool with isolated callables) with 1 and 3
 # workers.
+pytestmark = BEHAVIOUR
 
 
 wait_until = _probe.wait_for  # poll a probe of engine state (pool.stats()); fail after its deadline

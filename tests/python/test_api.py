@@ -6,6 +6,7 @@ import os
 import threading
 import time
 
+import _probe
 import _tasks
 import pytest
 from conftest import make
@@ -127,10 +128,7 @@ def test_result_timeout_raises_timeout_error(pool):
 @pytest.mark.timeout(30)
 def test_done_becomes_true_without_calling_result(pool):
     future = pool.submit(_tasks.sleep_then_return, 0.05, 1)
-    deadline = time.monotonic() + 10
-    while not future.done():
-        assert time.monotonic() < deadline, "future never became done"
-        time.sleep(0.005)
+    _probe.wait_for(future.done, "the future became done without result() being called")
     assert future.result() == 1
 
 
@@ -150,11 +148,8 @@ def test_running_is_true_while_the_task_runs(make_pool, tmp_path):
     assert queued.result(timeout=30) == "queued"
 
 
-def _wait_for_file(path, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.002)
+def _wait_for_file(path):
+    _probe.wait_for(path.exists, f"{path} appeared")
 
 
 # ------------------------------------------------ concurrent.futures protocol

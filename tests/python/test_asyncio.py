@@ -21,7 +21,7 @@ import warnings
 
 import _probe
 import pytest
-from conftest import child_env
+from conftest import BEHAVIOUR, child_env
 
 import _async_tasks as t
 import interpool
@@ -45,6 +45,7 @@ async def wait_for_file(path, timeout=TIMEOUT):
 # ``pool`` is each executor kind (conftest.PoolKind: Pool,
 # InterpreterPoolExecutor, HybridPool with isolated callables) with 1 and 3
 # workers.  Tests that order work behind one busy worker run with 1 only.
+pytestmark = BEHAVIOUR
 ONE_WORKER = pytest.mark.workers(1)
 # A coroutine object given to Pool.run/submit: a HybridPool reaches its
 # interpreter lane only through interpool.isolated(), which refuses a

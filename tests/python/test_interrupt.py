@@ -14,6 +14,7 @@ import pytest
 import interpool
 import _probe
 import _stop_tasks as tasks
+from conftest import EXECUTOR_KINDS
 
 PATIENCE = 60.0  # generous: only a hang fails this, never slowness
 
@@ -22,7 +23,7 @@ PATIENCE = 60.0  # generous: only a hang fails this, never slowness
 # Each test makes the pools it needs with the worker count it needs (one
 # worker, mostly: the task under test is the one a probe watches), so the
 # worker-count axis would only run each test twice.
-pytestmark = pytest.mark.workers(1)
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(1)]
 
 
 def wait_until_sleeping_in_c(pool):

@@ -14,10 +14,11 @@ import pytest
 import interpool
 import _stop_tasks as tasks
 import _probe
+from conftest import EXECUTOR_KINDS
 from test_interrupt import PATIENCE
 
 # The executors (conftest.PoolKind); each test makes its own one-worker pool.
-pytestmark = pytest.mark.workers(1)
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(1)]
 
 
 # Waits on a thread of its own: a pool under test may be the loop's default executor.

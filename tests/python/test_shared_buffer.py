@@ -24,13 +24,13 @@ import pytest
 
 import _share_tasks as t
 import interpool
-from conftest import ALL_KINDS
+from conftest import ALL_BEHAVIOUR
 
 TIMEOUT = 30
 # Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
 # workers; one pool per kind for the module, since its tasks never outlive a
 # test.  Tests about Pool's own options (max_tasks_per_worker) use ``pools``.
-pytestmark = [pytest.mark.timeout(120), pytest.mark.kinds(*ALL_KINDS), pytest.mark.reuse_pool]
+pytestmark = [pytest.mark.timeout(120), *ALL_BEHAVIOUR, pytest.mark.reuse_pool]
 
 
 def run(pool, fn, *args):

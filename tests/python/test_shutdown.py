@@ -1,19 +1,16 @@
 """shutdown(), the context manager, and cancelling futures."""
 
 import concurrent.futures as cf
-import time
 
 import _tasks
 import pytest
 
+import _probe
 import interpool
 
 
-def wait_for_file(path, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.002)
+def wait_for_file(path):
+    _probe.wait_for(path.exists, f"{path} appeared")
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import time
 import _probe
 import _sync_tasks as tasks
 import pytest
-from conftest import ALL_KINDS, child_env
+from conftest import ALL_BEHAVIOUR, child_env
 
 import interpool
 
 # Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
 # workers; one pool per kind for the module, since its tasks never outlive a
 # test and keep no state in a worker.
-pytestmark = [pytest.mark.timeout(60), pytest.mark.kinds(*ALL_KINDS), pytest.mark.reuse_pool]
+pytestmark = [pytest.mark.timeout(60), *ALL_BEHAVIOUR, pytest.mark.reuse_pool]
 
 
 def result(future, timeout=30):
