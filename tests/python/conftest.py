@@ -72,6 +72,10 @@ def make(kind, workers, **kwargs):
     """Create a pool of ``kind`` with ``workers`` workers, spelled as that class wants."""
     if kind == "Pool":
         return interpool.Pool(workers, **kwargs)
+    if kind == "HybridPool":
+        return interpool.HybridPool(workers, **kwargs)
+    if kind != "InterpreterPoolExecutor":
+        raise ValueError(f"make() makes executors, not {kind!r}")
     if "max_tasks_per_worker" in kwargs:
         raise ValueError("InterpreterPoolExecutor has no max_tasks_per_worker")
     return interpool.InterpreterPoolExecutor(max_workers=workers, **kwargs)
@@ -86,22 +90,22 @@ class IsolatingHybridPool(interpool.HybridPool):
     Behaviour tests call ``pool.submit(f, ...)`` with plain functions; on a
     HybridPool those would run on threads of this interpreter and test
     nothing about interpreters.  This marks each callable at the call site
-    (``interpool.isolated(f)``, the documented spelling) and changes nothing else.
+    (``interpool.isolated(f)``, the documented spelling) and changes nothing
+    else.  Not marked: what asyncio.to_thread submits (its caller marks the
+    function it passes) and non-callables (the pool's own check refuses them).
     """
 
     def submit(self, fn, /, *args, **kwargs):
-        if _is_to_thread_call(fn):  # asyncio.to_thread: its caller marks the function it passes
-            return super().submit(fn, *args, **kwargs)
-        return super().submit(interpool.isolated(fn), *args, **kwargs)
+        return super().submit(_mark(fn), *args, **kwargs)
 
     def map(self, fn, *iterables, **kwargs):
-        return super().map(interpool.isolated(fn), *iterables, **kwargs)
+        return super().map(_mark(fn), *iterables, **kwargs)
 
     def run(self, fn, /, *args, **kwargs):
-        return super().run(interpool.isolated(fn), *args, **kwargs)
+        return super().run(_mark(fn), *args, **kwargs)
 
     def map_async(self, fn, iterable, **kwargs):
-        return super().map_async(interpool.isolated(fn), iterable, **kwargs)
+        return super().map_async(_mark(fn), iterable, **kwargs)
 
     def options(self, **kwargs):
         return _IsolatingOptions(super().options(**kwargs))
@@ -112,6 +116,13 @@ def _is_to_thread_call(fn):
     return type(fn) is functools.partial and isinstance(getattr(fn.func, "__self__", None), contextvars.Context)
 
 
+def _mark(fn):
+    """``fn`` marked isolated, unless it is a to_thread call or not callable."""
+    if not callable(fn) or _is_to_thread_call(fn):
+        return fn
+    return interpool.isolated(fn)
+
+
 class _IsolatingOptions:
     """``IsolatingHybridPool.options(...)``: the same calls, each callable marked isolated."""
 
@@ -119,16 +130,16 @@ class _IsolatingOptions:
         self._options = options
 
     def submit(self, fn, /, *args, **kwargs):
-        return self._options.submit(interpool.isolated(fn), *args, **kwargs)
+        return self._options.submit(_mark(fn), *args, **kwargs)
 
     def map(self, fn, *iterables, **kwargs):
-        return self._options.map(interpool.isolated(fn), *iterables, **kwargs)
+        return self._options.map(_mark(fn), *iterables, **kwargs)
 
     def run(self, fn, /, *args, **kwargs):
-        return self._options.run(interpool.isolated(fn), *args, **kwargs)
+        return self._options.run(_mark(fn), *args, **kwargs)
 
     def map_async(self, fn, iterable, **kwargs):
-        return self._options.map_async(interpool.isolated(fn), iterable, **kwargs)
+        return self._options.map_async(_mark(fn), iterable, **kwargs)
 
 
 class AsyncPoolDriver:
