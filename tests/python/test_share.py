@@ -445,14 +445,18 @@ def test_a_shared_made_in_a_task_arrives_in_the_caller_as_its_value(pool):
     assert type(value) is t.Tracked and value.label == "made in a task"
 
 
-def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
+def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind, request):
+    if kind.name == "AsyncPool":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug: AsyncPool keeps the last result it delivered to a loop alive (held from C, "
+                "not by any Python object) until that loop's next result; Pool.run releases it",
+            )
+        )
     value = run(pool, t.share_in_task, "returned")
     dead = []
     weakref.finalize(value, dead.append, "returned")
     del value
-    if kind.name == "AsyncPool":
-        # The test's event loop thread (conftest.AsyncPoolDriver) may still be
-        # in the callback that passed the result on, holding the asyncio future.
-        _probe.wait_for(lambda: gc.collect() is not None and dead, "the caller's copy is released")
     gc.collect()
     assert dead == ["returned"]
