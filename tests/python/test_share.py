@@ -445,14 +445,13 @@ def test_a_shared_made_in_a_task_arrives_in_the_caller_as_its_value(pool):
     assert type(value) is t.Tracked and value.label == "made in a task"
 
 
-def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind, request):
+def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
     if kind.name == "AsyncPool":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: AsyncPool keeps the last result it delivered to a loop alive (held from C, "
-                "not by any Python object) until that loop's next result; Pool.run releases it",
-            )
+        # Not a strict xfail: it fails in about half the runs, by timing.
+        pytest.skip(
+            "bug in AsyncPool: a result delivered to a loop is sometimes kept alive after "
+            "`await apool.run(...)` returned and the caller dropped it (held from C, not by a Python "
+            "object) until the loop's next result; Pool.run releases it (reported by H9)"
         )
     value = run(pool, t.share_in_task, "returned")
     dead = []
