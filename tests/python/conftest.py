@@ -27,7 +27,7 @@ Which kinds and worker counts a test gets is chosen by markers, closest wins:
   ``AsyncPool``).  ``BEHAVIOUR`` / ``ALL_BEHAVIOUR`` are the full matrix.
 * ``@pytest.mark.workers(1, ...)``: the worker counts (``WORKER_COUNTS``: 1, 3).
 * Without markers: ``UNREVIEWED_KINDS`` x ``UNREVIEWED_COUNTS`` (see there).
-* ``@pytest.mark.needs("stats", ...)``: features a kind must have; a kind
+* ``@pytest.mark.needs("interrupt", ...)``: features a kind must have; a kind
   without one is skipped, with a reason that names the kind and the feature
   (see ``PoolKind.FEATURES``), never silently passed.
 
@@ -241,25 +241,21 @@ class PoolKind:
 
     #: Features some kinds lack, and the kinds that have each.
     FEATURES = {
-        # The concurrent.futures.Executor API with interpool's Future
-        # (interrupt(), running(), done-callbacks on the engine's thread).
-        "executor": set(EXECUTOR_KINDS),
-        # pool.stats(), options(timeout=...), task_timeout, interrupt_grace,
-        # max_tasks_per_worker: the engine options of Pool's constructor.
-        "stats": set(EXECUTOR_KINDS),
-        "options": set(EXECUTOR_KINDS),
-        # await pool.run(f) / map_async from a caller's event loop.
+        # interpool's Future (interrupt()), pool.stats(), pool.options(timeout=...).
+        # AsyncPool cancels the remote coroutine instead and has no stats.
+        "interrupt": set(EXECUTOR_KINDS),
+        # await pool.run(f) and pool.map_async(f, ...) on plain functions
+        # (AsyncPool.run takes coroutine functions).
         "run": set(EXECUTOR_KINDS),
+        # task_timeout, interrupt_grace, max_tasks_per_worker in the
+        # constructor (InterpreterPoolExecutor keeps the stdlib's signature).
+        "engine_options": {"Pool", "HybridPool"},
     }
 
     def __init__(self, name, workers):
         self.name = name
         self.workers = workers
         self.made = []
-
-    @property
-    def id(self):
-        return f"{self.name}-{self.workers}"
 
     def __repr__(self):
         return f"PoolKind({self.name!r}, {self.workers})"

@@ -14,16 +14,16 @@ import pytest
 import interpool
 import _probe
 import _stop_tasks as tasks
-from conftest import EXECUTOR_KINDS
+from conftest import ALL_KINDS
 
 PATIENCE = 60.0  # generous: only a hang fails this, never slowness
 
-# The executors (conftest.PoolKind: Pool, InterpreterPoolExecutor, HybridPool
-# with isolated callables); AsyncPool has no Future.interrupt() or stats.
-# Each test makes the pools it needs with the worker count it needs (one
-# worker, mostly: the task under test is the one a probe watches), so the
-# worker-count axis would only run each test twice.
-pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(1)]
+# Every pool kind (conftest.PoolKind); AsyncPool is skipped, by name: it has
+# no Future.interrupt() or stats (cancelling its coroutines is tested in
+# test_async_pool.py).  Each test makes the pools it needs with the worker
+# count it needs (one worker, mostly: the task under test is the one a probe
+# watches), so the worker-count axis would only run each test twice.
+pytestmark = [pytest.mark.kinds(*ALL_KINDS), pytest.mark.workers(1), pytest.mark.needs("interrupt")]
 
 
 def wait_until_sleeping_in_c(pool):
