@@ -21,7 +21,7 @@ import warnings
 
 import _probe
 import pytest
-from conftest import BEHAVIOUR, child_env
+from conftest import EXECUTOR_KINDS, child_env
 
 import _async_tasks as t
 import interpool
@@ -43,9 +43,11 @@ async def wait_for_file(path, timeout=TIMEOUT):
 
 
 # ``pool`` is each executor kind (conftest.PoolKind: Pool,
-# InterpreterPoolExecutor, HybridPool with isolated callables) with 1 and 3
-# workers.  Tests that order work behind one busy worker run with 1 only.
-pytestmark = BEHAVIOUR
+# InterpreterPoolExecutor, HybridPool with isolated callables) with 3
+# workers: how results reach a loop does not depend on how many workers
+# produce them, and a second worker count would add a sixth of the suite's
+# time.  Tests that order work behind one busy worker run with 1 instead.
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(3)]
 ONE_WORKER = pytest.mark.workers(1)
 # A coroutine object given to Pool.run/submit: a HybridPool reaches its
 # interpreter lane only through interpool.isolated(), which refuses a
@@ -207,7 +209,6 @@ def test_results_are_batched_per_wakeup(pool):
     assert 1 <= wakeups <= 10, wakeups
 
 
-@pytest.mark.workers(3)  # how many results one wake-up takes: one worker count is enough to see it
 def test_results_are_batched_in_a_plain_gather(pool):
     """Without any help from the test, far fewer wake-ups than results."""
     n = 1000
@@ -368,8 +369,7 @@ def test_map_async_ordered_waits_for_a_slow_first_item(pool):
     assert arun(main()) == "slow"
 
 
-@pytest.mark.workers(3)  # the slow first item blocks one worker while the others run
-def test_map_async_unordered_yields_as_completed(pool):
+def test_map_async_unordered_yields_as_completed(pool):  # needs 2+ workers: the slow item holds one
     gate = interpool.Event()  # "slow" ends once the other five have been yielded
 
     async def main():
