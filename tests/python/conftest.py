@@ -31,8 +31,8 @@ Which kinds and worker counts a test gets is chosen by markers, closest wins:
   without one is skipped, with a reason that names the kind and the feature
   (see ``PoolKind.FEATURES``), never silently passed.
 
-Tests that concern one kind use an explicitly named fixture (``plain_pool``,
-``pools``) that no module redefines.
+Tests that concern Pool itself (its own options) use ``pools``, a factory of
+interpool.Pool objects; no module redefines ``pool``.
 """
 
 import asyncio
@@ -385,12 +385,6 @@ def _close_reused_pools(request):
     yield
     for key in [k for k in _REUSED if k[0] == request.module.__name__]:
         _REUSED.pop(key)[0].close()
-
-
-@pytest.fixture
-def plain_pool(pools):
-    """One interpool.Pool with 2 workers: for tests about Pool itself."""
-    return pools(2)
 
 
 @pytest.fixture
