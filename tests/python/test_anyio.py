@@ -12,6 +12,7 @@ import _probe
 anyio = pytest.importorskip("anyio")
 
 import interpool  # noqa: E402
+from conftest import EXECUTOR_KINDS  # noqa: E402
 
 import _async_tasks as t  # noqa: E402
 import _stop_tasks  # noqa: E402
@@ -26,11 +27,10 @@ def anyio_backend(request):
     return request.param
 
 
-@pytest.fixture
-def pool():
-    pool = interpool.Pool(2)
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True, interrupt=True)
+# ``pool`` is each executor kind (conftest.PoolKind: Pool,
+# InterpreterPoolExecutor, HybridPool with isolated callables) with 3 workers
+# (as in test_asyncio.py: delivery to a loop does not depend on the count).
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(3)]
 
 
 wait_until = _probe.wait_for  # poll a probe of engine state (pool.stats()); fail after its deadline

@@ -6,9 +6,13 @@ import os
 import threading
 import time
 
+import _probe
 import _tasks
 import pytest
-from conftest import make
+from conftest import BEHAVIOUR, make
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 import interpool
 
@@ -35,13 +39,8 @@ def test_interpreter_pool_executor_defaults_like_the_stdlib():
         assert pool.submit(_tasks.identity, 1).result(timeout=30) == 1
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_workers_property_reports_the_count(pool_kind, workers):
-    pool = make(pool_kind, workers)
-    try:
-        assert pool.workers == workers
-    finally:
-        pool.shutdown()
+def test_workers_property_reports_the_count(pool, kind):
+    assert pool.workers == kind.workers
 
 
 @pytest.mark.parametrize(
@@ -70,12 +69,12 @@ def test_both_classes_are_executors():
     assert issubclass(interpool.InterpreterPoolExecutor, interpool.Pool)
 
 
-def test_repr_mentions_state_and_workers(pool_kind):
-    pool = make(pool_kind, 2)
-    name = "Pool" if pool_kind == "Pool" else "InterpreterPoolExecutor"
-    assert repr(pool) == f"<interpool.{name} running, workers=2>"
+def test_repr_mentions_state_and_workers(pool_kind, kind):
+    pool = make(pool_kind, kind.workers)  # the class itself (the kind's HybridPool marks calls isolated)
+    n = kind.workers
+    assert repr(pool) == f"<interpool.{pool_kind} running, workers={n}>"
     pool.shutdown()
-    assert repr(pool) == f"<interpool.{name} shut down, workers=2>"
+    assert repr(pool) == f"<interpool.{pool_kind} shut down, workers={n}>"
 
 
 # ------------------------------------------------------------------- submit
@@ -127,10 +126,7 @@ def test_result_timeout_raises_timeout_error(pool):
 @pytest.mark.timeout(30)
 def test_done_becomes_true_without_calling_result(pool):
     future = pool.submit(_tasks.sleep_then_return, 0.05, 1)
-    deadline = time.monotonic() + 10
-    while not future.done():
-        assert time.monotonic() < deadline, "future never became done"
-        time.sleep(0.005)
+    _probe.wait_for(future.done, "the future became done without result() being called")
     assert future.result() == 1
 
 
@@ -150,11 +146,8 @@ def test_running_is_true_while_the_task_runs(make_pool, tmp_path):
     assert queued.result(timeout=30) == "queued"
 
 
-def _wait_for_file(path, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.002)
+def _wait_for_file(path):
+    _probe.wait_for(path.exists, f"{path} appeared")
 
 
 # ------------------------------------------------ concurrent.futures protocol
@@ -170,6 +163,7 @@ def test_wait_all_completed(pool):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.workers(3)  # the fast task runs while the slow one holds a worker
 def test_wait_first_completed(pool):
     gate = interpool.Event()  # "slow" ends when the test says so
     slow = pool.submit(_tasks.wait_for_gate, gate, "slow")
@@ -184,6 +178,7 @@ def test_wait_first_completed(pool):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.workers(3)  # the failing task runs while the slow one holds a worker
 def test_wait_first_exception(pool):
     gate = interpool.Event()
     slow = pool.submit(_tasks.wait_for_gate, gate, "slow")

@@ -21,7 +21,7 @@ import warnings
 
 import _probe
 import pytest
-from conftest import child_env
+from conftest import EXECUTOR_KINDS, child_env
 
 import _async_tasks as t
 import interpool
@@ -42,25 +42,23 @@ async def wait_for_file(path, timeout=TIMEOUT):
         await asyncio.sleep(0.005)
 
 
-@pytest.fixture
-def pool():
-    p = interpool.Pool(2)
-    yield p
-    p.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
-def pool1():
-    p = interpool.Pool(1)
-    yield p
-    p.shutdown(wait=True, cancel_futures=True)
+# ``pool`` is each executor kind (conftest.PoolKind: Pool,
+# InterpreterPoolExecutor, HybridPool with isolated callables) with 3
+# workers: how results reach a loop does not depend on how many workers
+# produce them, and a second worker count would add a sixth of the suite's
+# time.  Tests that order work behind one busy worker run with 1 instead.
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(3)]
+ONE_WORKER = pytest.mark.workers(1)
+# A coroutine object given to Pool.run/submit: a HybridPool reaches its
+# interpreter lane only through interpool.isolated(), which refuses a
+# coroutine object (not callable) before Pool's own check could run.
+INTERPRETER_EXECUTORS = pytest.mark.kinds("Pool", "InterpreterPoolExecutor")
 
 
 # ---------------------------------------------------------------- Pool.run
 
 
-def test_run_returns_the_result(make_pool):
-    pool = make_pool(2)
+def test_run_returns_the_result(pool):
 
     async def main():
         assert await pool.run(t.square, 7) == 49
@@ -83,8 +81,7 @@ def test_run_happens_in_a_worker_interpreter(pool, monkeypatch):
     assert arun(main())["marker"] == "default"
 
 
-def test_run_exception_keeps_type_and_remote_traceback(make_pool, pool_kind):
-    pool = make_pool(2)
+def test_run_exception_keeps_type_and_remote_traceback(pool, pool_kind):
 
     async def main():
         with pytest.raises(t.Boom, match="kaboom") as info:
@@ -231,15 +228,16 @@ def test_results_are_batched_in_a_plain_gather(pool):
     assert wakeups < n // 10, wakeups
 
 
-def test_cancelling_the_awaiting_task_cancels_queued_work(pool1, tmp_path):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_cancelling_the_awaiting_task_cancels_queued_work(pool, tmp_path):
     started = str(tmp_path / "started")
     gate = interpool.Event()
     side_effect = tmp_path / "queued-ran"
 
     async def main():
-        busy = asyncio.ensure_future(pool1.run(t.wait_for_gate, "busy", gate, started))
+        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
         await wait_for_file(started)  # the only worker is busy until the gate opens
-        queued = asyncio.ensure_future(pool1.run(t.write_file, str(side_effect)))
+        queued = asyncio.ensure_future(pool.run(t.write_file, str(side_effect)))
         await asyncio.sleep(0)  # submitted, waiting in the queue
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -247,39 +245,41 @@ def test_cancelling_the_awaiting_task_cancels_queued_work(pool1, tmp_path):
         gate.set()
         assert await busy == "busy"
         # The pool stays usable and the worker is free: a later task runs.
-        assert await pool1.run(t.square, 5) == 25
+        assert await pool.run(t.square, 5) == 25
         return queued
 
     queued = arun(main())
     assert queued.cancelled()
-    pool1.shutdown(wait=True)
+    pool.shutdown(wait=True)
     assert not side_effect.exists(), "the cancelled work item ran"
 
 
-def test_cancelling_a_running_call_drops_its_result(pool1, tmp_path):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_cancelling_a_running_call_drops_its_result(pool, tmp_path):
     started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        running = asyncio.ensure_future(pool1.run(t.wait_for_gate, "late", gate, started))
+        running = asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate, started))
         await wait_for_file(started)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
         gate.set()
         # The running call finishes; its result arrives to a cancelled future, silently.
-        assert await pool1.run(t.square, 4) == 16
+        assert await pool.run(t.square, 4) == 16
 
     arun(main())
 
 
 
-def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool1):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool):
     counter, lock = interpool.SharedBuffer(8), interpool.Lock()
 
     async def main():
-        bad = asyncio.ensure_future(pool1.run(next, iter([])))
-        rest = [asyncio.ensure_future(pool1.run(t.square_and_count, i, counter, lock)) for i in range(20)]
+        bad = asyncio.ensure_future(pool.run(next, iter([])))
+        rest = [asyncio.ensure_future(pool.run(t.square_and_count, i, counter, lock)) for i in range(20)]
         await asyncio.sleep(0)
         # Block the loop until all 21 results are handed over: one batch.
         _probe.wait_for(lambda: memoryview(counter).cast("q")[0] == 20, "every task ran")
@@ -299,24 +299,26 @@ def _posted_to_the_loop(loop):
     """True when results reach ``loop`` straight from the workers (its LoopWaker)."""
     from interpool import _aio
 
-    return _aio.bridge_for(loop)._waker is not None
+    return _aio.bridge_for(loop).waker is not None
 
 
-def test_stop_iteration_from_a_task_becomes_runtime_error(pool1):
+@ONE_WORKER
+def test_stop_iteration_from_a_task_becomes_runtime_error(pool):
     """asyncio futures refuse StopIteration: the loop gets RuntimeError, caused by it."""
 
     async def main():
         assert _posted_to_the_loop(asyncio.get_running_loop())
         with pytest.raises(RuntimeError, match="StopIteration") as info:
-            await pool1.run(next, iter([]))
-        assert await pool1.run(t.square, 3) == 9  # the loop still takes results
+            await pool.run(next, iter([]))
+        assert await pool.run(t.square, 3) == 9  # the loop still takes results
         return info.value
 
     exc = arun(main())
     assert isinstance(exc.__cause__, StopIteration)
 
 
-def test_interrupting_a_running_call_cancels_its_future(pool1, tmp_path):
+@ONE_WORKER
+def test_interrupting_a_running_call_cancels_its_future(pool, tmp_path):
     """A call stopped in the worker (here by shutdown(interrupt=True)) cancels
     the future it would have completed; the awaiting task sees CancelledError."""
     started = str(tmp_path / "started")
@@ -324,10 +326,10 @@ def test_interrupting_a_running_call_cancels_its_future(pool1, tmp_path):
 
     async def main():
         assert _posted_to_the_loop(asyncio.get_running_loop())
-        call = pool1.run(t.wait_for_gate, "never", gate, started)
+        call = pool.run(t.wait_for_gate, "never", gate, started)
         running = asyncio.ensure_future(call)
         await wait_for_file(started)
-        pool1.shutdown(wait=False, interrupt=True)
+        pool.shutdown(wait=False, interrupt=True)
         with pytest.raises(asyncio.CancelledError):
             await running
         return call
@@ -336,7 +338,8 @@ def test_interrupting_a_running_call_cancels_its_future(pool1, tmp_path):
     assert call.cancelled()
 
 
-def test_a_result_held_back_behind_queued_work_still_arrives(pool1, tmp_path):
+@ONE_WORKER  # calls queue behind the only worker
+def test_a_result_held_back_behind_queued_work_still_arrives(pool, tmp_path):
     """While its pool has queued work the loop holds results back, but not for good.
 
     The only worker finishes ``first`` with two calls queued behind it, so
@@ -359,10 +362,10 @@ def test_a_result_held_back_behind_queued_work_still_arrives(pool1, tmp_path):
 
     async def main():
         assert _posted_to_the_loop(asyncio.get_running_loop())
-        first = asyncio.ensure_future(pool1.run(t.wait_for_gate, "first", gate_first, first_started))
+        first = asyncio.ensure_future(pool.run(t.wait_for_gate, "first", gate_first, first_started))
         await wait_for_file(first_started)
-        quick = asyncio.ensure_future(pool1.run(t.square, 7))
-        last = asyncio.ensure_future(pool1.run(t.wait_for_gate, "last", gate_last, last_started))
+        quick = asyncio.ensure_future(pool.run(t.square, 7))
+        last = asyncio.ensure_future(pool.run(t.wait_for_gate, "last", gate_last, last_started))
         await asyncio.sleep(0)  # both submitted, queued behind `first`
         gate_first.set()
         assert await first == "first"
@@ -376,16 +379,17 @@ def test_a_result_held_back_behind_queued_work_still_arrives(pool1, tmp_path):
     assert any(holds), holds
 
 
-def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool1, tmp_path):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool, tmp_path):
     started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        busy = asyncio.ensure_future(pool1.run(t.wait_for_gate, "busy", gate, started))
+        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
         await wait_for_file(started)  # the only worker is busy until the gate opens
-        queued = [asyncio.ensure_future(pool1.run(t.square, i)) for i in range(5)]
+        queued = [asyncio.ensure_future(pool.run(t.square, i)) for i in range(5)]
         await asyncio.sleep(0)  # submitted, waiting in the queue
-        pool1.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
         gate.set()
         outcomes = await asyncio.gather(*queued, return_exceptions=True)
         return await busy, outcomes
@@ -453,7 +457,7 @@ def test_map_async_ordered_waits_for_a_slow_first_item(pool):
     assert arun(main()) == "slow"
 
 
-def test_map_async_unordered_yields_as_completed(pool):
+def test_map_async_unordered_yields_as_completed(pool):  # needs 2+ workers: the slow item holds one
     gate = interpool.Event()  # "slow" ends once the other five have been yielded
 
     async def main():
@@ -501,7 +505,8 @@ def test_map_async_unordered_exception_propagates(pool):
 
 
 @pytest.mark.parametrize("how", ["aclosing", "plain break"])
-def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_map_async_breaking_out_cancels_the_rest(pool, tmp_path, how):
     ran = tmp_path / "ran"
     ran.mkdir()
     n = 20
@@ -512,7 +517,7 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
     async def main():
         # Item 0 returns at once; the others wait on the gate, so nothing
         # but the closing decides how many start, however slow the machine.
-        agen = pool1.map_async(functools.partial(t.touch_then_wait, str(ran), gate), range(n), chunksize=1)
+        agen = pool.map_async(functools.partial(t.touch_then_wait, str(ran), gate), range(n), chunksize=1)
         if how == "aclosing":
             async with contextlib.aclosing(agen) as it:
                 async for first in it:
@@ -530,7 +535,7 @@ def test_map_async_breaking_out_cancels_the_rest(pool1, tmp_path, how):
     first, at_close = arun(main())
     assert first == 0
     gate.set()  # an item that started (and was not interrupted) may finish
-    pool1.shutdown(wait=True)
+    pool.shutdown(wait=True)
     done = started()
     # Items start in order on the one worker; the one it may have been
     # taking as the iteration closed is the only newcomer.
@@ -710,6 +715,7 @@ def _assert_closed(coro):
     assert coro.cr_frame is None
 
 
+@INTERPRETER_EXECUTORS
 def test_coroutine_object_to_pool_run_is_a_type_error(pool):
     coro = t.acoro_square(3)
 
@@ -746,7 +752,16 @@ def test_plain_function_to_async_pool_run_is_a_type_error():
     assert "Pool.run" in message or "to_interpreter" in message
 
 
-def test_coroutine_function_to_pool_run_is_a_type_error(pool):
+def test_coroutine_function_to_pool_run_is_a_type_error(pool, pool_kind, request):
+    if pool_kind == "HybridPool":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug: HybridPool runs isolated(async_fn) in a worker and fails to send back "
+                "the un-run coroutine (cannot pickle 'coroutine'), instead of Pool's TypeError "
+                "naming AsyncPool: isolated() hides that the function is a coroutine function",
+            )
+        )
     async def main():
         with pytest.raises(TypeError, match="AsyncPool"):
             await pool.run(t.acoro_square, 3)
@@ -761,6 +776,7 @@ def test_coroutine_function_to_pool_run_is_a_type_error(pool):
     assert arun(main()) == 9
 
 
+@INTERPRETER_EXECUTORS
 def test_coroutine_object_to_submit_is_a_type_error_with_hint(pool):
     coro = t.acoro_square(3)
     with pytest.raises(TypeError, match="pass the function and its arguments"):
@@ -768,6 +784,7 @@ def test_coroutine_object_to_submit_is_a_type_error_with_hint(pool):
     _assert_closed(coro)
 
 
+@INTERPRETER_EXECUTORS
 def test_no_never_awaited_warning(pool):
     async def main():
         with pytest.raises(TypeError):
@@ -881,26 +898,27 @@ def test_loop_closed_while_results_in_flight(tmp_path):
     assert all("destroyed but it is pending" in r for r in report["records"]), report["records"]
 
 
-def test_loop_closed_in_process_then_pool_still_works(pool1):
+@ONE_WORKER  # the work under test queues behind one busy worker
+def test_loop_closed_in_process_then_pool_still_works(pool):
     """Same as above in this process: the pool and other loops are unaffected."""
     loop = asyncio.new_event_loop()
 
     gate = interpool.Event()
 
     async def start():
-        fut = asyncio.ensure_future(pool1.run(t.wait_for_gate, "late", gate))
+        fut = asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate))
         await asyncio.sleep(0)  # submitted
         return fut
 
     fut = loop.run_until_complete(start())
     loop.close()
     gate.set()  # the call ends after its loop closed
-    assert pool1.submit(t.square, 3).result(TIMEOUT) == 9  # queued behind the late call
+    assert pool.submit(t.square, 3).result(TIMEOUT) == 9  # queued behind the late call
     assert not fut.done()
     fut._log_destroy_pending = False  # asyncio would log the pending task at GC
 
     async def again():
-        return await pool1.run(t.square, 8)
+        return await pool.run(t.square, 8)
 
     assert arun(again()) == 64
 

@@ -14,46 +14,21 @@ import pytest
 import interpool
 import _probe
 import _stop_tasks as tasks
+from conftest import ALL_KINDS
 
-KINDS = ["Pool", "InterpreterPoolExecutor", "HybridPool"]
 PATIENCE = 60.0  # generous: only a hang fails this, never slowness
+
+# Every pool kind (conftest.PoolKind); AsyncPool is skipped, by name: it has
+# no Future.interrupt() or stats (cancelling its coroutines is tested in
+# test_async_pool.py).  Each test makes the pools it needs with the worker
+# count it needs (one worker, mostly: the task under test is the one a probe
+# watches), so the worker-count axis would only run each test twice.
+pytestmark = [pytest.mark.kinds(*ALL_KINDS), pytest.mark.workers(1), pytest.mark.needs("interrupt")]
 
 
 def wait_until_sleeping_in_c(pool):
     """Wait until the task of ``pool``'s only worker sleeps in C (a probe, not a guess)."""
     _probe.wait_until_in_sleep(pool.stats().workers[0].native_id, what="the worker sleeps in time.sleep")
-
-
-class Kind:
-    """One pool kind: how to make it and how to send a function to an interpreter."""
-
-    def __init__(self, name):
-        self.name = name
-        self.made = []
-
-    def make(self, workers=1, **kwargs):
-        if self.name == "Pool":
-            pool = interpool.Pool(workers, **kwargs)
-        elif self.name == "HybridPool":
-            pool = interpool.HybridPool(workers, **kwargs)
-        else:
-            pool = interpool.InterpreterPoolExecutor(workers)
-            if kwargs:  # the stdlib signature has no such options: build the engine the same way
-                pool.shutdown()
-                pool = interpool.Pool(workers, **kwargs)
-        self.made.append(pool)
-        return pool
-
-    def fn(self, f):
-        return interpool.isolated(f) if self.name == "HybridPool" else f
-
-
-@pytest.fixture(params=KINDS)
-def kind(request):
-    k = Kind(request.param)
-    yield k
-    for pool in k.made:
-        pool.shutdown(wait=True, cancel_futures=True, interrupt=True)
 
 
 def started_task(kind, pool, f, *args, submit=None):

@@ -14,7 +14,13 @@ import pytest
 import interpool
 import _stop_tasks as tasks
 import _probe
-from test_interrupt import PATIENCE, Kind, kind  # noqa: F401  (the fixture)
+from conftest import ALL_KINDS
+from test_interrupt import PATIENCE
+
+# Every pool kind (conftest.PoolKind); each test makes its own one-worker
+# pool.  AsyncPool is skipped, by name: its run() takes coroutine functions
+# and it has no stats (its cancellation is tested in test_async_pool.py).
+pytestmark = [pytest.mark.kinds(*ALL_KINDS), pytest.mark.workers(1), pytest.mark.needs("run", "interrupt")]
 
 
 # Waits on a thread of its own: a pool under test may be the loop's default executor.

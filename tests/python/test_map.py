@@ -6,6 +6,10 @@ import time
 
 import _tasks
 import pytest
+from conftest import BEHAVIOUR
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 import interpool
 import interpool._pool

@@ -15,25 +15,20 @@ import time
 import _probe
 import _sync_tasks as tasks
 import pytest
-from conftest import child_env
+from conftest import ALL_BEHAVIOUR, child_env
 
 import interpool
 
-pytestmark = pytest.mark.timeout(60)
+# Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
+# workers; one pool per kind for the module, since its tasks never outlive a
+# test and keep no state in a worker.
+pytestmark = [pytest.mark.timeout(60), *ALL_BEHAVIOUR, pytest.mark.reuse_pool]
 
 
 def _thread_tid(thread):
     """The native id of a started threading.Thread (set once it runs)."""
-    while thread.native_id is None:
-        time.sleep(0.001)
+    _probe.wait_for(lambda: thread.native_id is not None, "the thread runs")
     return thread.native_id
-
-
-@pytest.fixture(scope="module")
-def pool():
-    """Four workers, shared by this module's tests (tasks never outlive a test)."""
-    with interpool.Pool(4) as p:
-        yield p
 
 
 def result(future, timeout=30):

@@ -28,15 +28,15 @@ import pytest
 import _probe
 import _share_tasks as t
 import interpool
+from conftest import ALL_KINDS
 
 TIMEOUT = 30
-pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def pool(pools):
-    """One worker: every task runs in the same interpreter."""
-    return pools(1)
+# Every pool kind (conftest.PoolKind, AsyncPool included), with one worker
+# and a fresh pool per test: these tests count what one interpreter holds
+# across calls (t.hold, t.watch, t.released keep state in the worker), so
+# every task must run in the same, new interpreter.  Tests about Pool's own
+# options (max_tasks_per_worker, initializer) use ``pools``.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.kinds(*ALL_KINDS), pytest.mark.workers(1)]
 
 
 def run(pool, fn, *args):
@@ -445,7 +445,14 @@ def test_a_shared_made_in_a_task_arrives_in_the_caller_as_its_value(pool):
     assert type(value) is t.Tracked and value.label == "made in a task"
 
 
-def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool):
+def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
+    if kind.name == "AsyncPool":
+        # Not a strict xfail: it fails in about half the runs, by timing.
+        pytest.skip(
+            "bug in AsyncPool: a result delivered to a loop is sometimes kept alive after "
+            "`await apool.run(...)` returned and the caller dropped it (held from C, not by a Python "
+            "object) until the loop's next result; Pool.run releases it (reported by H9)"
+        )
     value = run(pool, t.share_in_task, "returned")
     dead = []
     weakref.finalize(value, dead.append, "returned")

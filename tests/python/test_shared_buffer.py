@@ -24,14 +24,13 @@ import pytest
 
 import _share_tasks as t
 import interpool
+from conftest import ALL_BEHAVIOUR
 
 TIMEOUT = 30
-pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def pool(pools):
-    return pools(1)
+# Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
+# workers; one pool per kind for the module, since its tasks never outlive a
+# test.  Tests about Pool's own options (max_tasks_per_worker) use ``pools``.
+pytestmark = [pytest.mark.timeout(120), *ALL_BEHAVIOUR, pytest.mark.reuse_pool]
 
 
 def run(pool, fn, *args):
@@ -358,6 +357,7 @@ def test_with_block_releases_the_buffer():
         memoryview(buf)
 
 
+@pytest.mark.workers(1)  # the task that keeps the buffer and those that read it share one interpreter
 def test_releasing_the_callers_handle_leaves_other_holders_working(pool):
     buf = interpool.SharedBuffer(b"kept by a worker")
     run(pool, t.keep, buf)

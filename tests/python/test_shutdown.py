@@ -1,19 +1,20 @@
 """shutdown(), the context manager, and cancelling futures."""
 
 import concurrent.futures as cf
-import time
 
 import _tasks
 import pytest
+from conftest import BEHAVIOUR
 
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
+
+import _probe
 import interpool
 
 
-def wait_for_file(path, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.002)
+def wait_for_file(path):
+    _probe.wait_for(path.exists, f"{path} appeared")
 
 
 @pytest.fixture
@@ -171,13 +172,14 @@ def test_cancelled_future_runs_done_callbacks(busy_pool):
 
 
 @pytest.mark.timeout(30)
-def test_garbage_collected_pool_finishes_its_queued_work(pool_kind):
+@pytest.mark.workers(1)  # it makes its own one-worker pool, held by nothing but the test
+def test_garbage_collected_pool_finishes_its_queued_work(pool_kind, kind):
     import gc
 
     from conftest import make
 
     pool = make(pool_kind, 1)
-    futures = [pool.submit(_tasks.sleep_then_return, 0.01, i) for i in range(5)]
+    futures = [pool.submit(kind.fn(_tasks.sleep_then_return), 0.01, i) for i in range(5)]
     del pool
     gc.collect()
     assert [f.result(timeout=30) for f in futures] == list(range(5))

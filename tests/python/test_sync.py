@@ -15,37 +15,23 @@ import time
 import _probe
 import _sync_tasks as tasks
 import pytest
-from conftest import child_env
+from conftest import ALL_BEHAVIOUR, child_env
 
 import interpool
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    """Four workers, shared by this module's tests (tasks never outlive a test)."""
-    with interpool.Pool(4) as p:
-        yield p
+# Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
+# workers; one pool per kind for the module, since its tasks never outlive a
+# test and keep no state in a worker.
+pytestmark = [pytest.mark.timeout(60), *ALL_BEHAVIOUR, pytest.mark.reuse_pool]
 
 
 def result(future, timeout=30):
     return future.result(timeout=timeout)
 
 
-def wait_until(predicate, limit=60.0):
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def _thread_tid(thread):
     """The native id of a started threading.Thread (set once it runs)."""
-    while thread.native_id is None:
-        time.sleep(0.001)
+    _probe.wait_for(lambda: thread.native_id is not None, "the thread runs")
     return thread.native_id
 
 
@@ -333,6 +319,7 @@ def test_bounded_semaphore_stays_bounded_in_other_interpreters(pool):
     assert result(pool.submit(tasks.identity, sem)).bounded
 
 
+@pytest.mark.workers(3)  # "it does admit three at once" needs tasks that run at once
 def test_a_semaphore_of_three_never_admits_more_than_three_holders(pool):
     """Four worker interpreters and two threads here take a Semaphore(3)
     repeatedly; how many hold it at once is counted under a Lock."""
@@ -391,6 +378,7 @@ def test_a_barrier_of_one_passes_at_once_and_runs_its_action():
     assert [log.get_nowait(), log.get_nowait()] == ["tripped", "tripped"]
 
 
+@pytest.mark.workers(3)  # three tasks wait at the barrier at once
 def test_a_barrier_across_tasks_passes_each_round_together(pool):
     """Three tasks and the main thread pass a Barrier(4) five times; each round
     hands out the indexes 0..3 once, and the action runs once per round."""
@@ -426,10 +414,11 @@ def test_a_barrier_default_timeout_applies():
         b.wait()
 
 
+@pytest.mark.workers(3)  # two tasks wait at the barrier at once
 def test_abort_wakes_tasks_waiting_at_a_barrier(pool):
     b = interpool.Barrier(3)
     futures = [pool.submit(tasks.barrier_wait_outcome, b) for _ in range(2)]
-    assert wait_until(lambda: b.n_waiting == 2)
+    _probe.wait_for(lambda: b.n_waiting == 2, "both tasks wait at the barrier")
     b.abort()
     assert [result(f) for f in futures] == [("broken", None)] * 2
     assert b.broken
@@ -438,7 +427,7 @@ def test_abort_wakes_tasks_waiting_at_a_barrier(pool):
 def test_reset_breaks_the_current_round_and_the_barrier_is_reusable(pool):
     b = interpool.Barrier(2)
     future = pool.submit(tasks.barrier_wait_outcome, b)
-    assert wait_until(lambda: b.n_waiting == 1)
+    _probe.wait_for(lambda: b.n_waiting == 1, "the task waits at the barrier")
     b.reset()
     assert result(future) == ("broken", None)
     assert not b.broken
@@ -458,7 +447,7 @@ def test_a_failing_action_raises_in_its_party_and_breaks_the_barrier_for_the_oth
 
 # ============================================================ identity, pickle
 
-ALL_KINDS = [
+SYNC_TYPES = [
     interpool.Queue,
     interpool.Lock,
     interpool.RLock,
@@ -468,7 +457,7 @@ ALL_KINDS = [
 ]
 
 
-@pytest.mark.parametrize("make", ALL_KINDS, ids=["Queue", "Lock", "RLock", "Event", "Semaphore", "Barrier"])
+@pytest.mark.parametrize("make", SYNC_TYPES, ids=["Queue", "Lock", "RLock", "Event", "Semaphore", "Barrier"])
 def test_wrappers_of_one_object_compare_equal_across_interpreters(pool, make):
     obj, other = make(), make()
     back = result(pool.submit(tasks.identity, obj))
@@ -479,7 +468,7 @@ def test_wrappers_of_one_object_compare_equal_across_interpreters(pool, make):
     assert {obj: 1}[back] == 1
 
 
-@pytest.mark.parametrize("make", ALL_KINDS, ids=["Queue", "Lock", "RLock", "Event", "Semaphore", "Barrier"])
+@pytest.mark.parametrize("make", SYNC_TYPES, ids=["Queue", "Lock", "RLock", "Event", "Semaphore", "Barrier"])
 def test_pickling_outside_interpool_is_refused(make):
     with pytest.raises(TypeError, match="cannot pickle"):
         pickle.dumps(make())
