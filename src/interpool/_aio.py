@@ -14,6 +14,7 @@ import types
 import weakref
 
 from . import _core, _errors
+from ._isolated import isolated
 
 __all__ = ["LoopBridge", "RunFuture", "bridge_for", "check_not_coroutine", "running_loop", "warm_up_task_parser"]
 
@@ -243,6 +244,8 @@ def check_not_coroutine(fn, method):
             f"{method}() got a coroutine object; pass the function and its arguments "
             f"separately, as {method}(fn, x) rather than {method}(fn(x))"
         )
+    if isinstance(fn, isolated):  # the mark hides what it wraps from inspect
+        fn = fn.__wrapped__
     if inspect.iscoroutinefunction(fn):
         raise TypeError(
             f"{method}() got a coroutine function ({getattr(fn, '__qualname__', fn)!r}); "

@@ -752,16 +752,9 @@ def test_plain_function_to_async_pool_run_is_a_type_error():
     assert "Pool.run" in message or "to_interpreter" in message
 
 
-def test_coroutine_function_to_pool_run_is_a_type_error(pool, pool_kind, request):
-    if pool_kind == "HybridPool":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: HybridPool runs isolated(async_fn) in a worker and fails to send back "
-                "the un-run coroutine (cannot pickle 'coroutine'), instead of Pool's TypeError "
-                "naming AsyncPool: isolated() hides that the function is a coroutine function",
-            )
-        )
+def test_coroutine_function_to_pool_run_is_a_type_error(pool):
+    # HybridPool: the call is marked isolated (conftest), which must not hide
+    # that it is a coroutine function.
     async def main():
         with pytest.raises(TypeError, match="AsyncPool"):
             await pool.run(t.acoro_square, 3)
