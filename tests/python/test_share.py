@@ -449,9 +449,10 @@ def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
     if kind.name == "AsyncPool":
         # Not a strict xfail: it fails in about half the runs, by timing.
         pytest.skip(
-            "bug in AsyncPool: a result delivered to a loop is sometimes kept alive after "
-            "`await apool.run(...)` returned and the caller dropped it (held from C, not by a Python "
-            "object) until the loop's next result; Pool.run releases it (reported by H9)"
+            "known limit of AsyncPool: the worker's coroutine frame still holds its Shared when the "
+            "caller decodes the result, so the caller's SharedCache keeps its copy until its next sweep "
+            "(the next value it decodes); one object per loop, not a growing leak. Pool's workers drop "
+            "theirs before the task finishes."
         )
     value = run(pool, t.share_in_task, "returned")
     dead = []
