@@ -21,12 +21,16 @@ T& core(PyObject* o) {
 
 #define FASTCALL_KW(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
 
-#define HANDLE_COMMON_SLOTS                                                      \
-  {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},                      \
-      {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},                \
-      {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},                      \
-      {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},          \
-      {Py_tp_hash, reinterpret_cast<void*>(handle_hash)}, {Py_tp_members, handle_members}
+// A slot list, one slot a line.
+// clang-format off
+#define HANDLE_COMMON_SLOTS                                          \
+  {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},          \
+  {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},        \
+  {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},              \
+  {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},  \
+  {Py_tp_hash, reinterpret_cast<void*>(handle_hash)},                \
+  {Py_tp_members, handle_members}
+// clang-format on
 
 /// A new wrapper around a fresh runtime object of type T.
 template <class T, class... Args>

@@ -11,10 +11,10 @@ import _tasks
 import pytest
 from conftest import BEHAVIOUR, make
 
+import interpool
+
 # Every executor kind (conftest.PoolKind) with 1 and 3 workers.
 pytestmark = BEHAVIOUR
-
-import interpool
 
 # ------------------------------------------------------------- construction
 

@@ -8,11 +8,11 @@ import _tasks
 import pytest
 from conftest import BEHAVIOUR
 
-# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
-pytestmark = BEHAVIOUR
-
 import interpool
 import interpool._pool
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 
 @pytest.mark.timeout(30)

@@ -6,11 +6,11 @@ import _tasks
 import pytest
 from conftest import BEHAVIOUR
 
-# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
-pytestmark = BEHAVIOUR
-
 import _probe
 import interpool
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 
 def wait_for_file(path):
