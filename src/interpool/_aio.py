@@ -64,7 +64,6 @@ class RunFuture(asyncio.Future):
 collections.abc.Coroutine.register(RunFuture)
 
 
-
 # How long a loop holds results back, at most, while their pools still have
 # queued work (LoopBridge._woken).  Epoll counts whole milliseconds.
 HOLD_SECONDS = 0.001

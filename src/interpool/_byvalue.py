@@ -167,17 +167,17 @@ def encode_callable(fn):
     data = dumps(fn)
     walk = _Walk()
     stable = walk.value(fn)
-    per_task = isinstance(fn, types.FunctionType) and fn.__closure__ is not None and (
-        not stable or _rebinds_cells(fn.__code__)
+    per_task = (
+        isinstance(fn, types.FunctionType)
+        and fn.__closure__ is not None
+        and (not stable or _rebinds_cells(fn.__code__))
     )
     return EncodedCallable(data, tuple(walk.guards) if stable else None, per_task)
 
 
 # ----------------------------------------------------------------- guards
 
-_IMMUTABLE = frozenset(
-    {type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis), type(NotImplemented)}
-)
+_IMMUTABLE = frozenset({type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis), type(NotImplemented)})
 # Objects that pickle by name and cannot change what they mean.
 _BY_NAME = (
     types.ModuleType,
@@ -247,7 +247,11 @@ class _Walk:
         self._seen[id(obj)] = obj
         if isinstance(obj, _BY_NAME):
             self_ = getattr(obj, "__self__", None)
-            return not isinstance(obj, types.BuiltinFunctionType) or self_ is None or isinstance(self_, (types.ModuleType, type))
+            return (
+                not isinstance(obj, types.BuiltinFunctionType)
+                or self_ is None
+                or isinstance(self_, (types.ModuleType, type))
+            )
         if isinstance(obj, types.FunctionType):
             return _by_reference(obj) or self._function(obj)
         if isinstance(obj, type):

@@ -35,9 +35,7 @@ _LABELS = {
     "timeout": "timed out",
 }
 
-_ADVICE = (
-    "run code that needs it with interpool.HybridPool (threads in your interpreter) or in processes"
-)
+_ADVICE = "run code that needs it with interpool.HybridPool (threads in your interpreter) or in processes"
 
 
 def _parser():
@@ -56,9 +54,14 @@ def _parser():
         help="check every top-level module of the installed distributions (private _names left out)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N", help="checks run at once (default: CPUs)")
     parser.add_argument(
-        "--timeout", type=_positive_float, default=120.0, metavar="SECONDS",
+        "--jobs", type=_positive_int, default=None, metavar="N", help="checks run at once (default: CPUs)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        metavar="SECONDS",
         help="longest one import may take (default: 120)",
     )
     return parser
@@ -228,7 +231,12 @@ def run_checks(modules, jobs, timeout, on_result=lambda result: None):
         rest = [name for name in queue if name not in got]
         if failure is None or not rest:
             for name in rest:  # the child ended without a word about them
-                results[name] = {"module": name, "status": "error", "detail": "the check reported nothing", "blocker": None}
+                results[name] = {
+                    "module": name,
+                    "status": "error",
+                    "detail": "the check reported nothing",
+                    "blocker": None,
+                }
                 on_result(results[name])
             break
         if not one_at_a_time and len(rest) > 1:

@@ -129,7 +129,9 @@ class Semaphore:
 class Barrier:
     """A barrier shared by every interpreter (threading.Barrier's interface)."""
 
-    def __new__(cls, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None) -> Self: ...
+    def __new__(
+        cls, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
+    ) -> Self: ...
     @property
     def parties(self) -> int: ...
     @property

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import pickle
-import types
 import queue as _queue
-from concurrent.futures import BrokenExecutor
+import types
 from concurrent.futures.thread import BrokenThreadPool
 
 from ._core import TaskInterrupted

@@ -123,7 +123,9 @@ def _check_seconds(name, value, *, allow_none=True):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds{' or None' if allow_none else ''}, not {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a number of seconds{' or None' if allow_none else ''}, not {type(value).__name__}"
+        )
     if not value > 0 or value > 1e9:
         raise ValueError(f"{name} must be greater than 0 seconds (and at most 1e9), got {value!r}")
     return float(value)

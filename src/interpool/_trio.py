@@ -15,10 +15,10 @@ on behind a cancelled call (code blocked in C is abandoned after the pool's
 the cancelled scope raises at the next checkpoint.
 """
 
+import asyncio
 import concurrent.futures
 import threading
 
-import asyncio
 import outcome
 import trio
 

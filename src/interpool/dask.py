@@ -27,7 +27,6 @@ import weakref
 from concurrent import futures
 
 import click
-import dask
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.worker import Worker, _run_task_simple
 
@@ -206,9 +205,7 @@ def _submit(pool, plan):
     codec sends them by value itself and reuses their bytes from task to
     task, and the interpreter rebuilds them without importing cloudpickle.
     """
-    calls = [type(a) is _dask_call.Call for a in plan.args] + [
-        type(v) is _dask_call.Call for v in plan.kwargs.values()
-    ]
+    calls = [type(a) is _dask_call.Call for a in plan.args] + [type(v) is _dask_call.Call for v in plan.kwargs.values()]
     try:
         if _calls_mp_main(plan):
             # The worker process's copy of the client's script, which a

@@ -151,11 +151,11 @@ PyType_Slot barrier_slots[] = {
     {Py_tp_repr, reinterpret_cast<void*>(barrier_repr)},
     {Py_tp_methods, barrier_methods},
     {Py_tp_getset, barrier_getset},
-    {Py_tp_doc, const_cast<char*>(
-                    "Barrier(parties, action=None, timeout=None)\n--\n\n"
-                    "A barrier shared by interpreters, with threading.Barrier's API.  action, if given, must be "
-                    "sendable to other interpreters (a module-level function, say): it is stored encoded and "
-                    "run by whichever thread trips the barrier, in that thread's interpreter.")},
+    {Py_tp_doc,
+     const_cast<char*>("Barrier(parties, action=None, timeout=None)\n--\n\n"
+                       "A barrier shared by interpreters, with threading.Barrier's API.  action, if given, must be "
+                       "sendable to other interpreters (a module-level function, say): it is stored encoded and "
+                       "run by whichever thread trips the barrier, in that thread's interpreter.")},
     {0, nullptr},
 };
 

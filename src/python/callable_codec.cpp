@@ -56,7 +56,7 @@ bool guards_hold(ModuleState& state, PyObject* guards) {
       current = PyCell_GET(container);
     } else {
       owned = Ref::steal(Py_IS_TYPE(container, &PyDictProxy_Type) ? PyObject_GetItem(container, key)
-                                                                   : PyObject_GetAttr(container, key));
+                                                                  : PyObject_GetAttr(container, key));
       current = owned.get();
     }
     if (!current) {
@@ -152,7 +152,8 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
   bool per_task = PyObject_IsTrue(per_task_obj.get()) == 1 || own_handles || !by_name;
   enc.raw(per_task ? "u" : "c");
   enc.raw({PyBytes_AS_STRING(value.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(value.get()))});
-  if (by_name && !own_handles && guards.get() != Py_None && PyBytes_GET_SIZE(value.get()) <= kCallerByValueMaxCachedBytes) {
+  if (by_name && !own_handles && guards.get() != Py_None &&
+      PyBytes_GET_SIZE(value.get()) <= kCallerByValueMaxCachedBytes) {
     Ref entry = Ref::steal(PyTuple_Pack(3, value.get(), guards.get(), per_task ? Py_True : Py_False));
     if (!entry) return false;
     if (PyDict_GET_SIZE(state.by_value->cache) >= kCallerByValueCacheLimit) PyDict_Clear(state.by_value->cache);

@@ -257,9 +257,9 @@ bool Encoder::native(PyObject* obj, int depth, Py_ssize_t held) {
     } else if (type == &PyUnicode_Type || type == &PyBytes_Type) {
       if ((type == &PyUnicode_Type ? PyUnicode_GET_LENGTH(obj) : PyBytes_GET_SIZE(obj)) >= kMemoMinBytes)
         return memo_prefix(obj, depth);
-    } else if (depth > 0 && !_mixed_allowed && type != &PyLong_Type && type != &PyFloat_Type &&
-               type != &PyBool_Type && obj != Py_None && type != &PyComplex_Type && type != &PyFrozenSet_Type &&
-               !handle_kind(_state, type) && type != _state.failure_type) {
+    } else if (depth > 0 && !_mixed_allowed && type != &PyLong_Type && type != &PyFloat_Type && type != &PyBool_Type &&
+               obj != Py_None && type != &PyComplex_Type && type != &PyFrozenSet_Type && !handle_kind(_state, type) &&
+               type != _state.failure_type) {
       // An object for pickle that may repeat (or sit inside another one):
       // separate pickles would make copies of it, so pickle the whole value.
       throw Mixed{};
@@ -612,8 +612,8 @@ PyObject* Decoder::load_global(std::string_view bytes) {
   if (qualname.find("<locals>") != std::string_view::npos) return nullptr;
   Ref module_str = Ref::steal(
       PyUnicode_DecodeUTF8(module_name.data(), static_cast<Py_ssize_t>(module_name.size()), "strict"));
-  Ref name_str = module_str ? Ref::steal(PyUnicode_DecodeUTF8(qualname.data(),
-                                                              static_cast<Py_ssize_t>(qualname.size()), "strict"))
+  Ref name_str = module_str ? Ref::steal(PyUnicode_DecodeUTF8(qualname.data(), static_cast<Py_ssize_t>(qualname.size()),
+                                                              "strict"))
                             : Ref();
   if (!name_str) return PyErr_Clear(), nullptr;
   if (PySys_Audit("pickle.find_class", "OO", module_str.get(), name_str.get()) < 0) return nullptr;
@@ -638,8 +638,8 @@ PyObject* Decoder::load_global(std::string_view bytes) {
 PyObject* Decoder::unpickle(std::string_view bytes) {
   if (PyObject* found = load_global(bytes)) return found;
   if (PyErr_Occurred() || !load_pickle(_state)) return nullptr;
-  Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(bytes.data()),
-                                                static_cast<Py_ssize_t>(bytes.size()), PyBUF_READ));
+  Ref view = Ref::steal(
+      PyMemoryView_FromMemory(const_cast<char*>(bytes.data()), static_cast<Py_ssize_t>(bytes.size()), PyBUF_READ));
   if (!view) return nullptr;
   ScopedContext context(t_decode_payload, &_in);
   return PyObject_CallOneArg(_state.pickle_loads, view.get());
@@ -797,8 +797,8 @@ PyObject* Decoder::value() {
         if (!buf) return nullptr;
         PyList_SET_ITEM(buffers.get(), i, buf);
       }
-      Ref view = Ref::steal(PyMemoryView_FromMemory(const_cast<char*>(data.data()),
-                                                    static_cast<Py_ssize_t>(data.size()), PyBUF_READ));
+      Ref view = Ref::steal(
+          PyMemoryView_FromMemory(const_cast<char*>(data.data()), static_cast<Py_ssize_t>(data.size()), PyBUF_READ));
       if (!view) return nullptr;
       PyObject* args[] = {view.get(), buffers.get()};
       Ref kwnames = Ref::steal(PyTuple_Pack(1, _state.str_buffers));

@@ -121,8 +121,7 @@ class Encoder {
 
 class Decoder {
  public:
-  Decoder(ModuleState& state, const rt::Payload& in, std::size_t pos = 0)
-      : _state(state), _in(in), _pos(pos) {}
+  Decoder(ModuleState& state, const rt::Payload& in, std::size_t pos = 0) : _state(state), _in(in), _pos(pos) {}
   ~Decoder() {
     for (PyObject* o : _memo) Py_XDECREF(o);
   }

@@ -92,8 +92,8 @@ void completion_dealloc(PyObject* o) {
   PyObject_GC_UnTrack(o);
   if (!self->done.exchange(true)) {
     // Dropped without completing: fail the task rather than hang its caller.
-    Ref exc = Ref::steal(PyObject_CallFunction(PyExc_RuntimeError, "s",
-                                               "the worker dropped the task without completing it"));
+    Ref exc = Ref::steal(
+        PyObject_CallFunction(PyExc_RuntimeError, "s", "the worker dropped the task without completing it"));
     if (exc) describe_failure(state_of_type(type), *self->task, exc.get());
     PyErr_Clear();
     self->core->finish_deferred(self->task, *self->slot);

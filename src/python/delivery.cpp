@@ -265,9 +265,9 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
       Ref message = Ref::steal(PyUnicode_FromString("the task failed and its exception could not be described"));
       Ref empty = Ref::steal(PyUnicode_FromString(""));
       Ref info = type_name && message && empty ? make_failure(state, {.kind = FailureKind::Exception,
-                                                                       .type_name = type_name.get(),
-                                                                       .message = message.get(),
-                                                                       .traceback = empty.get()})
+                                                                      .type_name = type_name.get(),
+                                                                      .message = message.get(),
+                                                                      .traceback = empty.get()})
                                                : Ref();
       outcome = info ? Ref::steal(PyObject_CallOneArg(rebuild, info.get())) : Ref();
       is_exception = true;
@@ -302,8 +302,9 @@ void deliver(ModuleState& state, PyObject* rebuild, PyTask& task, BridgeBatch* b
     if (outcome && !PyObject_TypeCheck(outcome.get(), reinterpret_cast<PyTypeObject*>(PyExc_Exception))) {
       // SystemExit or KeyboardInterrupt raised by an object's unpickling
       // must not leave result() as if the caller raised it: wrap it.
-      Ref wrapped = Ref::steal(PyObject_CallFunction(
-          PyExc_RuntimeError, "s", "the task's result could not be rebuilt here: its unpickling raised (see __cause__)"));
+      Ref wrapped = Ref::steal(
+          PyObject_CallFunction(PyExc_RuntimeError, "s",
+                                "the task's result could not be rebuilt here: its unpickling raised (see __cause__)"));
       if (wrapped) {
         PyException_SetCause(wrapped.get(), outcome.release());
         outcome = std::move(wrapped);

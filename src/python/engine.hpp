@@ -263,7 +263,6 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// that could still be cancelled (their futures are the caller's to cancel).
   std::vector<TaskPtr> shutdown(bool cancel_queued);
 
-
   bool broken() const { return orphaned() || _broken.load(std::memory_order_acquire); }
   /// Whether the calling thread is one of this pool's (a worker, or the
   /// delivery thread that runs done-callbacks): it must not wait for them.
@@ -374,7 +373,8 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   rt::Timer _timer;  // task timeouts and interrupt grace periods
   std::atomic<bool> _stop_on_exit{false};
   std::atomic<uint8_t> _stop_all{0};
-  std::atomic<int64_t> _stop_all_grace_ns{INT64_MAX};  // shortens the grace once at exit  // a StopReason once stop_all_running() was called
+  std::atomic<int64_t> _stop_all_grace_ns{
+      INT64_MAX};  // shortens the grace once at exit  // a StopReason once stop_all_running() was called
   PyObject* _owner_module = nullptr;  ///< owner interpreter's interpool._core (owned)
   PyObject* _rebuild = nullptr;       ///< owner interpreter's _errors.rebuild (owned)
   std::atomic<std::size_t> _live_workers{0};  // worker and local threads started and not yet ended

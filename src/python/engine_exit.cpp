@@ -28,8 +28,9 @@ bool g_exiting = false;
 /// Waits for `core`'s threads, running signal handlers every slice.  False
 /// when a handler raised (the exception is left set).
 bool wait_answering_signals(EngineCore& core, const rt::Deadline& until) {
-  return wait_released(until, [&](std::chrono::nanoseconds slice) { return core.wait_for_threads(slice); },
-                       PyErr_CheckSignals) >= 0;
+  return wait_released(
+             until, [&](std::chrono::nanoseconds slice) { return core.wait_for_threads(slice); }, PyErr_CheckSignals) >=
+         0;
 }
 
 }  // namespace

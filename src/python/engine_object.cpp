@@ -111,16 +111,15 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   int stateless = 0;
   int forward_output = 1;
   double task_timeout = 0.0, interrupt_grace = 1.0;
-  static const char* keywords[] = {"workers",     "max_tasks",    "sys_path",  "setup",     "initializer",
-                                   "initargs",    "rebuild",      "broken_type", "name_prefix", "local_threads",
-                                   "max_deferred", "finalizer",   "finalargs", "stateless", "task_timeout",
+  static const char* keywords[] = {"workers",         "max_tasks",    "sys_path",       "setup",       "initializer",
+                                   "initargs",        "rebuild",      "broken_type",    "name_prefix", "local_threads",
+                                   "max_deferred",    "finalizer",    "finalargs",      "stateless",   "task_timeout",
                                    "interrupt_grace", "lazy_workers", "forward_output", nullptr};
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOO!O!OO!OOsOOOO!pddpp:Engine", const_cast<char**>(keywords),
                                    &workers_obj, &max_tasks_obj, &PyList_Type, &sys_path, &PyDict_Type, &setup,
-                                   &initializer,
-                                   &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix, &local_threads_obj,
-                                   &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs, &stateless,
-                                   &task_timeout, &interrupt_grace, &lazy_workers, &forward_output))
+                                   &initializer, &PyTuple_Type, &initargs, &rebuild, &broken_type, &prefix,
+                                   &local_threads_obj, &max_deferred_obj, &finalizer, &PyTuple_Type, &finalargs,
+                                   &stateless, &task_timeout, &interrupt_grace, &lazy_workers, &forward_output))
     return nullptr;
   for (const char* required : {"workers", "max_tasks", "sys_path", "setup", "initializer", "initargs", "rebuild",
                                "broken_type", "name_prefix"}) {
@@ -250,8 +249,7 @@ void set_bridge(ModuleState& state, PyTask& task, PyObject* bridge, PyObject* re
 /// Parses (future, fn, args, kwargs[, bridge[, timeout]]) and makes a task of `kind`.
 TaskPtr make_call_task(PyObject* o, PyObject* const* args, Py_ssize_t nargs, rt::Task::Kind kind, const char* usage) {
   if (nargs < 4 || nargs > 6 || !PyTuple_Check(args[2]) || (args[3] != Py_None && !PyDict_Check(args[3]))) {
-    PyErr_Format(PyExc_TypeError,
-                 "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None, timeout=None)", usage);
+    PyErr_Format(PyExc_TypeError, "%s(future, fn, args: tuple, kwargs: dict | None, bridge=None, timeout=None)", usage);
     return nullptr;
   }
   auto* self = as_engine(o);
@@ -375,9 +373,9 @@ PyObject* engine_stats(PyObject* o, PyObject*) {
   for (auto& r : runs) {
     PyObject* future = (r.task && r.task->future) ? r.task->future : Py_None;
     if (r.task) ++running;
-    Ref entry = Ref::steal(Py_BuildValue("{s:n,s:O,s:O,s:d,s:l}", "index", static_cast<Py_ssize_t>(r.index),
-                                         "future", future, "initializing", r.in_setup ? Py_True : Py_False,
-                                         "seconds", r.seconds, "native_id", r.native_id));
+    Ref entry = Ref::steal(Py_BuildValue("{s:n,s:O,s:O,s:d,s:l}", "index", static_cast<Py_ssize_t>(r.index), "future",
+                                         future, "initializing", r.in_setup ? Py_True : Py_False, "seconds", r.seconds,
+                                         "native_id", r.native_id));
     if (!entry || PyList_Append(workers.get(), entry.get()) < 0) return nullptr;
   }
   auto& c = core.counts;
@@ -399,17 +397,15 @@ PyObject* engine_get_broken_reason(PyObject* o, void*) {
 PyObject* engine_get_workers(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->workers()); }
 PyObject* engine_get_queued(PyObject* o, void*) { return PyLong_FromSize_t(as_engine(o)->core->queued()); }
 PyObject* engine_get_accepting(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->accepting()); }
-PyObject* engine_get_on_own_thread(PyObject* o, void*) {
-  return PyBool_FromLong(as_engine(o)->core->on_own_thread());
-}
+PyObject* engine_get_on_own_thread(PyObject* o, void*) { return PyBool_FromLong(as_engine(o)->core->on_own_thread()); }
 
 PyMethodDef engine_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit)), METH_FASTCALL,
      "submit(future, fn, args, kwargs) -> Task"},
     {"submit_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_map)), METH_FASTCALL,
      "submit_map(future, fn, items, bridge=None) -> Task: fn(*item) for each item, one task"},
-    {"submit_local", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_local)),
-     METH_FASTCALL, "submit_local(future, fn, args, kwargs, bridge=None) -> Task: run on a worker thread, here"},
+    {"submit_local", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_local)), METH_FASTCALL,
+     "submit_local(future, fn, args, kwargs, bridge=None) -> Task: run on a worker thread, here"},
     {"submit_deferred", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_submit_deferred)),
      METH_FASTCALL, "submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: for a worker's event loop"},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(engine_shutdown)), METH_FASTCALL,
@@ -542,8 +538,7 @@ PyMethodDef task_methods[] = {
      "Raise TaskInterrupted in the task's code if a worker runs it.  Returns whether one did."},
     {"request_cancel", task_request_cancel, METH_NOARGS,
      "Ask the worker running a deferred task to cancel it.  Returns whether the request was sent."},
-    {"settle", task_settle, METH_O,
-     "settle(timeout) -> bool: wait for the task and deliver its result to its future."},
+    {"settle", task_settle, METH_O, "settle(timeout) -> bool: wait for the task and deliver its result to its future."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -40,7 +40,8 @@ PyObject* event_repr(PyObject* self) {
 }
 
 PyMethodDef event_methods[] = {
-    {"set", call_void<rt::Event, &rt::Event::set>, METH_NOARGS, "set($self, /)\n--\n\nSet the flag and wake every waiter, in every interpreter."},
+    {"set", call_void<rt::Event, &rt::Event::set>, METH_NOARGS,
+     "set($self, /)\n--\n\nSet the flag and wake every waiter, in every interpreter."},
     {"clear", call_void<rt::Event, &rt::Event::clear>, METH_NOARGS, "clear($self, /)\n--\n\nReset the flag."},
     {"is_set", event_is_set, METH_NOARGS, "is_set($self, /)\n--\n\nWhether the flag is set."},
     {"wait", FASTCALL_KW(event_wait), METH_FASTCALL | METH_KEYWORDS,

@@ -44,8 +44,8 @@ PyObject* failure_repr(PyObject* o) {
   auto* self = as_failure(o);
   PyObject* kind = self->field[kFailureKind];
   if (PyUnicode_CompareWithASCIIString(kind, "exception") == 0)
-    return PyUnicode_FromFormat("_core.Failure(kind=%R, type_name=%R, message=%R)", kind,
-                                self->field[kFailureTypeName], self->field[kFailureMessage]);
+    return PyUnicode_FromFormat("_core.Failure(kind=%R, type_name=%R, message=%R)", kind, self->field[kFailureTypeName],
+                                self->field[kFailureMessage]);
   if (PyUnicode_CompareWithASCIIString(kind, "broken") == 0)
     return PyUnicode_FromFormat("_core.Failure(kind=%R, reason=%R, cause=%R)", kind, self->field[kFailureReason],
                                 self->field[kFailureCause]);
@@ -65,9 +65,9 @@ PyObject* failure_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   const char* kind = nullptr;
   FailureFields f;
   int notice = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$sOOOOOOOOp:Failure", const_cast<char**>(keywords), &kind,
-                                   &f.pickled, &f.type_name, &f.message, &f.traceback, &f.module, &f.qualname,
-                                   &f.reason, &f.cause, &notice))
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$sOOOOOOOOp:Failure", const_cast<char**>(keywords), &kind, &f.pickled,
+                                   &f.type_name, &f.message, &f.traceback, &f.module, &f.qualname, &f.reason, &f.cause,
+                                   &notice))
     return nullptr;
   if (!kind) {
     PyErr_SetString(PyExc_TypeError, "Failure() missing required keyword argument 'kind'");
@@ -93,7 +93,8 @@ void failure_dealloc(PyObject* o) {
 PyMemberDef failure_members[] = {
     FAILURE_MEMBER("kind", kFailureKind, "'exception', 'broken' or 'cancelled'."),
     FAILURE_MEMBER("pickled", kFailurePickled, "The pickled exception (bytes), or None if it did not pickle."),
-    FAILURE_MEMBER("type_name", kFailureTypeName, "'module.QualName' of the exception's type ('QualName' for builtins)."),
+    FAILURE_MEMBER("type_name", kFailureTypeName,
+                   "'module.QualName' of the exception's type ('QualName' for builtins)."),
     FAILURE_MEMBER("message", kFailureMessage, "str() of the exception."),
     FAILURE_MEMBER("traceback", kFailureTraceback, "The formatted traceback in the worker (may be empty)."),
     FAILURE_MEMBER("module", kFailureModule, "The exception type's __module__, or None."),
@@ -236,11 +237,7 @@ Ref failure_from_fields(ModuleState& state, PyObject* const* fields) {
 }
 
 PyType_Spec failure_spec = {
-    "interpool._core.Failure",
-    sizeof(FailureObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
-    failure_slots,
+    "interpool._core.Failure", sizeof(FailureObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, failure_slots,
 };
 
 }  // namespace interpool::py

@@ -61,9 +61,7 @@ PyObject* handle_richcompare(PyObject* a, PyObject* b, int op) {
   return PyBool_FromLong(op == Py_EQ ? same : !same);
 }
 
-Py_hash_t handle_hash(PyObject* o) {
-  return Py_HashPointer(as_handle(o)->handle.get());
-}
+Py_hash_t handle_hash(PyObject* o) { return Py_HashPointer(as_handle(o)->handle.get()); }
 
 PyObject* handle_reduce(PyObject* o, PyObject*) {
   rt::Payload* payload = current_encode_payload();
@@ -161,7 +159,9 @@ PyObject* handle_receive(ModuleState& state, HandleKind kind, const std::shared_
 
 // ------------------------------------------------------------------ Buffer
 
-static std::shared_ptr<rt::Block> block_of(PyObject* o) { return std::static_pointer_cast<rt::Block>(as_handle(o)->handle); }
+static std::shared_ptr<rt::Block> block_of(PyObject* o) {
+  return std::static_pointer_cast<rt::Block>(as_handle(o)->handle);
+}
 
 static PyObject* buffer_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   static const char* kwlist[] = {"size_or_data", "readonly", nullptr};
@@ -259,8 +259,7 @@ static PyObject* buffer_cast(PyObject* o, PyObject* args, PyObject* kwds) {
   static const char* kwlist[] = {"format", "shape", nullptr};
   PyObject* format;
   PyObject* shape = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|O:cast", const_cast<char**>(kwlist), &format, &shape))
-    return nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|O:cast", const_cast<char**>(kwlist), &format, &shape)) return nullptr;
   Ref view = Ref::steal(PyMemoryView_FromObject(o));
   if (!view) return nullptr;
   if (shape == Py_None) return PyObject_CallMethod(view.get(), "cast", "O", format);
@@ -279,10 +278,12 @@ static PyObject* buffer_exit(PyObject* o, PyObject*) { return buffer_release(o, 
 
 static PyMethodDef buffer_methods[] = {
     {"release", buffer_release, METH_NOARGS,
-     "release($self, /)\n--\n\nDrop this object's reference to the engine memory (the memory itself lives on while other "
+     "release($self, /)\n--\n\nDrop this object's reference to the engine memory (the memory itself lives on while "
+     "other "
      "interpreters hold it).  Raises BufferError while exports of this object are alive."},
     {"cast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(buffer_cast)), METH_VARARGS | METH_KEYWORDS,
-     "cast($self, /, format, shape=None)\n--\n\nA typed memoryview of the memory: struct format such as 'd' or 'i', and an "
+     "cast($self, /, format, shape=None)\n--\n\nA typed memoryview of the memory: struct format such as 'd' or 'i', "
+     "and an "
      "optional shape for n-dimensional data."},
     {"__reduce__", handle_reduce, METH_NOARGS, nullptr},
     {"__enter__", buffer_enter, METH_NOARGS, nullptr},
@@ -311,11 +312,11 @@ static PyType_Slot buffer_slots[] = {
     {Py_sq_length, reinterpret_cast<void*>(buffer_len)},
     {Py_bf_getbuffer, reinterpret_cast<void*>(buffer_getbuffer)},
     {Py_bf_releasebuffer, reinterpret_cast<void*>(buffer_releasebuffer)},
-    {Py_tp_doc, const_cast<char*>(
-                    "SharedBuffer(size_or_data, *, readonly=False)\n--\n\n"
-                    "Writable memory owned by the engine, not by an interpreter.  It exposes the buffer protocol in "
-                    "every interpreter (memoryview, struct, array, numpy.frombuffer), travels to tasks by handle "
-                    "with zero copies, and stays valid while any interpreter holds it.")},
+    {Py_tp_doc,
+     const_cast<char*>("SharedBuffer(size_or_data, *, readonly=False)\n--\n\n"
+                       "Writable memory owned by the engine, not by an interpreter.  It exposes the buffer protocol in "
+                       "every interpreter (memoryview, struct, array, numpy.frombuffer), travels to tasks by handle "
+                       "with zero copies, and stays valid while any interpreter holds it.")},
     {0, nullptr},
 };
 
@@ -388,10 +389,10 @@ static PyType_Slot shared_slots[] = {
     {Py_tp_methods, shared_methods},
     {Py_tp_getset, shared_getset},
     {Py_tp_members, handle_members},
-    {Py_tp_doc, const_cast<char*>(
-                    "A frozen snapshot of an object, made by interpool.share(obj).\n\n"
-                    "Passing it to a task costs O(1) whatever its size; the task receives the object itself.  "
-                    "Each interpreter decodes the snapshot once and reuses that copy while the Shared lives.")},
+    {Py_tp_doc,
+     const_cast<char*>("A frozen snapshot of an object, made by interpool.share(obj).\n\n"
+                       "Passing it to a task costs O(1) whatever its size; the task receives the object itself.  "
+                       "Each interpreter decodes the snapshot once and reuses that copy while the Shared lives.")},
     {0, nullptr},
 };
 

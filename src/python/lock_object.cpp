@@ -166,11 +166,11 @@ PyType_Slot rlock_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(new_handle_no_args<rt::RLock, HandleKind::RLock>)},
     {Py_tp_repr, reinterpret_cast<void*>(rlock_repr)},
     {Py_tp_methods, rlock_methods},
-    {Py_tp_doc, const_cast<char*>(
-                    "RLock()\n--\n\n"
-                    "A reentrant lock shared by interpreters, with threading.RLock's API.  It is owned by an OS "
-                    "thread: the thread that acquired it may acquire it again (from any interpreter it runs) "
-                    "and must release it as many times.")},
+    {Py_tp_doc,
+     const_cast<char*>("RLock()\n--\n\n"
+                       "A reentrant lock shared by interpreters, with threading.RLock's API.  It is owned by an OS "
+                       "thread: the thread that acquired it may acquire it again (from any interpreter it runs) "
+                       "and must release it as many times.")},
     {0, nullptr},
 };
 

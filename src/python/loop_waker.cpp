@@ -166,11 +166,7 @@ PyType_Slot waker_slots[] = {
 }  // namespace
 
 PyType_Spec loop_waker_spec = {
-    "interpool._core.LoopWaker",
-    sizeof(LoopWakerObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
-    waker_slots,
+    "interpool._core.LoopWaker", sizeof(LoopWakerObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, waker_slots,
 };
 
 std::shared_ptr<Waker> waker_of(PyTypeObject* waker_type, PyObject* obj) {

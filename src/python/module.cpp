@@ -107,7 +107,6 @@ int module_exec(PyObject* module) {
   rt::SharedValue::set_release_hook(&EngineCore::poke_all);
   if (!install_fork_guard() || !install_frame_walkers(module)) return -1;
 
-
   st.callable_cache = PyDict_New();
   if (!st.callable_cache) return -1;
 
@@ -261,15 +260,9 @@ PyModuleDef_Slot module_slots[] = {
 };
 
 PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT,
-    "interpool._core",
-    "The C++ engine of interpool: worker interpreters, tasks, the codec.",
-    sizeof(ModuleState),
-    module_methods,
-    module_slots,
-    module_traverse,
-    module_clear,
-    module_free,
+    PyModuleDef_HEAD_INIT, "interpool._core", "The C++ engine of interpool: worker interpreters, tasks, the codec.",
+    sizeof(ModuleState),   module_methods,    module_slots,
+    module_traverse,       module_clear,      module_free,
 };
 
 }  // namespace

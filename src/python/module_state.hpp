@@ -115,9 +115,7 @@ bool load_pickle(ModuleState& state);
 bool load_by_value(ModuleState& state);
 
 /// The state of the module object `module`.
-inline ModuleState& state_of(PyObject* module) {
-  return *static_cast<ModuleState*>(PyModule_GetState(module));
-}
+inline ModuleState& state_of(PyObject* module) { return *static_cast<ModuleState*>(PyModule_GetState(module)); }
 
 /// The state of the module that defined heap type `type`.
 inline ModuleState& state_of_type(PyTypeObject* type) {

@@ -28,7 +28,8 @@ void WorkerOutput::push(rt::OutputKind kind, std::string bytes) {
 
 uint64_t WorkerOutput::flush_partials() {
   for (int i = 0; i < 2; ++i)
-    if (!partial[i].empty()) push(i == 0 ? rt::OutputKind::Stdout : rt::OutputKind::Stderr, std::exchange(partial[i], {}));
+    if (!partial[i].empty())
+      push(i == 0 ? rt::OutputKind::Stdout : rt::OutputKind::Stderr, std::exchange(partial[i], {}));
   return last_seq;
 }
 
@@ -146,8 +147,10 @@ void write_output(ModuleState&, rt::OutputSink& sink, const std::string& name_pr
                                             chunks[i].bytes.data(), static_cast<Py_ssize_t>(chunks[i].bytes.size())));
         if (!item || !records || PyList_Append(records.get(), item.get()) < 0) PyErr_Clear();
       }
-      if (records) handle_records(records.get());
-      else PyErr_Clear();
+      if (records)
+        handle_records(records.get());
+      else
+        PyErr_Clear();
     } else {
       // Consecutive chunks for the same stream go in one write() call.
       std::string text;

@@ -28,8 +28,7 @@ PyObject* queue_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   PyObject* maxsize_obj = nullptr;
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Queue", const_cast<char**>(kwlist), &maxsize_obj)) return nullptr;
   long long maxsize = 0;
-  if (maxsize_obj && !int_option(maxsize_obj, "Queue maxsize", PY_SSIZE_T_MIN, PY_SSIZE_T_MAX, maxsize))
-    return nullptr;
+  if (maxsize_obj && !int_option(maxsize_obj, "Queue maxsize", PY_SSIZE_T_MIN, PY_SSIZE_T_MAX, maxsize)) return nullptr;
   // As queue.Queue: a maxsize <= 0 means no bound.
   return new_handle<rt::Channel>(type, HandleKind::Queue, static_cast<std::size_t>(std::max<long long>(maxsize, 0)));
 }
@@ -44,7 +43,7 @@ bool retry_released(const Timeout& timeout, rt::ChannelStatus& status, Op&& op) 
   return wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
            status = op(slice);
            return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
-                                                                                          : WaitStatus::TimedOut;
+                                                                                         : WaitStatus::TimedOut;
          }) >= 0;
 }
 
@@ -160,13 +159,13 @@ PyType_Slot queue_slots[] = {
     {Py_tp_repr, reinterpret_cast<void*>(queue_repr)},
     {Py_tp_methods, queue_methods},
     {Py_tp_getset, queue_getset},
-    {Py_tp_doc, const_cast<char*>(
-                    "Queue(maxsize=0)\n--\n\n"
-                    "A FIFO queue shared by interpreters: pass it to tasks (or through another Queue) and every "
-                    "interpreter puts to and gets from the same queue.  Items cross by value, like task "
-                    "arguments: whatever a task can receive, including SharedBuffer, Shared and other "
-                    "queues and locks, which travel as handles.  maxsize <= 0 means unbounded.  The API is "
-                    "queue.Queue's, plus close().")},
+    {Py_tp_doc,
+     const_cast<char*>("Queue(maxsize=0)\n--\n\n"
+                       "A FIFO queue shared by interpreters: pass it to tasks (or through another Queue) and every "
+                       "interpreter puts to and gets from the same queue.  Items cross by value, like task "
+                       "arguments: whatever a task can receive, including SharedBuffer, Shared and other "
+                       "queues and locks, which travel as handles.  maxsize <= 0 means unbounded.  The API is "
+                       "queue.Queue's, plus close().")},
     {0, nullptr},
 };
 

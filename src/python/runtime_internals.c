@@ -17,9 +17,9 @@
 // Debug builds of CPython are compiled without NDEBUG, release builds with
 // it, and some internal structs differ between the two: match the build.
 #ifdef Py_DEBUG
-#  undef NDEBUG
+#undef NDEBUG
 #elif !defined(NDEBUG)
-#  define NDEBUG 1
+#define NDEBUG 1
 #endif
 #include <Python.h>
 
@@ -32,7 +32,7 @@
 #include "python/runtime_internals.h"
 
 #if PY_VERSION_HEX < 0x030D0000
-#  define INTERPOOL_LOCK_HEAD_AT_FORK 1
+#define INTERPOOL_LOCK_HEAD_AT_FORK 1
 #endif
 
 // Byte offsets of _PyRuntime.interpreters.head and PyInterpreterState.next,
@@ -63,9 +63,7 @@ int interpool_runtime_init(void) {
   return 1;
 }
 
-static PyInterpreterState** head_slot(void) {
-  return (PyInterpreterState**)((char*)&_PyRuntime + g_head_offset);
-}
+static PyInterpreterState** head_slot(void) { return (PyInterpreterState**)((char*)&_PyRuntime + g_head_offset); }
 
 static PyInterpreterState** next_slot(PyInterpreterState* interp) {
   return (PyInterpreterState**)((char*)interp + g_next_offset);
@@ -104,8 +102,7 @@ void interpool_runtime_head_unlock(void) {
 // that will never be finalized, as managed_static_type_state_clear() would.
 static void uncount_static_types(PyInterpreterState* interp) {
   for (size_t i = 0; i < _Py_MAX_MANAGED_STATIC_BUILTIN_TYPES; i++)
-    if (interp->types.builtins.initialized[i].type != NULL)
-      _PyRuntime.types.managed_static.types[i].interp_count -= 1;
+    if (interp->types.builtins.initialized[i].type != NULL) _PyRuntime.types.managed_static.types[i].interp_count -= 1;
   for (size_t i = 0; i < _Py_MAX_MANAGED_STATIC_EXT_TYPES; i++)
     if (interp->types.for_extensions.initialized[i].type != NULL)
       _PyRuntime.types.managed_static.types[_Py_MAX_MANAGED_STATIC_BUILTIN_TYPES + i].interp_count -= 1;

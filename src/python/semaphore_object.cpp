@@ -115,11 +115,10 @@ PyType_Slot semaphore_slots[] = {
     {Py_tp_repr, reinterpret_cast<void*>(semaphore_repr)},
     {Py_tp_methods, semaphore_methods},
     {Py_tp_getset, semaphore_getset},
-    {Py_tp_doc, const_cast<char*>(
-                    "Semaphore(value=1, *, bounded=False)\n--\n\n"
-                    "A counting semaphore shared by interpreters, with threading.Semaphore's API.  With "
-                    "bounded=True (interpool.BoundedSemaphore), release() past the initial value raises "
-                    "ValueError.")},
+    {Py_tp_doc, const_cast<char*>("Semaphore(value=1, *, bounded=False)\n--\n\n"
+                                  "A counting semaphore shared by interpreters, with threading.Semaphore's API.  With "
+                                  "bounded=True (interpool.BoundedSemaphore), release() past the initial value raises "
+                                  "ValueError.")},
     {0, nullptr},
 };
 

@@ -36,8 +36,7 @@ bool parse_args(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyOb
   const Py_ssize_t n = static_cast<Py_ssize_t>(names.size());
   std::fill(out, out + n, nullptr);
   if (nargs > n) {
-    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname, n, n == 1 ? "" : "s",
-                 nargs);
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname, n, n == 1 ? "" : "s", nargs);
     return false;
   }
   for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];

@@ -24,9 +24,8 @@ extern PyType_Spec barrier_spec;
 /// module exec to create and register.
 inline std::vector<std::pair<PyType_Spec*, HandleKind>> sync_type_specs() {
   return {
-      {&queue_spec, HandleKind::Queue},         {&lock_spec, HandleKind::Lock},
-      {&rlock_spec, HandleKind::RLock},         {&event_spec, HandleKind::Event},
-      {&semaphore_spec, HandleKind::Semaphore}, {&barrier_spec, HandleKind::Barrier},
+      {&queue_spec, HandleKind::Queue}, {&lock_spec, HandleKind::Lock},           {&rlock_spec, HandleKind::RLock},
+      {&event_spec, HandleKind::Event}, {&semaphore_spec, HandleKind::Semaphore}, {&barrier_spec, HandleKind::Barrier},
   };
 }
 

@@ -90,9 +90,8 @@ ChannelStatus Channel::get(Payload& out, Timeout timeout) {
     if (!spun) {
       spun = true;
       lock.unlock();
-      maybe_spin([&] {
-        return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed);
-      });
+      maybe_spin(
+          [&] { return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed); });
       lock.lock();
       continue;
     }

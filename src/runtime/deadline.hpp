@@ -33,9 +33,7 @@ class Deadline {
   /// Never.
   Deadline() = default;
   /// `timeout` from now; an empty timeout: never.
-  static Deadline after(const Timeout& timeout) {
-    return timeout ? Deadline(Clock::now() + *timeout) : Deadline();
-  }
+  static Deadline after(const Timeout& timeout) { return timeout ? Deadline(Clock::now() + *timeout) : Deadline(); }
   static Deadline at(Clock::time_point when) { return Deadline(when); }
 
   bool never() const { return !_when; }

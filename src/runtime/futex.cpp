@@ -23,8 +23,7 @@ static long futex(std::atomic<uint32_t>& word, int op, uint32_t value, const tim
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), op, value, timeout, nullptr, 0);
 }
 
-WaitStatus futex_wait(std::atomic<uint32_t>& word, uint32_t expected,
-                      std::optional<std::chrono::nanoseconds> timeout) {
+WaitStatus futex_wait(std::atomic<uint32_t>& word, uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) {
   timespec ts{};
   const timespec* tsp = nullptr;
   if (timeout) {
@@ -46,8 +45,7 @@ void futex_wake_one(std::atomic<uint32_t>& word) { futex(word, FUTEX_WAKE_PRIVAT
 
 #else
 // Portable fallback: not interruptible, no timeout precision guarantees.
-WaitStatus futex_wait(std::atomic<uint32_t>& word, uint32_t expected,
-                      std::optional<std::chrono::nanoseconds> timeout) {
+WaitStatus futex_wait(std::atomic<uint32_t>& word, uint32_t expected, std::optional<std::chrono::nanoseconds> timeout) {
   if (timeout) {
     const Deadline deadline = Deadline::after(timeout);
     Timeout left;

@@ -30,9 +30,9 @@ std::chrono::nanoseconds lock_spin() {
 // 1.4 million round trips per second, against 170 thousand when every
 // hand-off sleeps.  Channels stop spinning where it does not pay.
 std::chrono::nanoseconds default_spin() {
-  static const std::chrono::nanoseconds spin =
-      std::thread::hardware_concurrency() > 1 ? std::chrono::nanoseconds(std::chrono::microseconds(20))
-                                              : std::chrono::nanoseconds(0);
+  static const std::chrono::nanoseconds spin = std::thread::hardware_concurrency() > 1
+                                                   ? std::chrono::nanoseconds(std::chrono::microseconds(20))
+                                                   : std::chrono::nanoseconds(0);
   return spin;
 }
 

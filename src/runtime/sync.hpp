@@ -106,9 +106,7 @@ class RLock final : public Handle {
   /// recursion count to `count` (threading.Condition's _acquire_restore).
   void set_count(uint64_t count) { _count = count; }
 
-  bool owned_by_current_thread() const {
-    return _owner.load(std::memory_order_relaxed) == current_thread_id();
-  }
+  bool owned_by_current_thread() const { return _owner.load(std::memory_order_relaxed) == current_thread_id(); }
   bool locked() const { return _mutex.locked(); }
   /// The owner's recursion depth; meaningful only for the owner.
   uint64_t count() const { return _count; }

@@ -62,7 +62,9 @@ class Background {
   }
   /// Joins the thread once it finishes; detaches it (false) should it not
   /// finish within kHangGuard.
-  bool finishes() { return settle(eventually([&] { return _state->done.load(); })); }
+  bool finishes() {
+    return settle(eventually([&] { return _state->done.load(); }));
+  }
   /// Like finishes(), but gives up only once `progress()` stood still for
   /// kHangGuard: for long runs, which may be slow but must not stall.
   bool finishes(const std::function<uint64_t()>& progress) {
@@ -80,7 +82,6 @@ class Background {
   }
 
  public:
-
  private:
   struct Shared {
     std::atomic<pid_t> tid{0};

@@ -38,8 +38,7 @@ using namespace std::chrono_literals;
 inline constexpr std::chrono::seconds kHangGuard{120};
 
 /// Polls `cond` every millisecond until it holds (true) or `limit` passes (false).
-inline bool eventually(const std::function<bool()>& cond,
-                       std::chrono::milliseconds limit = kHangGuard) {
+inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = kHangGuard) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!cond()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -106,8 +105,7 @@ inline int futex_sleep_state(pid_t tid, std::uintptr_t base, std::size_t len) {
 /// object at [obj, obj + len) (on any word if `obj` is null).  False if
 /// `gave_up()` holds first (say, the thread returned: it will never sleep
 /// there now), after kHangGuard, or where /proc cannot tell at all.
-inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len,
-                            const std::function<bool()>& gave_up = {}) {
+inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, const std::function<bool()>& gave_up = {}) {
   const auto base = reinterpret_cast<std::uintptr_t>(obj);
   const std::size_t span = obj ? len : 0;
   const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
@@ -125,7 +123,7 @@ inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len,
 class NoopHandler {
  public:
   explicit NoopHandler(int sig) : _sig(sig) {
-    struct sigaction sa {};
+    struct sigaction sa{};
     sa.sa_handler = [](int) {};
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
@@ -137,7 +135,7 @@ class NoopHandler {
 
  private:
   int _sig;
-  struct sigaction _old {};
+  struct sigaction _old{};
 };
 
 /// A thread running one blocking call, recording its result (`status`) and

@@ -199,8 +199,7 @@ TEST(Task, ZeroOrNegativeTimeoutTimesOutAtOnce) {
   Task task(Kind::Call);
   Blocked<WaitStatus> zero([&] { return task.wait(0ns); });
   Blocked<WaitStatus> negative([&] { return task.wait(-5s); });
-  if (!interpool::test::eventually([&] { return zero.done.load() && negative.done.load(); }))
-    run_to_done(task);
+  if (!interpool::test::eventually([&] { return zero.done.load() && negative.done.load(); })) run_to_done(task);
   EXPECT_EQ(zero.join(), WaitStatus::TimedOut);
   EXPECT_EQ(negative.join(), WaitStatus::TimedOut);
 }
@@ -318,9 +317,7 @@ TEST(Task, WaitNeverMissesAFinish) {
         EXPECT_TRUE(task.try_start());
         task.finish();
         break;
-      case 1:
-        EXPECT_TRUE(task.try_cancel());
-        break;
+      case 1: EXPECT_TRUE(task.try_cancel()); break;
       default:
         EXPECT_TRUE(waiter.asleep_on(task)) << "round " << i;
         EXPECT_TRUE(task.try_start());

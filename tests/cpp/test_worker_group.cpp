@@ -265,7 +265,7 @@ void record_hit(int) {
 TEST(WorkerGroup, ProcessDirectedSignalsNeverLandOnAWorker) {
   // With the caller blocking SIGUSR1 too, no thread may take a
   // process-directed SIGUSR1: it stays pending until the caller unblocks it.
-  struct sigaction sa {}, old {};
+  struct sigaction sa{}, old{};
   sa.sa_handler = record_hit;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR1, &sa, &old);

@@ -84,8 +84,7 @@ EXCLUSIONS = {
     # submit() and InterpreterPoolExecutor() raise TypeError.
     "test_interpreter_pool.InterpreterPoolExecutorTest.test_submit_closure": (
         "xfail",
-        "closure: interpool's submit() raises TypeError at once instead of "
-        "future.result() raising NotShareableError",
+        "closure: interpool's submit() raises TypeError at once instead of future.result() raising NotShareableError",
     ),
     "test_interpreter_pool.InterpreterPoolExecutorTest.test_submit_local_instance": (
         "xfail",
@@ -127,7 +126,9 @@ _BOOTSTRAP = (
 def _missing(reason, allow):
     print(f"run_stdlib_tests: {reason}", file=sys.stderr)
     print(
-        "run_stdlib_tests: nothing run (" + ("allowed by --allow-missing" if allow else "use --allow-missing to exit 0") + ")",
+        "run_stdlib_tests: nothing run ("
+        + ("allowed by --allow-missing" if allow else "use --allow-missing to exit 0")
+        + ")",
         file=sys.stderr,
     )
     return 0 if allow else 1
@@ -238,11 +239,20 @@ class _Result(unittest.TextTestResult):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0)
-    parser.add_argument("-k", dest="pattern", action="append", help="only tests whose id contains this (fnmatch, repeatable)")
+    parser.add_argument(
+        "-k", dest="pattern", action="append", help="only tests whose id contains this (fnmatch, repeatable)"
+    )
     parser.add_argument("--list", action="store_true", help="list the selected tests and exit")
     parser.add_argument("--no-exclusions", action="store_true", help="run EXCLUSIONS as ordinary tests")
-    parser.add_argument("--allow-missing", action="store_true", help="exit 0 if Python < 3.14 or the tests are not installed")
-    parser.add_argument("--timeout", type=float, default=180.0, help="per-test limit in seconds before dumping tracebacks and exiting (0: none)")
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="exit 0 if Python < 3.14 or the tests are not installed"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="per-test limit in seconds before dumping tracebacks and exiting (0: none)",
+    )
     args = parser.parse_args(argv)
 
     if sys.version_info < (3, 14):
@@ -284,9 +294,12 @@ def main(argv=None):
 
     import interpool
 
-    print(f"run_stdlib_tests: {len(tests)} InterpreterPool tests from {sys.executable} "
-          f"(Python {sys.version.split()[0]}) against interpool {interpool.__version__} "
-          f"({interpool.__file__}); tests from {os.path.dirname(util.__file__)}", flush=True)
+    print(
+        f"run_stdlib_tests: {len(tests)} InterpreterPool tests from {sys.executable} "
+        f"(Python {sys.version.split()[0]}) against interpool {interpool.__version__} "
+        f"({interpool.__file__}); tests from {os.path.dirname(util.__file__)}",
+        flush=True,
+    )
     _Result.timeout = args.timeout or None
     runner = unittest.TextTestRunner(verbosity=1 + args.verbose, resultclass=_Result, stream=sys.stdout)
     start = time.monotonic()
@@ -299,14 +312,22 @@ def main(argv=None):
     failed = {_short_id(case(t)) for t, _ in result.failures}
     errored = {_short_id(case(t)) for t, _ in result.errors} - failed
     ours = {_short_id(t) for t, _ in result.expectedFailures} & set(EXCLUSIONS)
-    passed = (result.testsRun - len(failed) - len(errored) - len(result.skipped)
-              - len(result.expectedFailures) - len(result.unexpectedSuccesses))
+    passed = (
+        result.testsRun
+        - len(failed)
+        - len(errored)
+        - len(result.skipped)
+        - len(result.expectedFailures)
+        - len(result.unexpectedSuccesses)
+    )
     print()
-    print(f"run_stdlib_tests summary ({elapsed:.1f}s): ran {result.testsRun}: passed {passed}, "
-          f"failed {len(failed)}, errors {len(errored)}, skipped {len(result.skipped)}, "
-          f"expected failures {len(result.expectedFailures)} "
-          f"({len(ours)} from EXCLUSIONS, {len(result.expectedFailures) - len(ours)} marked upstream), "
-          f"unexpected successes {len(result.unexpectedSuccesses)}")
+    print(
+        f"run_stdlib_tests summary ({elapsed:.1f}s): ran {result.testsRun}: passed {passed}, "
+        f"failed {len(failed)}, errors {len(errored)}, skipped {len(result.skipped)}, "
+        f"expected failures {len(result.expectedFailures)} "
+        f"({len(ours)} from EXCLUSIONS, {len(result.expectedFailures) - len(ours)} marked upstream), "
+        f"unexpected successes {len(result.unexpectedSuccesses)}"
+    )
     for label, ids in (("FAIL", failed), ("ERROR", errored)):
         for test_id in sorted(ids):
             print(f"  {label}: {test_id}")

@@ -179,7 +179,9 @@ def wait_until_asleep(
     return _poll(check, label, deadline, settle)
 
 
-def wait_until_in_sleep(tid: int, *, pid: int | None = None, what: str | None = None, deadline: float = DEADLINE) -> ThreadState:
+def wait_until_in_sleep(
+    tid: int, *, pid: int | None = None, what: str | None = None, deadline: float = DEADLINE
+) -> ThreadState:
     """Wait until thread ``tid`` sleeps in time.sleep (see ``ThreadState.in_sleep``); fail the test after ``deadline``."""
     label = what or f"thread {tid} asleep in time.sleep"
 

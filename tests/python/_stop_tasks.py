@@ -5,8 +5,9 @@ the test through an interpool.Event when it has started, so that tests wait
 on events rather than on time.
 """
 
-import interpool
 import time
+
+import interpool
 
 
 def spin_forever(started):
@@ -61,8 +62,10 @@ def wait_for(event):
 def interrupted_type_info():
     import interpool
 
-    return interpool.TaskInterrupted.__name__, issubclass(interpool.TaskInterrupted, BaseException), issubclass(
-        interpool.TaskInterrupted, Exception
+    return (
+        interpool.TaskInterrupted.__name__,
+        issubclass(interpool.TaskInterrupted, BaseException),
+        issubclass(interpool.TaskInterrupted, Exception),
     )
 
 

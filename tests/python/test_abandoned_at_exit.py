@@ -61,7 +61,8 @@ def test_exit_with_a_worker_abandoned_in_event_wait(tmp_path):
     script = tmp_path / "abandon.py"
     script.write_text(SCRIPT)
     for _ in range(3):
-        done = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "left the worker behind"

@@ -4,18 +4,16 @@ on both of its backends (asyncio and trio), and under trio itself.
 Tests wait on events and on pool.stats(), never on time.
 """
 
-
 import pytest
 
 import _probe
 
 anyio = pytest.importorskip("anyio")
 
-import interpool  # noqa: E402
-from conftest import EXECUTOR_KINDS  # noqa: E402
-
 import _async_tasks as t  # noqa: E402
 import _stop_tasks  # noqa: E402
+import interpool  # noqa: E402
+from conftest import EXECUTOR_KINDS  # noqa: E402
 
 PATIENCE = 60
 
@@ -107,6 +105,7 @@ async def test_a_timeout_scope_interrupts(pool):
     started = interpool.Event()
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
+
             async def cancel_once_started():
                 await wait_started(started)
                 scope.cancel()
@@ -162,8 +161,9 @@ def test_readme_example(tmp_path):
 
     script = tmp_path / "example.py"
     script.write_text(python_block_after("### anyio and trio"))
-    done = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     expected = str(sum(i * i for i in range(10**6)))
     assert done.stdout.splitlines() == [expected, "stopped"] * 2

@@ -6,12 +6,12 @@ import os
 import threading
 import time
 
+import pytest
+
 import _probe
 import _tasks
-import pytest
-from conftest import BEHAVIOUR, make
-
 import interpool
+from conftest import BEHAVIOUR, make
 
 # Every executor kind (conftest.PoolKind) with 1 and 3 workers.
 pytestmark = BEHAVIOUR

@@ -3,21 +3,19 @@
 import asyncio
 import functools
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 
-import subprocess
-import textwrap
-
 import pytest
-from conftest import child_env
 
 import _async_tasks as t
 import interpool
+from conftest import child_env
 
 TIMEOUT = 30
-
 
 
 def arun(coro, timeout=TIMEOUT):
@@ -253,9 +251,7 @@ def test_unused_async_pool_exits_cleanly(tmp_path, shutdown):
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "done", "")
 
 
@@ -277,9 +273,7 @@ def test_async_pool_program_exits_cleanly(tmp_path):
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "285", "")
 
 

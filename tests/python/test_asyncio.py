@@ -19,12 +19,12 @@ import threading
 import time
 import warnings
 
-import _probe
 import pytest
-from conftest import EXECUTOR_KINDS, child_env
 
 import _async_tasks as t
+import _probe
 import interpool
+from conftest import EXECUTOR_KINDS, child_env
 
 TIMEOUT = 30
 
@@ -272,7 +272,6 @@ def test_cancelling_a_running_call_drops_its_result(pool, tmp_path):
     arun(main())
 
 
-
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_stop_iteration_from_a_task_does_not_lose_the_batch(pool):
     counter, lock = interpool.SharedBuffer(8), interpool.Lock()
@@ -482,9 +481,7 @@ def test_map_async_exception_after_earlier_results(pool, chunksize):
     async def main():
         got = []
         with pytest.raises(ValueError, match="bad item 5"):
-            async for value in pool.map_async(
-                functools.partial(t.fail_on, bad=5), range(20), chunksize=chunksize
-            ):
+            async for value in pool.map_async(functools.partial(t.fail_on, bad=5), range(20), chunksize=chunksize):
                 got.append(value)
         return got
 
@@ -495,7 +492,9 @@ def test_map_async_unordered_exception_propagates(pool):
     async def main():
         got = []
         with pytest.raises(ValueError, match="bad item 5"):
-            async for value in pool.map_async(functools.partial(t.fail_on, bad=5), range(20), ordered=False, chunksize=1):
+            async for value in pool.map_async(
+                functools.partial(t.fail_on, bad=5), range(20), ordered=False, chunksize=1
+            ):
                 got.append(value)
         return got
 
@@ -644,9 +643,7 @@ def test_default_pool_is_created_only_on_first_use(tmp_path):
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lazy, threads, same = proc.stdout.split()
     assert lazy == "True" and threads == "1" and same == "True"
@@ -672,9 +669,7 @@ def test_to_interpreter_process_exits_cleanly(tmp_path):
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str((144, sum(i * i for i in range(50))))
     assert proc.stderr == ""
@@ -699,9 +694,7 @@ def test_to_interpreter_exit_with_work_still_running(tmp_path):
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "left"
     assert proc.stderr == ""
@@ -878,9 +871,7 @@ CLOSED_LOOP_SCRIPT = textwrap.dedent(
 def test_loop_closed_while_results_in_flight(tmp_path):
     script = tmp_path / "closed_loop.py"
     script.write_text(CLOSED_LOOP_SCRIPT)
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     report = json.loads(proc.stdout)
@@ -952,4 +943,3 @@ def test_a_result_posted_to_a_closed_loop_is_dropped_and_the_loop_freed(pool):
     assert asyncio.run(use_again()) == 3  # a new loop's first use sweeps the closed one
     gc.collect()
     assert seen["future"]() is None and seen["loop"]() is None
-

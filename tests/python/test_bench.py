@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from interpool.bench import _harness as h
-from interpool.bench import _tasks
-from interpool.bench import bench_gridsearch, bench_overhead, bench_scaling
+from interpool.bench import _tasks, bench_gridsearch, bench_overhead, bench_scaling
 from interpool.bench.__main__ import discover
 
 # The worked example from the Advent of Code 2024 day 6 puzzle text:
@@ -112,15 +111,23 @@ def _config(**kw):
 
 def test_run_peer_threads_and_sizing():
     peer = h.standard_peers()["threads"]
-    m = h.run_peer(peer, 2, bench_overhead._map, n=2_000, repeats=2, config=_config(),
-                   budget_s=10.0, probe_n=100, check=bench_overhead._check_map)
+    m = h.run_peer(
+        peer,
+        2,
+        bench_overhead._map,
+        n=2_000,
+        repeats=2,
+        config=_config(),
+        budget_s=10.0,
+        probe_n=100,
+        check=bench_overhead._check_map,
+    )
     assert m.ok, m.detail
     assert m.n == 2_000 and len(m.times) == 2 and m.startup > 0
     assert m.per_item == min(m.times) / 2_000
     json.dumps(m.as_dict(), allow_nan=False)
     # A tiny budget shrinks n (never below the probe) for slow peers.
-    m = h.run_peer(peer, 2, bench_overhead._map, n=1_000_000, repeats=1, config=_config(),
-                   budget_s=1e-6, probe_n=50)
+    m = h.run_peer(peer, 2, bench_overhead._map, n=1_000_000, repeats=1, config=_config(), budget_s=1e-6, probe_n=50)
     assert m.ok and m.n == 50
 
 
@@ -144,8 +151,9 @@ def test_stdlib_peer_availability():
     peer = h.standard_peers()["stdlib"]
     if sys.version_info >= (3, 14):
         assert peer.unavailable() is None
-        m = h.run_peer(peer, 2, bench_overhead._submit_all, n=50, repeats=1,
-                       config=_config(), check=bench_overhead._check_count)
+        m = h.run_peer(
+            peer, 2, bench_overhead._submit_all, n=50, repeats=1, config=_config(), check=bench_overhead._check_count
+        )
         assert m.ok, m.detail
         grid, start = _tasks.make_grid()
         cells = bench_gridsearch.candidates(grid, start, step=150)
@@ -159,8 +167,11 @@ def test_stdlib_peer_availability():
 
 
 def test_table_render_aligns_columns():
-    t = h.Table("T", ["peer", "µs/task", "vs. interpool"],
-                [["a", "1.23", "1.00×"], ["longer name", "123", "100×"], ("x", "n/a (needs 3.14)")])
+    t = h.Table(
+        "T",
+        ["peer", "µs/task", "vs. interpool"],
+        [["a", "1.23", "1.00×"], ["longer name", "123", "100×"], ("x", "n/a (needs 3.14)")],
+    )
     lines = t.render().splitlines()
     assert lines[0] == "T"
     assert len({len(line) for line in lines[1:5]}) == 1  # header, rule, two full rows
@@ -195,9 +206,23 @@ def test_workloads_are_discovered():
 def _run_cli(tmp_path, *args, **env):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--quick", "--scale", "0.01", "--repeats", "1",
-         "--json", str(out), *args],
-        env=_bench_env(**env), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "interpool.bench",
+            "--quick",
+            "--scale",
+            "0.01",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+            *args,
+        ],
+        env=_bench_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc, out
 
@@ -221,8 +246,7 @@ def _check_json(out, names):
 
 def test_cli_harness_with_stand_in(tmp_path):
     """The whole CLI path with the developer-only ThreadPool stand-in."""
-    proc, out = _run_cli(tmp_path, "--peers", "interpool", "threads", "stdlib",
-                         **{h.FAKE_ENV: "1"})
+    proc, out = _run_cli(tmp_path, "--peers", "interpool", "threads", "stdlib", **{h.FAKE_ENV: "1"})
     assert proc.returncode == 0, proc.stderr
     assert "WARNING: INTERPOOL_BENCH_FAKE=1" in proc.stdout
     for title in ("Tiny-task overhead", "CPU-bound scaling", "Grid search", "asyncio: Pool.run"):
@@ -276,9 +300,29 @@ def test_cli_asyncio_real_interpool(tmp_path):
 
 def _plot_cli(tmp_path, target, *extra, **env):
     return subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick", "--scale", "0.01",
-         "--repeats", "1", "--workers", "2", "--peers", "interpool", "threads", "-q", *extra],
-        env=_bench_env(**env), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "interpool.bench",
+            "--plot",
+            str(target),
+            "--quick",
+            "--scale",
+            "0.01",
+            "--repeats",
+            "1",
+            "--workers",
+            "2",
+            "--peers",
+            "interpool",
+            "threads",
+            "-q",
+            *extra,
+        ],
+        env=_bench_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -323,16 +367,35 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
     target = tmp_path / "scaling.svg"
     proc = subprocess.run(
         [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "--plot needs matplotlib" in proc.stderr and "pip install 'interpool[plot]'" in proc.stderr
     assert proc.stdout == "" and not target.exists()  # nothing ran
     # Without --plot the benchmark runs as usual.
     proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--quick", "--scale", "0.01", "--repeats", "1",
-         "--only", "overhead", "--peers", "interpool", "-q"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "interpool.bench",
+            "--quick",
+            "--scale",
+            "0.01",
+            "--repeats",
+            "1",
+            "--only",
+            "overhead",
+            "--peers",
+            "interpool",
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "== Tiny-task overhead ==" in proc.stdout
@@ -341,7 +404,10 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
 def test_plot_refuses_an_unknown_file_type(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "interpool.bench", "--plot", str(tmp_path / "chart.txt")],
-        env=_bench_env(), capture_output=True, text=True, timeout=60,
+        env=_bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "--plot FILE must end in one of .svg, .png, .pdf" in proc.stderr
@@ -369,11 +435,21 @@ def test_cli_startup_real_interpool(tmp_path):
 
 
 def test_cli_list_and_bad_args(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "interpool.bench", "--list"],
-                          env=_bench_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--list"],
+        env=_bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "gridsearch" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "interpool.bench", "--only", "nope"],
-                          env=_bench_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "interpool.bench", "--only", "nope"],
+        env=_bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
@@ -401,8 +477,10 @@ def test_cli_stop_real_interpool(tmp_path):
     assert threads["interrupt"]["status"] == threads["timeout"]["status"] == "n/a"
     assert threads["ctrl_c"]["status"] == "ok"
     assert [t["text"] for t in stop["targets"]] == [
-        "interpool interrupt p99 ≤ 10 ms", "interpool timeout overshoot p99 ≤ 10 ms",
-        "interpool Ctrl-C to exit ≤ 0.5 s"]
+        "interpool interrupt p99 ≤ 10 ms",
+        "interpool timeout overshoot p99 ≤ 10 ms",
+        "interpool Ctrl-C to exit ≤ 0.5 s",
+    ]
 
 
 def test_stop_tasks():

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import _byvalue_tasks
 import _tasks
-import pytest
-from conftest import child_env
-
 import interpool
+from conftest import child_env
 
 # A program as a notebook or ``python -c`` holds it: everything in __main__.
 PROGRAM = """\

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 
-import _tasks
 import pytest
+
+import _tasks
 from conftest import child_env
 
 # ------------------------------------------------------------ sendable ones
@@ -221,7 +222,7 @@ def test_local_function_in_test_module_runs_by_value(pool):
 @pytest.mark.parametrize(
     ("make_arg", "expected"),
     [
-        pytest.param(lambda: (lambda: None), None, id="lambda_argument"),
+        pytest.param(lambda: lambda: None, None, id="lambda_argument"),
         pytest.param(_local_instance, "LocalClass", id="local_class_instance"),
     ],
 )
@@ -372,14 +373,12 @@ def test_partials_binding_large_objects_are_freed_after_their_tasks(make_pool):
     assert pool.submit(_graph_tasks.live_sentinels).result(timeout=30) == 0
 
 
-
 # ---------------------------------- stateless code (InterpreterPoolExecutor)
 
 
 @pytest.mark.timeout(20)
 def test_function_using_a_module_global_that_shadows_a_builtin_goes_by_value_with_it():
     import _shadowing_module
-
     import interpool
 
     fn = _shadowing_module.lambda_using_shadowed_len()

@@ -56,7 +56,9 @@ def test_text_report_has_one_line_per_module():
     assert lines[0] == "json                      loads"
     assert lines[2] == "interpool_no_such_module  not installed"
     if expected_yaml() == "fallback":
-        assert lines[1].startswith("yaml                      loads, without its C accelerator: yaml._yaml (the LibYAML")
+        assert lines[1].startswith(
+            "yaml                      loads, without its C accelerator: yaml._yaml (the LibYAML"
+        )
     assert proc.returncode == 1
 
 
@@ -81,14 +83,15 @@ def test_refused_stdlib_module():
 def test_a_crash_or_hang_is_reported_and_the_rest_still_checked(tmp_path):
     (tmp_path / "aborts_on_import.py").write_text("import os\nos.abort()\n")
     (tmp_path / "raises_on_import.py").write_text("raise ValueError('boom')\n")
-    proc = run(
-        "check", "json", "aborts_on_import", "raises_on_import", "string", "--jobs", "2", "--json", cwd=tmp_path
-    )
+    proc = run("check", "json", "aborts_on_import", "raises_on_import", "string", "--jobs", "2", "--json", cwd=tmp_path)
     got = by_module(proc)
     assert got["aborts_on_import"]["status"] == "crashed"
     assert got["aborts_on_import"]["detail"].startswith("SIGABRT")
     assert got["raises_on_import"] == {
-        "module": "raises_on_import", "status": "error", "detail": "ValueError: boom", "blocker": None
+        "module": "raises_on_import",
+        "status": "error",
+        "detail": "ValueError: boom",
+        "blocker": None,
     }
     assert got["json"]["status"] == got["string"]["status"] == "loads"
     assert proc.returncode == 1

@@ -8,20 +8,19 @@ worker returns a value equal to ``x`` and of the same type, at every level.
 
 import collections
 import datetime
-import sys
 import decimal
 import fractions
 import math
+import sys
 import uuid
 
-import _tasks
 import pytest
-from conftest import POOL_KINDS, make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import _tasks
 import interpool
-
+from conftest import POOL_KINDS, make
 
 ON_312 = sys.version_info < (3, 13)
 
@@ -180,7 +179,7 @@ PICKLED = {
     "dataclass": _tasks.Record("r", (1, 2.5, "x")),
     "decimal": decimal.Decimal("3.14159265358979323846264338327950288"),
     "fraction": fractions.Fraction(355, 113),
-    "datetime": datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc),
+    "datetime": datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=datetime.UTC),
     "date": datetime.date(1999, 12, 31),
     "timedelta": datetime.timedelta(days=-1, microseconds=3),
     "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
@@ -342,7 +341,12 @@ scalars = (
     | st.binary().map(bytearray)
 )
 hashables = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10) | st.binary(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10)
+    | st.binary(max_size=10),
     lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=4),
     max_leaves=8,
 )

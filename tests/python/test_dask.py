@@ -9,7 +9,6 @@ dask = pytest.importorskip("dask")
 db = pytest.importorskip("dask.bag")
 
 import _dask_tasks as tasks  # noqa: E402
-
 import interpool  # noqa: E402
 
 KINDS = ["Pool", "InterpreterPoolExecutor", "HybridPool"]

@@ -19,7 +19,6 @@ db = pytest.importorskip("dask.bag")
 distributed = pytest.importorskip("distributed")
 
 import _dask_tasks as tasks  # noqa: E402
-
 import interpool  # noqa: E402
 import interpool.dask  # noqa: E402
 
@@ -191,9 +190,12 @@ def test_worker_executor_argument():
     # Worker(executor=...): here through LocalCluster's worker keywords, in
     # this process (an executor does not travel to another one).
     executor = interpool.dask.InterpreterExecutor(2)
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, executor=executor, dashboard_address=None
-    ) as cluster, distributed.Client(cluster, timeout=GUARD) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, executor=executor, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, timeout=GUARD) as client,
+    ):
         check_runs_in_interpreters(client)
         with pytest.raises(tasks.TaskFailed):
             client.submit(tasks.fail, 1).result(timeout=GUARD)
@@ -231,11 +233,15 @@ def test_a_task_is_taken_apart_into_its_calls():
     try:
         data = {"a": 3, "b": 4}
         nested = spec.Task(
-            "k", tasks.total, spec.List(spec.Task(None, tasks.square, spec.TaskRef("a")), spec.TaskRef("b"), spec.DataNode(None, 5))
+            "k",
+            tasks.total,
+            spec.List(spec.Task(None, tasks.square, spec.TaskRef("a")), spec.TaskRef("b"), spec.DataNode(None, 5)),
         )
         msg = run_task(executor, nested, data)
         assert (msg["op"], msg["result"]) == ("task-finished", 9 + 4 + 5)
-        where = spec.Task("w", tasks.where_and_items, spec.Dict({"x": spec.TaskRef("a"), "y": spec.Task(None, tasks.inc, 1)}))
+        where = spec.Task(
+            "w", tasks.where_and_items, spec.Dict({"x": spec.TaskRef("a"), "y": spec.Task(None, tasks.inc, 1)})
+        )
         assert run_task(executor, where, data)["result"] == (True, [("x", 3), ("y", 2)])
         flat = spec.Task("f", tasks.add, spec.TaskRef("a"), y=spec.TaskRef("b"))
         assert run_task(executor, flat, data)["result"] == 7
@@ -288,7 +294,9 @@ def test_functions_of_the_worker_processs_mp_main_are_sent_whole():
         data = {"x": 1, "items": [0] * 4}
         msg = run_task(executor, spec.Task("s", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
         assert (msg["op"], msg["result"]) == ("task-finished", (1 + 4) * 3)
-        nested = spec.Task("t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5))
+        nested = spec.Task(
+            "t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5)
+        )
         assert run_task(executor, nested, data)["result"] == (1 + 4) * 3 + 5
     finally:
         executor.shutdown()
@@ -342,8 +350,21 @@ def test_dask_scheduler_and_worker_processes(tmp_path, processes, preload_args):
     log = open(tmp_path / "cluster.log", "w")
     processes.append(
         subprocess.Popen(
-            [exe, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            [
+                exe,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
     )
     try:
@@ -354,9 +375,23 @@ def test_dask_scheduler_and_worker_processes(tmp_path, processes, preload_args):
             assert address.startswith("tcp://127.0.0.1:")
             processes.append(
                 subprocess.Popen(
-                    [exe, "worker", address, "--nthreads", "3", "--host", "127.0.0.1", "--no-dashboard",
-                     "--preload", "interpool.dask", *preload_args],
-                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+                    [
+                        exe,
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "3",
+                        "--host",
+                        "127.0.0.1",
+                        "--no-dashboard",
+                        "--preload",
+                        "interpool.dask",
+                        *preload_args,
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=tmp_path,
                 )
             )
             client.wait_for_workers(1, timeout=GUARD)

@@ -5,11 +5,10 @@ import math
 import re
 import threading
 
-import _tasks
 import pytest
 
+import _tasks
 import interpool
-
 
 try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
     from concurrent.interpreters import ExecutionFailed

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+
 from conftest import child_env
 
 # Limits for hung children only: a correct run takes a second or two.

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+
 from conftest import child_env
 
 CHILD_LIMIT = 240

@@ -22,7 +22,6 @@ import _probe
 import interpool
 from _delivery_tasks import WAIT, finish_when
 from interpool._future import FutureContract as C
-
 from test_delivery import one_worker  # noqa: F401  (the fixture: a one-worker pool of each kind)
 
 

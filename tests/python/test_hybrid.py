@@ -16,9 +16,8 @@ import warnings
 
 import pytest
 
-import _probe
-
 import _async_tasks as t
+import _probe
 import _stop_tasks
 import interpool
 
@@ -179,7 +178,6 @@ def test_decorated_function_in_a_plain_pool(marker):
         mapped = list(pool.map(t.decorated_where, [1, 2]))
     assert in_worker_interpreter(info) and info["x"] == 9
     assert [m["x"] for m in mapped] == [1, 2] and all(in_worker_interpreter(m) for m in mapped)
-
 
 
 @pytest.mark.parametrize("how", ["submit", "map", "run", "to_thread"])

@@ -3,9 +3,9 @@
 import concurrent.futures as cf
 import threading
 
-import _tasks
 import pytest
 
+import _tasks
 import interpool
 
 # -------------------------------------------------------------- initializer
@@ -190,4 +190,3 @@ def test_recycling_with_two_workers_keeps_every_count_within_the_limit(make_plai
 def test_invalid_max_tasks_per_worker_is_rejected(value, error):
     with pytest.raises(error, match="max_tasks_per_worker must be"):
         interpool.Pool(1, max_tasks_per_worker=value)
-

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-import interpool
 import _probe
 import _stop_tasks as tasks
+import interpool
 from conftest import ALL_KINDS
 
 PATIENCE = 60.0  # generous: only a hang fails this, never slowness
@@ -123,9 +123,12 @@ def test_per_call_timeout_through_options(kind):
     with pytest.raises(TimeoutError):
         quick.submit(kind.fn(tasks.spin_forever), interpool.Event()).result(timeout=PATIENCE)
     # The user's keyword arguments stay theirs: `timeout` here goes to the function.
-    assert pool.options(timeout=30).submit(kind.fn(tasks.sleep_in_c), interpool.Event(), seconds=0).result(
-        timeout=PATIENCE
-    ) == "woke up"
+    assert (
+        pool.options(timeout=30)
+        .submit(kind.fn(tasks.sleep_in_c), interpool.Event(), seconds=0)
+        .result(timeout=PATIENCE)
+        == "woke up"
+    )
     assert list(pool.options(timeout=30).map(kind.fn(abs), [-1, -2])) == [1, 2]
     stats = pool.stats()
     assert stats.timed_out == 1 and stats.done >= 2

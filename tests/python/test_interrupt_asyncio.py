@@ -11,9 +11,9 @@ import functools
 
 import pytest
 
-import interpool
-import _stop_tasks as tasks
 import _probe
+import _stop_tasks as tasks
+import interpool
 from conftest import ALL_KINDS
 from test_interrupt import PATIENCE
 

@@ -14,13 +14,12 @@ import _probe
 
 joblib = pytest.importorskip("joblib")
 
+from joblib import Parallel, delayed  # noqa: E402
+
+import _joblib_tasks as jt  # noqa: E402
 import interpool  # noqa: E402
 import interpool.joblib  # noqa: E402
 from interpool import RemoteTraceback  # noqa: E402
-
-import _joblib_tasks as jt  # noqa: E402
-
-from joblib import Parallel, delayed  # noqa: E402
 
 PATIENCE = 60
 
@@ -148,7 +147,8 @@ def test_readme_example(tmp_path):
 
     script = tmp_path / "example.py"
     script.write_text(python_block_after("### joblib"))
-    done = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [str([i * i for i in range(10)]), "[0, 1, 4, 9, 16]"]

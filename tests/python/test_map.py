@@ -4,12 +4,12 @@ import itertools
 import operator
 import time
 
-import _tasks
 import pytest
-from conftest import BEHAVIOUR
 
+import _tasks
 import interpool
 import interpool._pool
+from conftest import BEHAVIOUR
 
 # Every executor kind (conftest.PoolKind) with 1 and 3 workers.
 pytestmark = BEHAVIOUR
@@ -48,9 +48,7 @@ def test_map_accepts_generators(pool):
 
 @pytest.mark.parametrize("chunksize", [1, 2, 3, 7, 50, 1000])
 def test_map_with_explicit_chunksize(pool, chunksize):
-    assert list(pool.map(_tasks.mul, range(50), itertools.repeat(2), chunksize=chunksize)) == [
-        2 * i for i in range(50)
-    ]
+    assert list(pool.map(_tasks.mul, range(50), itertools.repeat(2), chunksize=chunksize)) == [2 * i for i in range(50)]
 
 
 @pytest.mark.parametrize(("chunksize", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError)])
@@ -216,7 +214,10 @@ def test_map_error_cancels_later_chunks(make_pool, tmp_path):
     gate = interpool.Event()  # item 1 runs until the map has given up
     try:
         results = pool.map(
-            _tasks.fail_or_gate_or_touch, range(12), itertools.repeat(str(tmp_path)), itertools.repeat(gate),
+            _tasks.fail_or_gate_or_touch,
+            range(12),
+            itertools.repeat(str(tmp_path)),
+            itertools.repeat(gate),
             chunksize=1,
         )
         with pytest.raises(ValueError, match="first item fails"):

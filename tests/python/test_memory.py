@@ -101,7 +101,10 @@ print(json.dumps({"rss_mb": after}))
 def run_probe(source, *args):
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=child_env(), capture_output=True, text=True, timeout=600,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -157,7 +160,10 @@ def test_the_package_api_is_unchanged_by_lazy_loading():
 def test_importing_interpool_imports_no_asyncio():
     out = subprocess.run(
         [sys.executable, "-c", "import sys, interpool; print('asyncio' in sys.modules)"],
-        env=child_env(), capture_output=True, text=True, timeout=600,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -1,7 +1,6 @@
 """Worker output in a real Jupyter kernel: a notebook executed with nbclient and ipykernel."""
 
 import os
-import sys
 
 import pytest
 
@@ -31,12 +30,9 @@ def stream_text(cell, name):
 def test_worker_prints_appear_in_the_cell_output(tmp_path):
     nb = run_notebook(
         [
-            f"import sys; sys.path.insert(0, {HERE!r})\n"
-            "import interpool, _output_tasks\n"
-            "pool = interpool.Pool(2)",
+            f"import sys; sys.path.insert(0, {HERE!r})\nimport interpool, _output_tasks\npool = interpool.Pool(2)",
             "results = list(pool.map(_output_tasks.shout, range(4)))\nprint('results', results)",
-            "import sys\n"
-            "pool.submit(_output_tasks.to_stderr, 'careful').result()",
+            "import sys\npool.submit(_output_tasks.to_stderr, 'careful').result()",
             "import logging\n"
             "logging.basicConfig(format='%(interpool_worker)s %(levelname)s %(message)s', force=True)\n"
             "pool2 = interpool.Pool(1)\n"

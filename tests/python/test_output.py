@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-import interpool
 import _output_tasks as t
+import interpool
 
 # --------------------------------------------------------------- capsys
 

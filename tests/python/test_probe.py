@@ -5,9 +5,10 @@ import sys
 import threading
 import time
 
+import pytest
+
 import _probe
 import _tasks
-import pytest
 
 pytestmark = pytest.mark.timeout(120)
 

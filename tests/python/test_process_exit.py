@@ -6,8 +6,9 @@ import sys
 import textwrap
 import time
 
-import _probe
 import pytest
+
+import _probe
 from conftest import child_env
 
 # The child prints "ready", then blocks in .result(), list(map(...)) or
@@ -206,4 +207,3 @@ def test_exit_is_clean_when_a_worker_pickles_before_the_caller(tmp_path):
     assert "point Point(x=1, y=2)" in proc.stdout
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-

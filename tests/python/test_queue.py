@@ -12,12 +12,12 @@ import queue
 import threading
 import time
 
+import pytest
+
 import _probe
 import _sync_tasks as tasks
-import pytest
-from conftest import ALL_BEHAVIOUR, child_env
-
 import interpool
+from conftest import ALL_BEHAVIOUR, child_env
 
 # Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
 # workers; one pool per kind for the module, since its tasks never outlive a
@@ -427,8 +427,10 @@ def test_queue_state_is_shared(pool):
         ("q = interpool.Queue()", "q.get()"),
         ("q = interpool.Queue(1); q.put(0)", "q.put(1)"),
         ("q = interpool.Queue(); pool = interpool.Pool(2)", "q.get()"),
-        ("q = interpool.Queue(); t = threading.Thread(target=q.get, args=(True, 60), daemon=True); t.start()",
-         "q.get()"),
+        (
+            "q = interpool.Queue(); t = threading.Thread(target=q.get, args=(True, 60), daemon=True); t.start()",
+            "q.get()",
+        ),
     ],
     ids=["get", "put-full", "get-with-pool", "get-with-another-blocked-thread"],
 )

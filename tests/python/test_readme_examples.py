@@ -61,8 +61,10 @@ def test_readme_notebook_session(tmp_path):
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute(env=env)
     cell = nb.cells[1]
-    streams = {name: "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
-               for name in ("stdout", "stderr")}
+    streams = {
+        name: "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == name)
+        for name in ("stdout", "stderr")
+    }
     (result,) = [o.data["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
     *prints, record, value = expected.splitlines()
     assert streams["stdout"].splitlines() == prints
@@ -82,10 +84,14 @@ def test_readme_check_command():
         pytest.skip("this PyYAML has no LibYAML extension")
     done = subprocess.run(
         [sys.executable, "-m", "interpool", "check", "numpy", "json", "yaml"],
-        env=child_env(), capture_output=True, text=True, timeout=300,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.stdout.splitlines() == report
     assert str(done.returncode) == status
+
 
 @pytest.mark.timeout(600)
 def test_readme_dask_example_runs(tmp_path):
@@ -98,6 +104,7 @@ def test_readme_dask_example_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["True", "285", "285", "True", "385"]
+
 
 def test_readme_notebook_example_runs_as_a_notebook_would():
     # Fed on stdin, as a notebook cell or a REPL holds it: everything in __main__.

@@ -11,7 +11,6 @@ computation done locally.  No network beyond 127.0.0.1.
 import asyncio
 import hashlib
 import re
-import sys
 
 import pytest
 
@@ -46,7 +45,8 @@ class Site:
                 status = "404 Not Found"
             writer.write(
                 f"HTTP/1.0 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1") + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("latin-1")
+                + body
             )
             await writer.drain()
         finally:
@@ -125,7 +125,9 @@ def test_crawl_parse_and_hash_in_workers(monkeypatch):
     assert mapped == [expected_page(i) for i in range(t.N_PAGES)]
     assert missing == {"path": "/page/999", "status": 404}
     # The server saw each request once: the crawl fetched no page twice.
-    assert sorted(requests) == sorted([f"/page/{i}" for i in reachable] + [f"/page/{i}" for i in range(t.N_PAGES)] + ["/page/999"])
+    assert sorted(requests) == sorted(
+        [f"/page/{i}" for i in reachable] + [f"/page/{i}" for i in range(t.N_PAGES)] + ["/page/999"]
+    )
 
 
 def _fetch_on(port):
@@ -141,14 +143,18 @@ def test_task_group_mixes_to_interpreter_and_to_thread():
         async with Site() as site, interpool.AsyncPool(2) as apool:
             bodies = {}
             async with asyncio.TaskGroup() as tg:
-                fetches = {i: tg.create_task(apool.run(t.fetch_body, site.port, f"/page/{i}")) for i in range(t.N_PAGES)}
+                fetches = {
+                    i: tg.create_task(apool.run(t.fetch_body, site.port, f"/page/{i}")) for i in range(t.N_PAGES)
+                }
             for i, task in fetches.items():
                 status, body = task.result()
                 assert status == 200
                 bodies[i] = body
             # CPU work in interpreters and I/O-ish work on threads, in one TaskGroup.
             async with asyncio.TaskGroup() as tg:
-                hashed = {i: tg.create_task(interpool.to_interpreter(t.hash_rounds, b, rounds)) for i, b in bodies.items()}
+                hashed = {
+                    i: tg.create_task(interpool.to_interpreter(t.hash_rounds, b, rounds)) for i, b in bodies.items()
+                }
                 parsed = {i: tg.create_task(asyncio.to_thread(t.analyze, b)) for i, b in bodies.items()}
                 digests = {i: tg.create_task(asyncio.to_thread(hashlib.sha256, b)) for i, b in bodies.items()}
             return (

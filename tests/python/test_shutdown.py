@@ -2,12 +2,12 @@
 
 import concurrent.futures as cf
 
-import _tasks
 import pytest
-from conftest import BEHAVIOUR
 
 import _probe
+import _tasks
 import interpool
+from conftest import BEHAVIOUR
 
 # Every executor kind (conftest.PoolKind) with 1 and 3 workers.
 pytestmark = BEHAVIOUR

@@ -118,7 +118,9 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
     # before shutdown() began would leave a pool that was never asked to
     # stop, whose exit then waits (as the stdlib's does) for its task.
     try:
-        _probe.wait_until_asleep(child.pid, pid=child.pid, futex=True, what="the child's main thread in the shutdown wait")
+        _probe.wait_until_asleep(
+            child.pid, pid=child.pid, futex=True, what="the child's main thread in the shutdown wait"
+        )
     except pytest.fail.Exception as failed:
         child.kill()
         out, err = child.communicate()

@@ -3,9 +3,9 @@
 import operator
 import threading
 
-import _tasks
 import pytest
 
+import _tasks
 import interpool
 
 

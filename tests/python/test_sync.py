@@ -12,12 +12,12 @@ import pickle
 import threading
 import time
 
+import pytest
+
 import _probe
 import _sync_tasks as tasks
-import pytest
-from conftest import ALL_BEHAVIOUR, child_env
-
 import interpool
+from conftest import ALL_BEHAVIOUR, child_env
 
 # Every pool kind (conftest.PoolKind, AsyncPool included) with 1 and 3
 # workers; one pool per kind for the module, since its tasks never outlive a

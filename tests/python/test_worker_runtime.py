@@ -2,9 +2,9 @@
 
 import sys
 
-import _tasks
 import pytest
 
+import _tasks
 import interpool
 
 

@@ -30,7 +30,7 @@ def discover() -> dict:
     """name -> workload module, for every ``bench_*`` module in this package."""
     package = __package__ or "interpool.bench"
     names = sorted(
-        info.name[len("bench_"):]
+        info.name[len("bench_") :]
         for info in pkgutil.iter_modules(importlib.import_module(package).__path__)
         if info.name.startswith("bench_")
     )
@@ -43,24 +43,42 @@ def parse_args(argv, workloads, default_only):
         prog="python -m interpool.bench",
         description="Benchmark interpool against the standard library executors.",
     )
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes: the whole suite in well under a minute")
+    p.add_argument("--quick", action="store_true", help="small sizes: the whole suite in well under a minute")
     p.add_argument("--json", metavar="FILE", help="also write all results as JSON to FILE")
-    p.add_argument("--only", nargs="+", metavar="NAME", choices=list(workloads),
-                   default=default_only,
-                   help=f"run only these workloads (of: {', '.join(workloads)})")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="workers per executor; scaling goes 1..N (default: CPU count, %(default)s)")
-    p.add_argument("--peers", nargs="+", metavar="PEER", choices=list(h.PEER_KEYS),
-                   help=f"run only these peers (of: {', '.join(h.PEER_KEYS)}); "
-                        "the serial baseline always runs where a workload needs it")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=list(workloads),
+        default=default_only,
+        help=f"run only these workloads (of: {', '.join(workloads)})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="workers per executor; scaling goes 1..N (default: CPU count, %(default)s)",
+    )
+    p.add_argument(
+        "--peers",
+        nargs="+",
+        metavar="PEER",
+        choices=list(h.PEER_KEYS),
+        help=f"run only these peers (of: {', '.join(h.PEER_KEYS)}); "
+        "the serial baseline always runs where a workload needs it",
+    )
     p.add_argument("--repeats", type=int, metavar="K", help="best of K runs (default per workload)")
-    p.add_argument("--scale", type=float, default=1.0, metavar="F",
-                   help="multiply all sizes by F (e.g. 0.01 for smoke tests)")
-    p.add_argument("--plot", metavar="FILE",
-                   help="also draw speedup vs. workers (CPU-bound and grid search) to FILE (.svg, .png or .pdf); "
-                        "also runs the scaling workloads where --only leaves them out; needs matplotlib "
-                        "(pip install 'interpool[plot]')")
+    p.add_argument(
+        "--scale", type=float, default=1.0, metavar="F", help="multiply all sizes by F (e.g. 0.01 for smoke tests)"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw speedup vs. workers (CPU-bound and grid search) to FILE (.svg, .png or .pdf); "
+        "also runs the scaling workloads where --only leaves them out; needs matplotlib "
+        "(pip install 'interpool[plot]')",
+    )
     p.add_argument("--list", action="store_true", help="list workloads and exit")
     p.add_argument("-q", "--no-progress", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
@@ -132,8 +150,12 @@ def main(argv=None, default_only=None) -> int:
             return 2
 
     config = h.Config(
-        quick=args.quick, workers=args.workers, scale=args.scale, repeats=args.repeats,
-        peers=peers, progress=None if args.no_progress else sys.stderr,
+        quick=args.quick,
+        workers=args.workers,
+        scale=args.scale,
+        repeats=args.repeats,
+        peers=peers,
+        progress=None if args.no_progress else sys.stderr,
     )
     meta = metadata(args)
     print(header(meta), flush=True)

@@ -25,7 +25,8 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import _tasks
 
@@ -64,16 +65,11 @@ def load_interpool():
     try:
         import interpool
     except Exception as exc:  # ImportError, or the extension failing to load
-        raise InterpoolUnavailable(
-            f"cannot import interpool: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise InterpoolUnavailable(f"cannot import interpool: {type(exc).__name__}: {exc}") from exc
     if not hasattr(interpool, "Pool"):
-        where = getattr(interpool, "__file__", None) or list(
-            getattr(interpool, "__path__", [])
-        )
+        where = getattr(interpool, "__file__", None) or list(getattr(interpool, "__path__", []))
         raise InterpoolUnavailable(
-            f"cannot import interpool.Pool (found a package without it at {where};"
-            " is the extension built/installed?)"
+            f"cannot import interpool.Pool (found a package without it at {where}; is the extension built/installed?)"
         )
     return interpool
 
@@ -298,10 +294,7 @@ class Table:
         def fmt(row):
             if isinstance(row, tuple):
                 return f"{row[0].ljust(widths[0])}  {row[1]}".rstrip()
-            cells = [
-                (c.ljust(w) if a == "<" else c.rjust(w))
-                for c, w, a in zip(row, widths, align)
-            ]
+            cells = [(c.ljust(w) if a == "<" else c.rjust(w)) for c, w, a in zip(row, widths, align)]
             return "  ".join(cells).rstrip()
 
         lines = [self.title, fmt(self.headers), "  ".join("-" * w for w in widths)]
@@ -408,7 +401,9 @@ def run_peer(
     if reason:
         m.status, m.detail = "n/a", reason
         return m
-    config.log(f"  {section + ': ' if section else ''}{bench.label} ({'serial' if bench.serial else f'{workers} workers'}) ...")
+    config.log(
+        f"  {section + ': ' if section else ''}{bench.label} ({'serial' if bench.serial else f'{workers} workers'}) ..."
+    )
     try:
         with opened(bench, workers) as (ex, startup):
             m.startup = startup
@@ -505,8 +500,7 @@ def sort_measurements(ms: list[Measurement], key: Callable[[Measurement], float]
     return sorted(ms, key=lambda m: (rank[m.status], key(m) if m.ok else 0.0))
 
 
-def rows(ms: list[Measurement], key: Callable[[Measurement], float],
-         row: Callable[[Measurement], list[str]]) -> list:
+def rows(ms: list[Measurement], key: Callable[[Measurement], float], row: Callable[[Measurement], list[str]]) -> list:
     """Table rows sorted by ``key``: ``row(m)`` for OK peers, status rows for the rest."""
     return [row(m) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
 

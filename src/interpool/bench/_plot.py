@@ -15,8 +15,10 @@ WORKLOADS = ("scaling", "gridscaling")
 #: File types the chart can be written as.
 FORMATS = (".svg", ".png", ".pdf")
 
-MISSING = ("--plot needs matplotlib, which is not installed: install it with "
-           "pip install 'interpool[plot]' (or pip install matplotlib)")
+MISSING = (
+    "--plot needs matplotlib, which is not installed: install it with "
+    "pip install 'interpool[plot]' (or pip install matplotlib)"
+)
 
 # One style per peer kind, the same on both panels.
 _STYLE = {
@@ -60,9 +62,11 @@ def draw(results: dict, meta: dict, path: str) -> None:
 
     plt.rcParams["svg.fonttype"] = "none"  # SVG text stays text: smaller, and searchable
 
-    panels = [(name, title) for name, title in (("scaling", "CPU-bound (sum_squares)"),
-                                                ("gridscaling", "grid search (AoC 2024 day 6)"))
-              if name in results]
+    panels = [
+        (name, title)
+        for name, title in (("scaling", "CPU-bound (sum_squares)"), ("gridscaling", "grid search (AoC 2024 day 6)"))
+        if name in results
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     top = max(meta.get("workers") or 1, 1)
     for ax, (name, title) in zip(axes[0], panels):

@@ -37,6 +37,7 @@ __all__ = [
 # Tiny tasks (overhead)
 # ---------------------------------------------------------------------------
 
+
 def noop():
     """Do nothing; measures pure dispatch overhead."""
     return None
@@ -55,6 +56,7 @@ def pause(seconds):
 # ---------------------------------------------------------------------------
 # CPU-bound task (scaling)
 # ---------------------------------------------------------------------------
+
 
 def sum_squares(n):
     """Pure-Python loop: sum of i*i for i < n (holds the GIL throughout)."""
@@ -91,10 +93,7 @@ def make_grid(seed=4, size=130, density=0.01, path_range=(4300, 4700)):
     rng = random.Random(seed)
     lo, hi = path_range
     for _attempt in range(1000):
-        cells = [
-            ["#" if rng.random() < density else "." for _ in range(size)]
-            for _ in range(size)
-        ]
+        cells = [["#" if rng.random() < density else "." for _ in range(size)] for _ in range(size)]
         half = size // 2
         jitter = max(1, size // 16)
         r = half + rng.randrange(-jitter, jitter + 1)
@@ -178,9 +177,7 @@ def check_loop(grid, start, cell):
     width = len(grid[0]) + 2
     border = b"\x02" * width
     board = bytearray(
-        border
-        + b"".join(b"\x02" + row.encode("ascii").translate(codes) + b"\x02" for row in grid)
-        + border
+        border + b"".join(b"\x02" + row.encode("ascii").translate(codes) + b"\x02" for row in grid) + border
     )
     board[(cell[0] + 1) * width + cell[1] + 1] = 1
     pos = (start[0] + 1) * width + start[1] + 1
@@ -211,6 +208,7 @@ def count_loops(grid, start, cells):
 # ---------------------------------------------------------------------------
 # Tasks to stop (stop): pure-Python loops that never block in C
 # ---------------------------------------------------------------------------
+
 
 def spin(seconds):
     """Pure-Python loop for ``seconds``; returns how many rounds it made."""

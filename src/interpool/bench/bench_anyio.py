@@ -97,13 +97,22 @@ def run(config: h.Config) -> h.WorkloadResult:
         headers += [f"{backend}: sequential", f"{backend}: concurrent"]
     table = h.Table(
         f"µs per awaited no-op; sequential: {n_seq:,} calls, concurrent: {n_conc:,} at once",
-        headers, rows,
-        notes=["anyio.to_interpreter.run_sync starts a new interpreter for each concurrent call "
-               "beyond its pool, so it gets a smaller concurrent batch."],
+        headers,
+        rows,
+        notes=[
+            "anyio.to_interpreter.run_sync starts a new interpreter for each concurrent call "
+            "beyond its pool, so it gets a smaller concurrent batch."
+        ],
     )
-    return h.WorkloadResult(NAME, TITLE, DESCRIPTION,
-                            params={"sequential": n_seq, "concurrent": n_conc, "backends": backends},
-                            tables=[table], targets=[], data={})
+    return h.WorkloadResult(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={"sequential": n_seq, "concurrent": n_conc, "backends": backends},
+        tables=[table],
+        targets=[],
+        data={},
+    )
 
 
 def main(argv=None):

@@ -163,52 +163,94 @@ def _overhead(config):
         (h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare),
         # What any awaited result costs asyncio itself: a coroutine that
         # suspends on a future and is resumed when the loop completes it.
-        (h.Benchmark("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future"),
-         _gather_awaiting_future),
+        (
+            h.Benchmark("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future"),
+            _gather_awaiting_future,
+        ),
     ]
     if _wanted(config, "interpool"):
         peers += [
-            (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing),
-             _gather_pool_run),
-            (h.Benchmark("interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie",
-                         _interpool_missing), _gather_run_in_executor),
+            (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing), _gather_pool_run),
+            (
+                h.Benchmark(
+                    "interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie", _interpool_missing
+                ),
+                _gather_run_in_executor,
+            ),
         ]
     if _wanted(config, "threads"):
-        peers.append((h.Benchmark("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads"),
-                      _gather_run_in_executor))
+        peers.append(
+            (
+                h.Benchmark("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads"),
+                _gather_run_in_executor,
+            )
+        )
     if _wanted(config, "stdlib"):
-        peers.append((h.Benchmark("InterpreterPoolExecutor (stdlib) via run_in_executor", h._make_stdlib_ipe,
-                                  "stdlib", h._stdlib_ipe_missing), _gather_run_in_executor))
+        peers.append(
+            (
+                h.Benchmark(
+                    "InterpreterPoolExecutor (stdlib) via run_in_executor",
+                    h._make_stdlib_ipe,
+                    "stdlib",
+                    h._stdlib_ipe_missing,
+                ),
+                _gather_run_in_executor,
+            )
+        )
     ms = [
-        h.run_peer(p, config.workers, task, n=n, repeats=reps, config=config, budget_s=budget,
-                   probe_n=probe, check=_check_count, section="gather")
+        h.run_peer(
+            p,
+            config.workers,
+            task,
+            n=n,
+            repeats=reps,
+            config=config,
+            budget_s=budget,
+            probe_n=probe,
+            check=_check_count,
+            section="gather",
+        )
         for p, task in peers
     ]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
     awaiting = h.find(ms, "serial-future")
-    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
-        m.label, f"{m.n:,}", h.fmt_us(m.per_item),
-        h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-        h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
-        h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.per_item,
+        lambda m: [
+            m.label,
+            f"{m.n:,}",
+            h.fmt_us(m.per_item),
+            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
+            h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
+            h.fmt_ms(m.startup),
+        ],
+    )
     table = h.Table(
         f"(a) {n:,} awaited noop() tasks through asyncio.gather, {config.workers} workers",
         ["peer", "items", "µs/task", "vs. interpool", "µs above floor", "startup ms"],
-        rows, notes=h.error_notes(ms),
+        rows,
+        notes=h.error_notes(ms),
     )
     table.notes.append("Slow peers run fewer items (sized to ~1.5 s per run); all figures are per task.")
     missing = _interpool_missing() or "missing measurement"
     targets = [
-        h.target("Pool.run through gather ≤ 5 µs per task", None if ip is None else ip.per_item <= 5e-6,
-                 missing if ip is None else
-                 f"{h.fmt_us(ip.per_item)} µs; bare coroutine floor "
-                 f"{h.fmt_us(floor.per_item) if floor else '-'} µs, a coroutine awaiting a future "
-                 f"{h.fmt_us(awaiting.per_item) if awaiting else '-'} µs"),
-        h.target("Pool.run ≥ 15× faster than stdlib InterpreterPoolExecutor via run_in_executor",
-                 None if (ip is None or st is None) else st.per_item / ip.per_item >= 15,
-                 (h._stdlib_ipe_missing() or missing) if (ip is None or st is None)
-                 else h.fmt_ratio(st.per_item / ip.per_item)),
+        h.target(
+            "Pool.run through gather ≤ 5 µs per task",
+            None if ip is None else ip.per_item <= 5e-6,
+            missing
+            if ip is None
+            else f"{h.fmt_us(ip.per_item)} µs; bare coroutine floor "
+            f"{h.fmt_us(floor.per_item) if floor else '-'} µs, a coroutine awaiting a future "
+            f"{h.fmt_us(awaiting.per_item) if awaiting else '-'} µs",
+        ),
+        h.target(
+            "Pool.run ≥ 15× faster than stdlib InterpreterPoolExecutor via run_in_executor",
+            None if (ip is None or st is None) else st.per_item / ip.per_item >= 15,
+            (h._stdlib_ipe_missing() or missing)
+            if (ip is None or st is None)
+            else h.fmt_ratio(st.per_item / ip.per_item),
+        ),
     ]
     return table, targets, ms, {"n_gather": n}
 
@@ -258,30 +300,49 @@ def _async_pool(config):
 
     peers = [(h.Benchmark("main event loop alone", None, "serial"), on_main_loop)]
     if _wanted(config, "interpool"):
-        peers.append((h.Benchmark(f"interpool.AsyncPool({workers}, concurrency={concurrency})",
-                                  lambda w: _AsyncPoolPeer(w, concurrency), "interpool", _interpool_missing),
-                      on_async_pool))
+        peers.append(
+            (
+                h.Benchmark(
+                    f"interpool.AsyncPool({workers}, concurrency={concurrency})",
+                    lambda w: _AsyncPoolPeer(w, concurrency),
+                    "interpool",
+                    _interpool_missing,
+                ),
+                on_async_pool,
+            )
+        )
     ms = [
-        h.run_peer(p, workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 100),
-                   check=check, section="async pool")
+        h.run_peer(
+            p, workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 100), check=check, section="async pool"
+        )
         for p, task in peers
     ]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(ms, lambda m: m.best, lambda m: [
-        m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
-        h.fmt_ms(m.per_item), h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.best,
+        lambda m: [
+            m.label,
+            h.fmt_s(m.best),
+            h.fmt_ratio(base.best / m.best) if base else "-",
+            h.fmt_ms(m.per_item),
+            h.fmt_ms(m.startup),
+        ],
+    )
     table = h.Table(
         f"(b) {n:,} coroutines: await asyncio.sleep({delay}), then ~1 ms CPU (sum_squares({spin:,}))",
         ["peer", "time s", "vs. main loop", "ms/coroutine", "startup ms"],
-        rows, notes=h.error_notes(ms),
+        rows,
+        notes=h.error_notes(ms),
     )
     ratio = base.best / ip.best if (base and ip) else None
-    targets = [h.target(
-        f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
-        None if ratio is None else ratio >= 1.8,
-        (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
-    )]
+    targets = [
+        h.target(
+            f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
+            None if ratio is None else ratio >= 1.8,
+            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+        )
+    ]
     return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
 
 
@@ -320,30 +381,59 @@ def _sequential(config):
     peers = [(h.Benchmark("asyncio.to_thread(noop) (default executor)", None, "serial"), to_thread)]
     if _wanted(config, "interpool"):
         peers += [
-            (h.Benchmark("await interpool.Pool.run(noop)", h._make_interpool, "interpool", _interpool_missing),
-             pool_run),
-            (h.Benchmark("interpool.Pool.submit(noop).result(), no loop", h._make_interpool, "interpool-sync",
-                         _interpool_missing), submit_result),
+            (
+                h.Benchmark("await interpool.Pool.run(noop)", h._make_interpool, "interpool", _interpool_missing),
+                pool_run,
+            ),
+            (
+                h.Benchmark(
+                    "interpool.Pool.submit(noop).result(), no loop",
+                    h._make_interpool,
+                    "interpool-sync",
+                    _interpool_missing,
+                ),
+                submit_result,
+            ),
         ]
     ms = [
-        h.run_peer(p, config.workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 200),
-                   check=_check_count, section="sequential")
+        h.run_peer(
+            p,
+            config.workers,
+            task,
+            n=n,
+            repeats=reps,
+            config=config,
+            probe_n=min(n, 200),
+            check=_check_count,
+            section="sequential",
+        )
         for p, task in peers
     ]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
-        m.label, f"{m.n:,}", h.fmt_us(m.per_item), h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.per_item,
+        lambda m: [
+            m.label,
+            f"{m.n:,}",
+            h.fmt_us(m.per_item),
+            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
+        ],
+    )
     table = h.Table(
         f"(d) {n:,} sequential awaits of noop(), {config.workers} workers",
-        ["peer", "items", "µs/round trip", "vs. to_thread"], rows, notes=h.error_notes(ms),
+        ["peer", "items", "µs/round trip", "vs. to_thread"],
+        rows,
+        notes=h.error_notes(ms),
     )
     ratio = ip.per_item / base.per_item if (ip and base) else None
-    targets = [h.target(
-        "sequential await pool.run(noop) ≤ 0.5 × asyncio.to_thread(noop)",
-        None if ratio is None else ratio <= 0.5,
-        (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
-    )]
+    targets = [
+        h.target(
+            "sequential await pool.run(noop) ≤ 0.5 × asyncio.to_thread(noop)",
+            None if ratio is None else ratio <= 0.5,
+            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+        )
+    ]
     return table, targets, ms, {"n_sequential": n}
 
 
@@ -391,33 +481,56 @@ def _gridsearch(config):
     if _wanted(config, "interpool"):
         peers += [
             (h.Benchmark("Pool.map, shared grid", h._make_interpool, "interpool-map", _interpool_missing), via_map),
-            (h.Benchmark("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", _interpool_missing),
-             via_to_interpreter),
+            (
+                h.Benchmark("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", _interpool_missing),
+                via_to_interpreter,
+            ),
         ]
     ms = [
-        h.run_peer(p, workers, task, n=len(cells), repeats=1 if p.serial else reps, config=config,
-                   probe_n=min(len(cells), 8 * workers), check=check, section="gridsearch")
+        h.run_peer(
+            p,
+            workers,
+            task,
+            n=len(cells),
+            repeats=1 if p.serial else reps,
+            config=config,
+            probe_n=min(len(cells), 8 * workers),
+            check=check,
+            section="gridsearch",
+        )
         for p, task in peers
     ]
     base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
-    rows = h.rows(ms, lambda m: m.best, lambda m: [
-        m.label, h.fmt_s(m.best), h.fmt_ratio(base.best / m.best) if base else "-",
-        h.fmt_ratio(m.best / pm.best) if pm else "-", h.fmt_us(m.per_item), str(m.answer),
-        h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.best,
+        lambda m: [
+            m.label,
+            h.fmt_s(m.best),
+            h.fmt_ratio(base.best / m.best) if base else "-",
+            h.fmt_ratio(m.best / pm.best) if pm else "-",
+            h.fmt_us(m.per_item),
+            str(m.answer),
+            h.fmt_ms(m.startup),
+        ],
+    )
     table = h.Table(
         f"(c) grid search, {len(cells):,} cells, {workers} workers (default_pool's size), grid shared once",
         ["peer", "time s", "vs. serial", "vs. Pool.map", "µs/task", "answer", "startup ms"],
-        rows, notes=h.error_notes(ms),
+        rows,
+        notes=h.error_notes(ms),
     )
     table.notes.append("to_interpreter runs on interpool.default_pool(); its start-up counts only the first use.")
     ratio = ti.best / pm.best if (ti and pm) else None
-    targets = [h.target(
-        "to_interpreter grid search within 10% of Pool.map",
-        None if ratio is None else ratio <= 1.10,
-        (_interpool_missing() or "missing measurement") if ratio is None
-        else f"{h.fmt_ratio(ratio)} Pool.map's time",
-    )]
+    targets = [
+        h.target(
+            "to_interpreter grid search within 10% of Pool.map",
+            None if ratio is None else ratio <= 1.10,
+            (_interpool_missing() or "missing measurement")
+            if ratio is None
+            else f"{h.fmt_ratio(ratio)} Pool.map's time",
+        )
+    ]
     return table, targets, ms, {"grid_cells": len(cells), "grid_workers": workers}
 
 
@@ -430,8 +543,12 @@ def run(config: h.Config) -> h.WorkloadResult:
     # tests (test_unused_async_pool_exits_cleanly).
     asyncio.run(bare())
     tables, targets, data, params = [], [], {}, {"workers": config.workers}
-    for name, section in (("gather", _overhead), ("sequential", _sequential), ("async_pool", _async_pool),
-                          ("gridsearch", _gridsearch)):
+    for name, section in (
+        ("gather", _overhead),
+        ("sequential", _sequential),
+        ("async_pool", _async_pool),
+        ("gridsearch", _gridsearch),
+    ):
         table, section_targets, ms, section_params = section(config)
         h.fail_if_interpool_failed(section_targets, ms)
         tables.append(table)

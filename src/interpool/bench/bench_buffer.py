@@ -39,8 +39,7 @@ def peers() -> list[h.Benchmark]:
         h.Benchmark(f"{ip} + SharedBuffer", h._make_interpool, "interpool", _fake_missing),
         h.Benchmark(f"{ip} + bytes", h._make_interpool, "interpool-bytes"),
         h.Benchmark("ThreadPoolExecutor + bytes (one interpreter, no copy)", cf.ThreadPoolExecutor, "threads"),
-        h.Benchmark("InterpreterPoolExecutor (stdlib) + bytes", h._make_stdlib_ipe, "stdlib",
-                    h._stdlib_ipe_missing),
+        h.Benchmark("InterpreterPoolExecutor (stdlib) + bytes", h._make_stdlib_ipe, "stdlib", h._stdlib_ipe_missing),
         h.Benchmark("ProcessPoolExecutor + bytes", h._make_processes, "processes"),
     ]
 
@@ -73,10 +72,19 @@ def run(config: h.Config) -> h.WorkloadResult:
                 data = h.load_interpool().SharedBuffer(size)
             else:
                 data = bytes(size)
-            by_peer[p.key].append(h.run_peer(
-                p, config.workers, _calls(data, size), n=n, repeats=reps, config=config,
-                budget_s=budget, probe_n=min(n, 5), section=f"buffer {label}",
-            ))
+            by_peer[p.key].append(
+                h.run_peer(
+                    p,
+                    config.workers,
+                    _calls(data, size),
+                    n=n,
+                    repeats=reps,
+                    config=config,
+                    budget_s=budget,
+                    probe_n=min(n, 5),
+                    section=f"buffer {label}",
+                )
+            )
             del data
 
     rows: list[h.Row] = []
@@ -101,18 +109,25 @@ def run(config: h.Config) -> h.WorkloadResult:
     spread = max(per_call) / min(per_call) if per_call else None
     detail = ", ".join(f"{label}: {h.fmt_num(us)} µs" for (label, _), us in zip(SIZES, per_call))
     targets = [
-        h.target(f"SharedBuffer ≤ {TARGET_US:g} µs per call at every size",
-                 None if not ok else max(per_call) <= TARGET_US, detail),
-        h.target(f"SharedBuffer per-call cost independent of size (slowest size within {TARGET_SPREAD:g}× "
-                 "of the fastest)",
-                 None if spread is None else spread <= TARGET_SPREAD,
-                 "" if spread is None else f"slowest/fastest {h.fmt_ratio(spread)}"),
+        h.target(
+            f"SharedBuffer ≤ {TARGET_US:g} µs per call at every size",
+            None if not ok else max(per_call) <= TARGET_US,
+            detail,
+        ),
+        h.target(
+            f"SharedBuffer per-call cost independent of size (slowest size within {TARGET_SPREAD:g}× of the fastest)",
+            None if spread is None else spread <= TARGET_SPREAD,
+            "" if spread is None else f"slowest/fastest {h.fmt_ratio(spread)}",
+        ),
     ]
     h.fail_if_interpool_failed(targets, ip)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"workers": config.workers, "sizes": [s for _, s in SIZES], "calls": n, "repeats": reps},
-        tables=[table], targets=targets,
+        tables=[table],
+        targets=targets,
         data={label: [by_peer[p.key][i] for p in selected] for i, (label, _) in enumerate(SIZES)},
     )
 

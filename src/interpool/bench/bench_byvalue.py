@@ -82,15 +82,19 @@ def _table(title, by_name, by_value, unit):
             rows.append([label, f"{m.n:,}", h.fmt_us(m.per_item), ratio])
         else:
             rows.append(h.status_row(m))
-    return h.Table(title, ["function", "items", f"µs/{unit}", "vs. by name"], rows, notes=h.error_notes([by_name, by_value]))
+    return h.Table(
+        title, ["function", "items", f"µs/{unit}", "vs. by name"], rows, notes=h.error_notes([by_name, by_value])
+    )
 
 
 def _alternate(config, section, tasks, n, rounds, check):
     """Time each task of ``tasks`` (by name, by value) ``rounds`` times on one
     pool, alternating, so that a burst of unrelated load hits both alike."""
     peer = h.standard_peers()["interpool"]
-    ms = [h.Measurement(f"{peer.label} {label}", key, workers=config.workers, n=n)
-          for label, key in (("by name", "interpool"), ("by value", "interpool-by-value"))]
+    ms = [
+        h.Measurement(f"{peer.label} {label}", key, workers=config.workers, n=n)
+        for label, key in (("by name", "interpool"), ("by value", "interpool-by-value"))
+    ]
     reason = peer.unavailable()
     if reason:
         for m in ms:
@@ -155,9 +159,13 @@ def run(config: h.Config) -> h.WorkloadResult:
         )
     h.fail_if_interpool_failed(targets, *sections.values())
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "rounds": rounds},
-        tables=tables, targets=targets, data=sections,
+        tables=tables,
+        targets=targets,
+        data=sections,
     )
 
 

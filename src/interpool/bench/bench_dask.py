@@ -100,15 +100,18 @@ def _measure(config, label, key, processes, threads, interpreters, requires, ite
     expected = sum(_tasks.sum_squares(size) for _ in range(items))
     try:
         t0 = time.perf_counter()
-        with distributed.LocalCluster(
-            n_workers=processes,
-            threads_per_worker=threads,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            worker_dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=processes,
+                threads_per_worker=threads,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                worker_dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             client.wait_for_workers(processes, timeout=600)
             if interpreters:
                 import interpool.dask
@@ -177,9 +180,13 @@ def run(config: h.Config) -> h.WorkloadResult:
     if missing:
         line = f"skipped: {missing}" + ("" if h.fake_interpool() else "; pip install 'dask[bag]' distributed to run it")
         return h.WorkloadResult(
-            NAME, TITLE, DESCRIPTION, params={"workers": workers, "skipped": missing},
+            NAME,
+            TITLE,
+            DESCRIPTION,
+            params={"workers": workers, "skipped": missing},
             tables=[h.Table(f"section skipped: {missing}", ["peer", "result"], [("dask", line)])],
-            targets=[], data={},
+            targets=[],
+            data={},
         )
     items = config.size(800, 80, minimum=8)
     size = config.size(20_000, 5_000, minimum=100)
@@ -197,7 +204,11 @@ def run(config: h.Config) -> h.WorkloadResult:
     def row(m):
         vs = "-" if ip is None or m is ip else h.fmt_ratio(m.best / ip.best)
         return [
-            m.label, h.fmt_s(m.best), vs, h.fmt_s(overhead.get(m.key)), h.fmt_num(rss[m.key]) if m.key in rss else "-"
+            m.label,
+            h.fmt_s(m.best),
+            vs,
+            h.fmt_s(overhead.get(m.key)),
+            h.fmt_num(rss[m.key]) if m.key in rss else "-",
         ]
 
     table = h.Table(
@@ -208,7 +219,9 @@ def run(config: h.Config) -> h.WorkloadResult:
             f"per-job cost: the same graph with one item per partition ({4 * workers} items), best of {repeats}: "
             "distributed's own cost per job (graph, scheduling, results), which no executor avoids.",
             "RSS: the worker processes' resident memory summed, after the runs.",
-        ] + [n for n in [_busy_machine_note(workers)] if n] + h.error_notes(ms),
+        ]
+        + [n for n in [_busy_machine_note(workers)] if n]
+        + h.error_notes(ms),
     )
     threads_m, procs_m = h.find(ms, "threads"), h.find(ms, "processes")
     vs_threads = None if ip is None or threads_m is None else threads_m.best / ip.best
@@ -233,11 +246,20 @@ def run(config: h.Config) -> h.WorkloadResult:
     ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": workers, "items": items, "size": size, "repeats": repeats,
-                "worker_rss_mb": {k: round(v, 1) for k, v in rss.items()},
-                "job_overhead_s": {k: round(v, 4) for k, v in overhead.items()}},
-        tables=[table], targets=targets, data={"setups": ms},
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={
+            "workers": workers,
+            "items": items,
+            "size": size,
+            "repeats": repeats,
+            "worker_rss_mb": {k: round(v, 1) for k, v in rss.items()},
+            "job_overhead_s": {k: round(v, 4) for k, v in overhead.items()},
+        },
+        tables=[table],
+        targets=targets,
+        data={"setups": ms},
     )
 
 

@@ -109,14 +109,18 @@ def run(config: h.Config) -> h.WorkloadResult:
         return percentile(m.times, 0.99)
 
     ip = h.find(ms, "interpool")
-    rows = h.rows(ms, p99, lambda m: [
-        m.label,
-        f"{m.n:,}",
-        h.fmt_ms(p50(m)),
-        h.fmt_ms(p99(m)),
-        h.fmt_ms(m.times[-1]),
-        h.fmt_ratio(p99(m) / p99(ip)) if ip and p99(ip) > 0 else "-",
-    ])
+    rows = h.rows(
+        ms,
+        p99,
+        lambda m: [
+            m.label,
+            f"{m.n:,}",
+            h.fmt_ms(p50(m)),
+            h.fmt_ms(p99(m)),
+            h.fmt_ms(m.times[-1]),
+            h.fmt_ratio(p99(m) / p99(ip)) if ip and p99(ip) > 0 else "-",
+        ],
+    )
     table = h.Table(
         f"task end -> done-callback, {n:,} tasks of sleep({LONG * 1e3:g} ms), {config.workers} workers",
         ["peer", "tasks", "p50 ms", "p99 ms", "max ms", "p99 vs. interpool"],
@@ -124,19 +128,30 @@ def run(config: h.Config) -> h.WorkloadResult:
         notes=[
             "Every worker has further long tasks queued while its finished ones are delivered.",
             "ThreadPoolExecutor runs callbacks on the worker thread that finished the task: the floor.",
-        ] + h.error_notes(ms),
+        ]
+        + h.error_notes(ms),
     )
     targets = [
-        h.target("interpool p50 ≤ 1 ms", None if ip is None else p50(ip) <= 1e-3,
-                 "" if ip is None else f"{h.fmt_ms(p50(ip))} ms"),
-        h.target("interpool p99 ≤ 5 ms", None if ip is None else p99(ip) <= 5e-3,
-                 "" if ip is None else f"{h.fmt_ms(p99(ip))} ms"),
+        h.target(
+            "interpool p50 ≤ 1 ms",
+            None if ip is None else p50(ip) <= 1e-3,
+            "" if ip is None else f"{h.fmt_ms(p50(ip))} ms",
+        ),
+        h.target(
+            "interpool p99 ≤ 5 ms",
+            None if ip is None else p99(ip) <= 5e-3,
+            "" if ip is None else f"{h.fmt_ms(p99(ip))} ms",
+        ),
     ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"workers": config.workers, "tasks": n, "task_seconds": LONG},
-        tables=[table], targets=targets, data={"latency": ms},
+        tables=[table],
+        targets=targets,
+        data={"latency": ms},
     )
 
 

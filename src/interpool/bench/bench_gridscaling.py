@@ -47,9 +47,16 @@ def run(config: h.Config) -> h.WorkloadResult:
     config.log(f"  gridscaling: {len(cells):,} cells at {counts} workers")
 
     def run_serial():
-        return h.run_peer(h.SERIAL, 1, lambda ex, n: solve_serial(grid, start, cells[:n]),
-                          n=len(cells), repeats=reps, config=config, probe_n=min(len(cells), 20),
-                          section="gridscaling")
+        return h.run_peer(
+            h.SERIAL,
+            1,
+            lambda ex, n: solve_serial(grid, start, cells[:n]),
+            n=len(cells),
+            repeats=reps,
+            config=config,
+            probe_n=min(len(cells), 20),
+            section="gridscaling",
+        )
 
     serial = run_serial()
     expected = serial.answer if serial.ok else None
@@ -70,8 +77,17 @@ def run(config: h.Config) -> h.WorkloadResult:
     selected = [p for p in curve_peers(grid) if config.peers is None or p.key in config.peers]
     for p in selected:
         for w in counts:
-            m = h.run_peer(p, w, task(p.key, w), n=len(cells), repeats=reps, config=config,
-                           probe_n=min(len(cells), 8 * w), check=check, section=f"gridscaling@{w}")
+            m = h.run_peer(
+                p,
+                w,
+                task(p.key, w),
+                n=len(cells),
+                repeats=reps,
+                config=config,
+                probe_n=min(len(cells), 8 * w),
+                check=check,
+                section=f"gridscaling@{w}",
+            )
             flat.append(m)
             if m.status == "n/a":
                 break
@@ -88,11 +104,13 @@ def run(config: h.Config) -> h.WorkloadResult:
         if first is None or first.status == "n/a":
             rows.append(h.status_row(first) if first else (p.label, "-"))
             continue
-        rows.append([p.label] + [h.fmt_ratio(speedup(ms.get(w))) if ms.get(w) and ms[w].ok else "ERROR"
-                                 for w in counts])
+        rows.append(
+            [p.label] + [h.fmt_ratio(speedup(ms.get(w))) if ms.get(w) and ms[w].ok else "ERROR" for w in counts]
+        )
     table = h.Table(
         f"speedup vs. serial: {len(cells):,} grid cells",
-        ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts], rows,
+        ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts],
+        rows,
         notes=h.error_notes([serial] + flat),
     )
     cpus = os.cpu_count() or 1
@@ -101,15 +119,22 @@ def run(config: h.Config) -> h.WorkloadResult:
     ip = next((m for m in flat if m.key == "interpool" and m.workers == config.workers and m.ok), None)
     s = speedup(ip)
     goal = 0.9 * min(config.workers, cpus)
-    targets = [h.target(
-        f"interpool + share(grid) at {config.workers} workers ≥ 0.9 × {min(config.workers, cpus)} = {goal:.3g}×",
-        None if s is None else s >= goal, "" if s is None else h.fmt_ratio(s),
-    )]
+    targets = [
+        h.target(
+            f"interpool + share(grid) at {config.workers} workers ≥ 0.9 × {min(config.workers, cpus)} = {goal:.3g}×",
+            None if s is None else s >= goal,
+            "" if s is None else h.fmt_ratio(s),
+        )
+    ]
     h.fail_if_interpool_failed(targets, flat)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"workers": counts, "tasks": len(cells), "answer": expected, "repeats": reps},
-        tables=[table], targets=targets, data={"serial": [serial], "peers": flat},
+        tables=[table],
+        targets=targets,
+        data={"serial": [serial], "peers": flat},
     )
 
 

@@ -60,8 +60,13 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     def run_serial():
         return h.run_peer(
-            h.SERIAL, 1, lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells), repeats=reps, config=config, probe_n=min(len(cells), 20),
+            h.SERIAL,
+            1,
+            lambda ex, n: solve_serial(grid, start, cells[:n]),
+            n=len(cells),
+            repeats=reps,
+            config=config,
+            probe_n=min(len(cells), 20),
             section="gridsearch",
         )
 
@@ -75,11 +80,19 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     ms = [serial]
     for p in config.select(PEERS):
-        ms.append(h.run_peer(
-            p, config.workers, lambda ex, n: solve_map(ex, grid, start, cells[:n]),
-            n=len(cells), repeats=reps, config=config,
-            probe_n=min(len(cells), 8 * config.workers), check=check, section="gridsearch",
-        ))
+        ms.append(
+            h.run_peer(
+                p,
+                config.workers,
+                lambda ex, n: solve_map(ex, grid, start, cells[:n]),
+                n=len(cells),
+                repeats=reps,
+                config=config,
+                probe_n=min(len(cells), 8 * config.workers),
+                check=check,
+                section="gridsearch",
+            )
+        )
 
     ms[0] = serial = h.merge(serial, run_serial())
     if serial.ok and expected is None:
@@ -92,34 +105,51 @@ def run(config: h.Config) -> h.WorkloadResult:
     def speedup(m):
         return base.best / m.best if (base is not None and m.ok) else None
 
-    rows = h.rows(ms, lambda m: m.best, lambda m: [
-        m.label,
-        h.fmt_s(m.best),
-        h.fmt_ratio(speedup(m)),
-        h.fmt_us(m.per_item),
-        str(m.answer),
-        h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.best,
+        lambda m: [
+            m.label,
+            h.fmt_s(m.best),
+            h.fmt_ratio(speedup(m)),
+            h.fmt_us(m.per_item),
+            str(m.answer),
+            h.fmt_ms(m.startup),
+        ],
+    )
     table = h.Table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, route {len(path):,} cells)",
         ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"],
-        rows, notes=h.error_notes(ms),
+        rows,
+        notes=h.error_notes(ms),
     )
     ip = h.find(ms, "interpool")
     s = speedup(ip) if ip else None
-    targets = [h.target(
-        f"interpool ≥ 1.5× serial on {config.workers} workers (stdlib measured 0.78× on 2 cores)",
-        None if s is None else s >= 1.5,
-        "" if s is None else h.fmt_ratio(s),
-    )]
+    targets = [
+        h.target(
+            f"interpool ≥ 1.5× serial on {config.workers} workers (stdlib measured 0.78× on 2 cores)",
+            None if s is None else s >= 1.5,
+            "" if s is None else h.fmt_ratio(s),
+        )
+    ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": config.workers, "grid": f"{len(grid)}x{len(grid[0])}",
-                "route_cells": len(path), "tasks": len(cells), "grid_pickle_bytes": grid_bytes,
-                "answer": expected, "repeats": reps},
-        tables=[table], targets=targets, data={"peers": ms},
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={
+            "workers": config.workers,
+            "grid": f"{len(grid)}x{len(grid[0])}",
+            "route_cells": len(path),
+            "tasks": len(cells),
+            "grid_pickle_bytes": grid_bytes,
+            "answer": expected,
+            "repeats": reps,
+        },
+        tables=[table],
+        targets=targets,
+        data={"peers": ms},
     )
 
 

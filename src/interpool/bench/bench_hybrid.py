@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import _harness as h
 from . import _tasks
@@ -87,20 +87,30 @@ def run(config: h.Config) -> h.WorkloadResult:
         f"asyncio.to_thread through loop.set_default_executor(...), {workers} workers",
         ["default executor"] + [f"{n} × sleep({SLEEP:g})" for n in TARGETS_S] + [f"{n_cpu} CPU-bound: speedup"],
         rows,
-        notes=["HybridPool runs the CPU-bound calls as isolated(f) in worker interpreters; "
-               "ThreadPoolExecutor runs them on threads under one GIL."],
+        notes=[
+            "HybridPool runs the CPU-bound calls as isolated(f) in worker interpreters; "
+            "ThreadPoolExecutor runs them on threads under one GIL."
+        ],
     )
     hp = f"HybridPool({workers})"
     ok = (hp, 6) in got
     targets = [
-        h.target(f"{n} blocking calls ≤ {limit:g} s (2 cores: 6 threads)",
-                 got[(hp, n)] <= limit if ok else None, h.fmt_s(got[(hp, n)]) + " s" if ok else "")
+        h.target(
+            f"{n} blocking calls ≤ {limit:g} s (2 cores: 6 threads)",
+            got[(hp, n)] <= limit if ok else None,
+            h.fmt_s(got[(hp, n)]) + " s" if ok else "",
+        )
         for n, limit in TARGETS_S.items()
-    ] + [h.target("isolated CPU-bound work still scales (speedup ≥ 0.8 × workers)",
-                  got[(hp, "cpu")] >= 0.8 * workers if ok else None,
-                  h.fmt_ratio(got[(hp, "cpu")]) if ok else "")]
-    return h.WorkloadResult(NAME, TITLE, DESCRIPTION, params={"workers": workers, "work": work},
-                            tables=[table], targets=targets, data={})
+    ] + [
+        h.target(
+            "isolated CPU-bound work still scales (speedup ≥ 0.8 × workers)",
+            got[(hp, "cpu")] >= 0.8 * workers if ok else None,
+            h.fmt_ratio(got[(hp, "cpu")]) if ok else "",
+        )
+    ]
+    return h.WorkloadResult(
+        NAME, TITLE, DESCRIPTION, params={"workers": workers, "work": work}, tables=[table], targets=targets, data={}
+    )
 
 
 def main(argv=None):

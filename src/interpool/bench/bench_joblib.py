@@ -61,10 +61,18 @@ def run(config: h.Config) -> h.WorkloadResult:
             with joblib.parallel_config(backend=backend, n_jobs=workers):
                 Parallel()(delayed(abs)(-i) for i in range(200))  # start the workers
                 tiny[backend] = _time(lambda: Parallel()(delayed(abs)(-i) for i in range(n_tiny)), reps)
-                cpu = _time(lambda: Parallel(batch_size=1)(delayed(_tasks.sum_squares)(work) for _ in range(n_cpu)), reps)
+                cpu = _time(
+                    lambda: Parallel(batch_size=1)(delayed(_tasks.sum_squares)(work) for _ in range(n_cpu)), reps
+                )
                 speed[backend] = serial / cpu
-            rows.append([backend, h.fmt_s(tiny[backend]), h.fmt_ratio(tiny[backend] / tiny["interpool"]),
-                         h.fmt_ratio(speed[backend])])
+            rows.append(
+                [
+                    backend,
+                    h.fmt_s(tiny[backend]),
+                    h.fmt_ratio(tiny[backend] / tiny["interpool"]),
+                    h.fmt_ratio(speed[backend]),
+                ]
+            )
     table = h.Table(
         f"{n_tiny:,} tiny calls and {n_cpu} CPU-bound calls, n_jobs={workers}",
         ["backend", f"{n_tiny:,} tiny calls", "vs interpool", f"{n_cpu} CPU-bound: speedup"],
@@ -73,16 +81,26 @@ def run(config: h.Config) -> h.WorkloadResult:
     )
     ok = missing is None
     targets = [
-        h.target(f"tiny calls within {TARGET_TINY_VS_LOKY:g}× of warm loky",
-                 ok and tiny["interpool"] <= TARGET_TINY_VS_LOKY * tiny["loky"] if ok else None,
-                 f"interpool/loky {h.fmt_ratio(tiny['interpool'] / tiny['loky'])}" if ok else ""),
-        h.target(f"CPU-bound speedup ≥ {TARGET_SPEEDUP_SHARE:g} × {min(workers, n_cpu)}",
-                 speed["interpool"] >= TARGET_SPEEDUP_SHARE * min(workers, n_cpu) if ok else None,
-                 f"{h.fmt_ratio(speed['interpool'])}" if ok else ""),
+        h.target(
+            f"tiny calls within {TARGET_TINY_VS_LOKY:g}× of warm loky",
+            ok and tiny["interpool"] <= TARGET_TINY_VS_LOKY * tiny["loky"] if ok else None,
+            f"interpool/loky {h.fmt_ratio(tiny['interpool'] / tiny['loky'])}" if ok else "",
+        ),
+        h.target(
+            f"CPU-bound speedup ≥ {TARGET_SPEEDUP_SHARE:g} × {min(workers, n_cpu)}",
+            speed["interpool"] >= TARGET_SPEEDUP_SHARE * min(workers, n_cpu) if ok else None,
+            f"{h.fmt_ratio(speed['interpool'])}" if ok else "",
+        ),
     ]
-    return h.WorkloadResult(NAME, TITLE, DESCRIPTION,
-                            params={"workers": workers, "tiny_calls": n_tiny, "cpu_calls": n_cpu, "work": work},
-                            tables=[table], targets=targets, data=data)
+    return h.WorkloadResult(
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={"workers": workers, "tiny_calls": n_tiny, "cpu_calls": n_cpu, "work": work},
+        tables=[table],
+        targets=targets,
+        data=data,
+    )
 
 
 def main(argv=None):

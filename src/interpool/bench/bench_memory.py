@@ -40,7 +40,9 @@ def rss_mb():
 n = int(sys.argv[1])
 """
 
-BARE = _RSS + """
+BARE = (
+    _RSS
+    + """
 try:
     import _interpreters as interpreters
 except ImportError:
@@ -62,8 +64,11 @@ for _ in range(n):
     step()
 print(json.dumps({"growth_mb": rss_mb() - before, "count": n}))
 """
+)
 
-RECYCLED = _RSS + """
+RECYCLED = (
+    _RSS
+    + """
 import interpool
 with interpool.Pool(1, max_tasks_per_worker=1) as pool:
     pool.submit(abs, -1).result(); pool.submit(abs, -1).result()
@@ -73,8 +78,11 @@ with interpool.Pool(1, max_tasks_per_worker=1) as pool:
     after = rss_mb()
 print(json.dumps({"growth_mb": after - before, "count": n}))
 """
+)
 
-CYCLES = _RSS + """
+CYCLES = (
+    _RSS
+    + """
 kind = sys.argv[2]
 def make():
     if kind == "interpool":
@@ -92,6 +100,7 @@ for _ in range(n):
     after.append(rss_mb())
 print(json.dumps({"growth_mb": after[-1] - after[0], "count": n - 1}))
 """
+)
 
 
 def _probe(source, *args):
@@ -102,7 +111,10 @@ def _probe(source, *args):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=1200,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if out.returncode != 0:
         raise RuntimeError((out.stderr.strip().splitlines() or ["child failed"])[-1])
@@ -143,8 +155,9 @@ def run(config: h.Config) -> h.WorkloadResult:
         _measure(config, "bare isolated interpreter (CPython's own leak)", "cpython", BARE, n, 0),
     ]
     if wanted("interpool"):
-        recycled.append(_measure(config, "interpool.Pool(1, max_tasks_per_worker=1)", "interpool",
-                                 RECYCLED, n, missing=fake))
+        recycled.append(
+            _measure(config, "interpool.Pool(1, max_tasks_per_worker=1)", "interpool", RECYCLED, n, missing=fake)
+        )
     bare = h.find(recycled, "cpython")
 
     def above(m):
@@ -153,22 +166,32 @@ def run(config: h.Config) -> h.WorkloadResult:
     table_a = h.Table(
         f"(a) RSS growth per replaced interpreter, {n:,} interpreters",
         ["peer", "interpreters", "MB/interpreter", "kB above CPython's"],
-        h.rows(recycled, lambda m: m.best, lambda m: [
-            m.label, f"{m.n:,}", _mb(m.best), above(m),
-        ]),
+        h.rows(
+            recycled,
+            lambda m: m.best,
+            lambda m: [
+                m.label,
+                f"{m.n:,}",
+                _mb(m.best),
+                above(m),
+            ],
+        ),
         notes=["Each figure comes from a fresh child process; CPython's baseline is measured in this run."]
         + h.error_notes(recycled),
     )
 
-    peers = [("interpool", "interpool.Pool(4)", fake),
-             ("stdlib", "InterpreterPoolExecutor(4) (stdlib)", h._stdlib_ipe_missing()),
-             ("threads", "ThreadPoolExecutor(4)", None)]
+    peers = [
+        ("interpool", "interpool.Pool(4)", fake),
+        ("stdlib", "InterpreterPoolExecutor(4) (stdlib)", h._stdlib_ipe_missing()),
+        ("threads", "ThreadPoolExecutor(4)", None),
+    ]
     cycle_ms = [
         # CPython's floor for a cycle: four bare interpreters, each on a new thread.
         _measure(config, "4 bare isolated interpreters on new threads (CPython)", "cpython", BARE, cycles, 4),
     ] + [
         _measure(config, label, key, CYCLES, cycles, key, missing=missing)
-        for key, label, missing in peers if wanted(key)
+        for key, label, missing in peers
+        if wanted(key)
     ]
     bare_threads = h.find(cycle_ms, "cpython")
     if bare_threads is not None:
@@ -176,11 +199,17 @@ def run(config: h.Config) -> h.WorkloadResult:
     table_b = h.Table(
         f"(b) RSS growth per 'with executor:' cycle after the first, {cycles} cycles, 16 tasks each",
         ["peer", "cycles", "MB/cycle", "MB/interpreter"],
-        h.rows(cycle_ms, lambda m: m.best, lambda m: [
-            m.label, f"{m.n - 1:,}", _mb(m.best), "-" if m.key == "threads" else _mb(m.best / 4),
-        ]),
-        notes=["Four interpreters end per cycle: CPython keeps about its bare leak of each."]
-        + h.error_notes(cycle_ms),
+        h.rows(
+            cycle_ms,
+            lambda m: m.best,
+            lambda m: [
+                m.label,
+                f"{m.n - 1:,}",
+                _mb(m.best),
+                "-" if m.key == "threads" else _mb(m.best / 4),
+            ],
+        ),
+        notes=["Four interpreters end per cycle: CPython keeps about its bare leak of each."] + h.error_notes(cycle_ms),
     )
 
     ip = h.find(recycled, "interpool")
@@ -200,9 +229,12 @@ def run(config: h.Config) -> h.WorkloadResult:
     ]
     h.fail_if_interpool_failed(targets, recycled, cycle_ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"interpreters": n, "cycles": cycles},
-        tables=[table_a, table_b], targets=targets,
+        tables=[table_a, table_b],
+        targets=targets,
         data={"recycled": recycled, "cycles": cycle_ms},
     )
 

@@ -18,8 +18,7 @@ from . import _tasks
 NAME = "overhead"
 TITLE = "Tiny-task overhead"
 DESCRIPTION = (
-    "Cost per task of noop()/identity() tasks; lower is better. "
-    "Executor start-up is excluded (shown separately)."
+    "Cost per task of noop()/identity() tasks; lower is better. Executor start-up is excluded (shown separately)."
 )
 
 PEERS = ["interpool", "threads", "processes", "stdlib"]
@@ -62,8 +61,16 @@ def _check_map(answer, n):
 def _section(config, peers, task, *, n, probe, budget, repeats, check, section):
     return [
         h.run_peer(
-            p, config.workers, task, n=n, repeats=repeats, config=config,
-            budget_s=budget, probe_n=probe, check=check, section=section,
+            p,
+            config.workers,
+            task,
+            n=n,
+            repeats=repeats,
+            config=config,
+            budget_s=budget,
+            probe_n=probe,
+            check=check,
+            section=section,
         )
         for p in peers
     ]
@@ -71,13 +78,17 @@ def _section(config, peers, task, *, n, probe, budget, repeats, check, section):
 
 def _table(title: str, ms: list[h.Measurement], unit: str) -> h.Table:
     base = h.find(ms, "interpool")
-    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
-        m.label,
-        f"{m.n:,}",
-        h.fmt_us(m.per_item),
-        h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-        h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.per_item,
+        lambda m: [
+            m.label,
+            f"{m.n:,}",
+            h.fmt_us(m.per_item),
+            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
+            h.fmt_ms(m.startup),
+        ],
+    )
     return h.Table(
         title,
         ["peer", "items", f"µs/{unit}", "vs. interpool", "startup ms"],
@@ -93,28 +104,47 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     n_submit = config.size(100_000, 20_000, minimum=10)
     submit = _section(
-        config, peers, _submit_all, n=n_submit, probe=min(n_submit, 2_000 if not q else 500),
-        budget=1.0 if not q else 0.25, repeats=reps, check=_check_count, section="submit",
+        config,
+        peers,
+        _submit_all,
+        n=n_submit,
+        probe=min(n_submit, 2_000 if not q else 500),
+        budget=1.0 if not q else 0.25,
+        repeats=reps,
+        check=_check_count,
+        section="submit",
     )
 
     n_map = config.size(1_000_000, 100_000, minimum=10)
     map_peers = list(peers)
     if any(p.key == "processes" for p in peers):
-        map_peers.append(
-            h.Benchmark("ProcessPoolExecutor chunksize=1000", h._make_processes, "processes")
-        )
+        map_peers.append(h.Benchmark("ProcessPoolExecutor chunksize=1000", h._make_processes, "processes"))
     map_ms = []
     for p in map_peers:
         task = _map_chunked if p.label.endswith("chunksize=1000") else _map
         map_ms += _section(
-            config, [p], task, n=n_map, probe=min(n_map, 5_000 if not q else 1_000),
-            budget=1.5 if not q else 0.3, repeats=reps, check=_check_map, section="map",
+            config,
+            [p],
+            task,
+            n=n_map,
+            probe=min(n_map, 5_000 if not q else 1_000),
+            budget=1.5 if not q else 0.3,
+            repeats=reps,
+            check=_check_map,
+            section="map",
         )
 
     n_rt = config.size(20_000, 5_000, minimum=10)
     rt = _section(
-        config, peers, _round_trip, n=n_rt, probe=min(n_rt, 500 if not q else 200),
-        budget=0.5 if not q else 0.15, repeats=reps, check=_check_count, section="round-trip",
+        config,
+        peers,
+        _round_trip,
+        n=n_rt,
+        probe=min(n_rt, 500 if not q else 200),
+        budget=0.5 if not q else 0.15,
+        repeats=reps,
+        check=_check_count,
+        section="round-trip",
     )
 
     tables = [
@@ -144,8 +174,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         h.target(
             "submit+result no slower than ThreadPoolExecutor",
             None if (ip_s is None or th_s is None) else ip_s.per_item <= th_s.per_item,
-            "" if (ip_s is None or th_s is None)
-            else f"{h.fmt_us(ip_s.per_item)} vs {h.fmt_us(th_s.per_item)} µs",
+            "" if (ip_s is None or th_s is None) else f"{h.fmt_us(ip_s.per_item)} vs {h.fmt_us(th_s.per_item)} µs",
         ),
         h.target(
             "map ≤ 1 µs per item",
@@ -157,10 +186,12 @@ def run(config: h.Config) -> h.WorkloadResult:
     ]
     h.fail_if_interpool_failed(targets, submit, map_ms, rt)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map,
-                "n_round_trip": n_rt, "repeats": reps},
-        tables=tables, targets=targets,
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "n_round_trip": n_rt, "repeats": reps},
+        tables=tables,
+        targets=targets,
         data={"submit": submit, "map": map_ms, "round_trip": rt},
     )
 

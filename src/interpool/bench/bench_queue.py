@@ -45,10 +45,13 @@ def _stdlib_queue():
 
 def peers() -> list[h.Benchmark]:
     return [
-        h.Benchmark(f"{h.interpool_label()} + interpool.Queue", h._make_interpool, "interpool",
-                    _interpool_missing),
-        h.Benchmark("InterpreterPoolExecutor (stdlib) + concurrent.interpreters.Queue",
-                    h._make_stdlib_ipe, "stdlib", h._stdlib_ipe_missing),
+        h.Benchmark(f"{h.interpool_label()} + interpool.Queue", h._make_interpool, "interpool", _interpool_missing),
+        h.Benchmark(
+            "InterpreterPoolExecutor (stdlib) + concurrent.interpreters.Queue",
+            h._make_stdlib_ipe,
+            "stdlib",
+            h._stdlib_ipe_missing,
+        ),
         h.Benchmark("ThreadPoolExecutor + queue.Queue (one interpreter)", cf.ThreadPoolExecutor, "threads"),
     ]
 
@@ -91,16 +94,32 @@ def run(config: h.Config) -> h.WorkloadResult:
     selected = [p for p in peers() if config.peers is None or p.key in config.peers]
     for p in selected:
         # Workers: the ping-pong uses one; a second would only sit idle.
-        ms.append(h.run_peer(
-            p, 1, ping_pong(makers[p.key]), n=n, repeats=reps, config=config,
-            budget_s=budget, probe_n=min(n, 20 if p.key == "stdlib" else 2_000), section="queue",
-        ))
+        ms.append(
+            h.run_peer(
+                p,
+                1,
+                ping_pong(makers[p.key]),
+                n=n,
+                repeats=reps,
+                config=config,
+                budget_s=budget,
+                probe_n=min(n, 20 if p.key == "stdlib" else 2_000),
+                section="queue",
+            )
+        )
 
     ip = h.find(ms, "interpool")
-    rows = h.rows(ms, lambda m: m.per_item, lambda m: [
-        m.label, f"{m.n:,}", f"{1 / m.per_item:,.0f}", h.fmt_us(m.per_item),
-        h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.per_item,
+        lambda m: [
+            m.label,
+            f"{m.n:,}",
+            f"{1 / m.per_item:,.0f}",
+            h.fmt_us(m.per_item),
+            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
+        ],
+    )
     table = h.Table(
         "ping-pong between the caller and 1 worker",
         ["peer", "round trips", "round trips/s", "µs/round trip", "vs. interpool"],
@@ -109,19 +128,27 @@ def run(config: h.Config) -> h.WorkloadResult:
     )
     st = h.find(ms, "stdlib")
     targets = [
-        h.target(f"interpool.Queue ≥ {TARGET_RATE:,} round trips/s",
-                 None if ip is None else 1 / ip.per_item >= TARGET_RATE,
-                 "" if ip is None else f"{1 / ip.per_item:,.0f}/s"),
-        h.target("interpool.Queue faster than concurrent.interpreters.Queue (stdlib)",
-                 None if (ip is None or st is None) else ip.per_item < st.per_item,
-                 h._stdlib_ipe_missing() or ("" if (ip is None or st is None)
-                                             else f"{h.fmt_ratio(st.per_item / ip.per_item)} more round trips/s")),
+        h.target(
+            f"interpool.Queue ≥ {TARGET_RATE:,} round trips/s",
+            None if ip is None else 1 / ip.per_item >= TARGET_RATE,
+            "" if ip is None else f"{1 / ip.per_item:,.0f}/s",
+        ),
+        h.target(
+            "interpool.Queue faster than concurrent.interpreters.Queue (stdlib)",
+            None if (ip is None or st is None) else ip.per_item < st.per_item,
+            h._stdlib_ipe_missing()
+            or ("" if (ip is None or st is None) else f"{h.fmt_ratio(st.per_item / ip.per_item)} more round trips/s"),
+        ),
     ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"round_trips": n, "repeats": reps},
-        tables=[table], targets=targets, data={"peers": ms},
+        tables=[table],
+        targets=targets,
+        data={"peers": ms},
     )
 
 

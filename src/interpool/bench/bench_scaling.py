@@ -17,8 +17,7 @@ from . import _tasks
 NAME = "scaling"
 TITLE = "CPU-bound scaling"
 DESCRIPTION = (
-    "Batch of equal pure-Python sum_squares(n) tasks via ex.map; "
-    "speedup = serial time / peer time (higher is better)."
+    "Batch of equal pure-Python sum_squares(n) tasks via ex.map; speedup = serial time / peer time (higher is better)."
 )
 
 PEERS = ["interpool", "processes", "stdlib", "threads"]
@@ -67,8 +66,9 @@ def run(config: h.Config) -> h.WorkloadResult:
     # The serial baseline always runs (every speedup is relative to it), both
     # before and after the peers; the best of all its runs counts.
     def run_serial():
-        return h.run_peer(h.SERIAL, 1, serial_task, n=n_tasks, repeats=reps,
-                          config=config, probe_n=1, check=check, section="scaling")
+        return h.run_peer(
+            h.SERIAL, 1, serial_task, n=n_tasks, repeats=reps, config=config, probe_n=1, check=check, section="scaling"
+        )
 
     serial = [run_serial()]
 
@@ -77,8 +77,9 @@ def run(config: h.Config) -> h.WorkloadResult:
     for p in config.select(PEERS):
         by_peer[p.key] = {}
         for w in counts:
-            m = h.run_peer(p, w, pool_task, n=n_tasks, repeats=reps, config=config,
-                           probe_n=w, check=check, section=f"scaling@{w}")
+            m = h.run_peer(
+                p, w, pool_task, n=n_tasks, repeats=reps, config=config, probe_n=w, check=check, section=f"scaling@{w}"
+            )
             by_peer[p.key][w] = m
             flat.append(m)
             if m.status == "n/a":
@@ -110,18 +111,24 @@ def run(config: h.Config) -> h.WorkloadResult:
             got = ms.get(w)
             cells.append(h.fmt_ratio(speedup(got)) if got is not None and got.ok else "ERROR")
         top = ms.get(nmax)
-        rows.append([p.label] + cells + [
-            h.fmt_s(top.best) if top is not None and top.ok else "",
-            h.fmt_ms(top.startup) if top is not None and top.ok else "",
-        ])
+        rows.append(
+            [p.label]
+            + cells
+            + [
+                h.fmt_s(top.best) if top is not None and top.ok else "",
+                h.fmt_ms(top.startup) if top is not None and top.ok else "",
+            ]
+        )
     if base is not None:
         rows.append([h.SERIAL.label, "1.00×"] + [""] * (len(counts) - 1) + [h.fmt_s(base.best), ""])
-    headers = ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts] + [
-        f"time @{nmax} s", f"startup @{nmax} ms"
-    ]
+    headers = (
+        ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts] + [f"time @{nmax} s", f"startup @{nmax} ms"]
+    )
     table = h.Table(
         f"speedup vs. serial: {n_tasks} × sum_squares({size:,})",
-        headers, rows, notes=h.error_notes(serial + flat),
+        headers,
+        rows,
+        notes=h.error_notes(serial + flat),
     )
     cpus = os.cpu_count() or 1
     if nmax > cpus:
@@ -139,10 +146,12 @@ def run(config: h.Config) -> h.WorkloadResult:
     ]
     h.fail_if_interpool_failed(targets, flat)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": counts, "n_tasks": n_tasks, "sum_squares_n": size,
-                "task_ms": task_s * 1e3, "repeats": reps},
-        tables=[table], targets=targets,
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={"workers": counts, "n_tasks": n_tasks, "sum_squares_n": size, "task_ms": task_s * 1e3, "repeats": reps},
+        tables=[table],
+        targets=targets,
         data={"serial": serial, "peers": flat},
     )
 

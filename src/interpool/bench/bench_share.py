@@ -20,9 +20,8 @@ import concurrent.futures as cf
 import itertools
 import pickle
 
-from . import _handle_tasks
+from . import _handle_tasks, _tasks
 from . import _harness as h
-from . import _tasks
 from .bench_gridsearch import problem, solve_map, solve_serial
 
 NAME = "share"
@@ -44,11 +43,7 @@ def _stdlib_init_script(grid) -> str:
     # The stdlib's subinterpreters start from the initial sys.path, so replay
     # ours (as the harness's stdlib peer does), then store the grid in the
     # task module.  exec is a picklable builtin; the grid travels as a literal.
-    return (
-        h._sys_path_sync_script()
-        + "import interpool.bench._handle_tasks as _m\n"
-        + f"_m.set_grid({grid!r})\n"
-    )
+    return h._sys_path_sync_script() + "import interpool.bench._handle_tasks as _m\n" + f"_m.set_grid({grid!r})\n"
 
 
 def peers(grid) -> list[h.Benchmark]:
@@ -58,23 +53,23 @@ def peers(grid) -> list[h.Benchmark]:
         return ip().Pool(workers, initializer=_handle_tasks.set_grid, initargs=(grid,))
 
     def stdlib_init(workers):
-        return cf.InterpreterPoolExecutor(
-            max_workers=workers, initializer=exec, initargs=(_stdlib_init_script(grid),)
-        )
+        return cf.InterpreterPoolExecutor(max_workers=workers, initializer=exec, initargs=(_stdlib_init_script(grid),))
 
     def processes_init(workers):
         return cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=h._mp_context(),
-            initializer=_handle_tasks.set_grid, initargs=(grid,),
+            max_workers=workers,
+            mp_context=h._mp_context(),
+            initializer=_handle_tasks.set_grid,
+            initargs=(grid,),
         )
 
     return [
         h.Benchmark(f"{h.interpool_label()} + share(grid)", h._make_interpool, "interpool", _fake_missing),
         h.Benchmark(f"{h.interpool_label()}, grid per call", h._make_interpool, "interpool-plain"),
-        h.Benchmark(f"{h.interpool_label()}, grid by initializer", interpool_init, "interpool-init",
-                    _fake_missing),
-        h.Benchmark("InterpreterPoolExecutor (stdlib), grid by initializer", stdlib_init, "stdlib",
-                    h._stdlib_ipe_missing),
+        h.Benchmark(f"{h.interpool_label()}, grid by initializer", interpool_init, "interpool-init", _fake_missing),
+        h.Benchmark(
+            "InterpreterPoolExecutor (stdlib), grid by initializer", stdlib_init, "stdlib", h._stdlib_ipe_missing
+        ),
         h.Benchmark("ProcessPoolExecutor, grid by initializer", processes_init, "processes"),
     ]
 
@@ -104,8 +99,14 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     def run_serial():
         return h.run_peer(
-            h.SERIAL, 1, lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells), repeats=reps, config=config, probe_n=min(len(cells), 20), section="share",
+            h.SERIAL,
+            1,
+            lambda ex, n: solve_serial(grid, start, cells[:n]),
+            n=len(cells),
+            repeats=reps,
+            config=config,
+            probe_n=min(len(cells), 20),
+            section="share",
         )
 
     serial = run_serial()
@@ -124,10 +125,19 @@ def run(config: h.Config) -> h.WorkloadResult:
     }
     ms = [serial]
     for p in _selected(config, peers(grid)):
-        ms.append(h.run_peer(
-            p, config.workers, tasks[p.key], n=len(cells), repeats=reps, config=config,
-            probe_n=min(len(cells), 8 * config.workers), check=check, section="share",
-        ))
+        ms.append(
+            h.run_peer(
+                p,
+                config.workers,
+                tasks[p.key],
+                n=len(cells),
+                repeats=reps,
+                config=config,
+                probe_n=min(len(cells), 8 * config.workers),
+                check=check,
+                section="share",
+            )
+        )
 
     ms[0] = serial = h.merge(serial, run_serial())
     if serial.ok and expected is None:
@@ -140,18 +150,29 @@ def run(config: h.Config) -> h.WorkloadResult:
     def speedup(m):
         return base.best / m.best if (base is not None and m is not None and m.ok) else None
 
-    rows = h.rows(ms, lambda m: m.best, lambda m: [
-        m.label, h.fmt_s(m.best), h.fmt_ratio(speedup(m)), h.fmt_us(m.per_item),
-        str(m.answer), h.fmt_ms(m.startup),
-    ])
+    rows = h.rows(
+        ms,
+        lambda m: m.best,
+        lambda m: [
+            m.label,
+            h.fmt_s(m.best),
+            h.fmt_ratio(speedup(m)),
+            h.fmt_us(m.per_item),
+            str(m.answer),
+            h.fmt_ms(m.startup),
+        ],
+    )
     table = h.Table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, {grid_bytes:,} bytes pickled)",
         ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"],
         rows,
         notes=["share(grid) is inside the timed run."]
-        + ([f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."]
-           if any(m.key == "processes" for m in ms) else [])
+        + (
+            [f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."]
+            if any(m.key == "processes" for m in ms)
+            else []
+        )
         + h.error_notes(ms),
     )
 
@@ -169,17 +190,28 @@ def run(config: h.Config) -> h.WorkloadResult:
         h.target(
             "interpool + share(grid) faster than the stdlib's best (initializer, grid set once per worker)",
             None if (ip is None or best_stdlib is None) else ip.best < best_stdlib.best,
-            "" if (ip is None or best_stdlib is None)
+            ""
+            if (ip is None or best_stdlib is None)
             else f"{h.fmt_ratio(speedup(ip))} vs {h.fmt_ratio(speedup(best_stdlib))} ({best_stdlib.label})",
         ),
     ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": config.workers, "grid": f"{len(grid)}x{len(grid[0])}", "tasks": len(cells),
-                "grid_pickle_bytes": grid_bytes, "answer": expected, "repeats": reps,
-                "processes_chunksize": chunk},
-        tables=[table], targets=targets, data={"peers": ms},
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={
+            "workers": config.workers,
+            "grid": f"{len(grid)}x{len(grid[0])}",
+            "tasks": len(cells),
+            "grid_pickle_bytes": grid_bytes,
+            "answer": expected,
+            "repeats": reps,
+            "processes_chunksize": chunk,
+        },
+        tables=[table],
+        targets=targets,
+        data={"peers": ms},
     )
 
 

@@ -174,7 +174,10 @@ def _child(source, *args):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if out.returncode != 0:
         raise RuntimeError((out.stderr.strip().splitlines() or ["child failed"])[-1])
@@ -210,9 +213,11 @@ def sizes(config) -> list[int]:
 def run(config: h.Config) -> h.WorkloadResult:
     fake = "n/a (fake interpool stand-in)" if h.fake_interpool() else None
     reps = config.reps(3, 1)
-    peers = [("cpython", "bare isolated interpreters on threads (CPython floor)", None),
-             ("interpool", "interpool.Pool", fake),
-             ("stdlib", "InterpreterPoolExecutor (stdlib)", h._stdlib_ipe_missing())]
+    peers = [
+        ("cpython", "bare isolated interpreters on threads (CPython floor)", None),
+        ("interpool", "interpool.Pool", fake),
+        ("stdlib", "InterpreterPoolExecutor (stdlib)", h._stdlib_ipe_missing()),
+    ]
     peers = [p for p in peers if p[0] == "cpython" or config.peers is None or p[0] in config.peers]
     ms: list[h.Measurement] = []
     for n in sizes(config):
@@ -231,27 +236,39 @@ def run(config: h.Config) -> h.WorkloadResult:
     top = sizes(config)[-1]
     rows = []
     for key, label, _ in peers:
-        rows.append([label] + [cell(key, n, lambda m: h.fmt_ms(m.best)) for n in sizes(config)] + [
-            cell(key, top, lambda m: f"{m.answer['rss_per_worker_mib']:.2f}"),
-            cell(key, top, lambda m: h.fmt_ms(m.answer["shutdown_s"])),
-        ])
+        rows.append(
+            [label]
+            + [cell(key, n, lambda m: h.fmt_ms(m.best)) for n in sizes(config)]
+            + [
+                cell(key, top, lambda m: f"{m.answer['rss_per_worker_mib']:.2f}"),
+                cell(key, top, lambda m: h.fmt_ms(m.answer["shutdown_s"])),
+            ]
+        )
     ip, st = get("interpool", top), get("stdlib", top)
     both = ip is not None and st is not None
     if both:
-        rows.append(["interpool ÷ stdlib"] + [
-            h.fmt_ratio(get("interpool", n).best / get("stdlib", n).best)
-            if get("interpool", n) and get("stdlib", n) else "-"
-            for n in sizes(config)
-        ] + [
-            h.fmt_ratio(ip.answer["rss_per_worker_mib"] / st.answer["rss_per_worker_mib"]),
-            h.fmt_ratio(ip.answer["shutdown_s"] / st.answer["shutdown_s"]),
-        ])
+        rows.append(
+            ["interpool ÷ stdlib"]
+            + [
+                h.fmt_ratio(get("interpool", n).best / get("stdlib", n).best)
+                if get("interpool", n) and get("stdlib", n)
+                else "-"
+                for n in sizes(config)
+            ]
+            + [
+                h.fmt_ratio(ip.answer["rss_per_worker_mib"] / st.answer["rss_per_worker_mib"]),
+                h.fmt_ratio(ip.answer["shutdown_s"] / st.answer["shutdown_s"]),
+            ]
+        )
     table_a = h.Table(
         f"(a) start-up until every worker has run a task (ms), best of {reps} fresh processes",
         ["peer"] + [f"{n} workers" for n in sizes(config)] + [f"RSS/worker MiB @{top}", f"shutdown ms @{top}"],
         rows,
-        notes=[f"{os.cpu_count()} CPUs. RSS per worker: growth of the process's RSS while all {top} "
-               "workers hold a task, divided by the workers."] + h.error_notes(ms),
+        notes=[
+            f"{os.cpu_count()} CPUs. RSS per worker: growth of the process's RSS while all {top} "
+            "workers hold a task, divided by the workers."
+        ]
+        + h.error_notes(ms),
     )
 
     phase = h.Measurement("phases", "phases")
@@ -263,17 +280,23 @@ def run(config: h.Config) -> h.WorkloadResult:
             created, package, worker, setup, ended = doc["phases_s"]
             phase.times, phase.n = [doc["first_task_cpu_s"]], 1
             phase.answer = json.dumps(doc)
-            tables.append(h.Table(
-                "(b) one worker's start-up, CPU ms of the thread that does it (best of several)",
-                ["phase", "CPU ms"],
-                [["create the isolated interpreter (CPython)", h.fmt_ms(created)],
-                 ["import interpool (its __init__ and the extension _core)", h.fmt_ms(package)],
-                 ["import interpool._worker", h.fmt_ms(worker)],
-                 ["interpool._worker.setup()", h.fmt_ms(setup)],
-                 ["all of a real worker until its first task runs (thread start included)",
-                  h.fmt_ms(doc["first_task_cpu_s"])],
-                 ["end the interpreter (CPython)", h.fmt_ms(ended)]],
-            ))
+            tables.append(
+                h.Table(
+                    "(b) one worker's start-up, CPU ms of the thread that does it (best of several)",
+                    ["phase", "CPU ms"],
+                    [
+                        ["create the isolated interpreter (CPython)", h.fmt_ms(created)],
+                        ["import interpool (its __init__ and the extension _core)", h.fmt_ms(package)],
+                        ["import interpool._worker", h.fmt_ms(worker)],
+                        ["interpool._worker.setup()", h.fmt_ms(setup)],
+                        [
+                            "all of a real worker until its first task runs (thread start included)",
+                            h.fmt_ms(doc["first_task_cpu_s"]),
+                        ],
+                        ["end the interpreter (CPython)", h.fmt_ms(ended)],
+                    ],
+                )
+            )
         except Exception as exc:  # noqa: BLE001
             phase.status, phase.detail = "error", f"{type(exc).__name__}: {exc}"
             tables[0].notes.append(f"ERROR phases: {phase.detail}")
@@ -286,16 +309,25 @@ def run(config: h.Config) -> h.WorkloadResult:
     ready, rss = ratio(lambda m: m.best), ratio(lambda m: m.answer["rss_per_worker_mib"])
     missing = h._stdlib_ipe_missing() or fake or "missing measurement"
     targets = [
-        h.target(f"start-up, {top} workers ready ≤ 0.5 × the stdlib executor's time",
-                 None if ready is None else ready <= 0.5, missing if ready is None else h.fmt_ratio(ready)),
-        h.target("RSS per worker ≤ 0.6 × the stdlib executor's",
-                 None if rss is None else rss <= 0.6, missing if rss is None else h.fmt_ratio(rss)),
+        h.target(
+            f"start-up, {top} workers ready ≤ 0.5 × the stdlib executor's time",
+            None if ready is None else ready <= 0.5,
+            missing if ready is None else h.fmt_ratio(ready),
+        ),
+        h.target(
+            "RSS per worker ≤ 0.6 × the stdlib executor's",
+            None if rss is None else rss <= 0.6,
+            missing if rss is None else h.fmt_ratio(rss),
+        ),
     ]
     h.fail_if_interpool_failed(targets, ms)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
+        NAME,
+        TITLE,
+        DESCRIPTION,
         params={"workers": sizes(config), "repeats": reps},
-        tables=tables, targets=targets,
+        tables=tables,
+        targets=targets,
         data={"startup": ms, "phases": [phase]},
     )
 

@@ -41,10 +41,7 @@ from . import _tasks
 
 NAME = "stop"
 TITLE = "Stopping running tasks"
-DESCRIPTION = (
-    "How fast running work stops: interrupt() to done, timeout overshoot, Ctrl-C to exit; "
-    "lower is better."
-)
+DESCRIPTION = "How fast running work stops: interrupt() to done, timeout overshoot, Ctrl-C to exit; lower is better."
 
 PEERS = ["interpool", "threads", "processes", "stdlib"]
 WORKERS = 2  # the figures are about stopping, not throughput: 2 workers everywhere
@@ -280,10 +277,11 @@ else:
 
 def _ctrl_c_once(key, seconds):
     """Start a child, Ctrl-C it once WORKERS tasks run; seconds from SIGINT to its exit."""
-    code = _CHILD.format(path=list(sys.path), key=key, workers=WORKERS, seconds=seconds,
-                         tasks=CTRL_C_TASKS)
+    code = _CHILD.format(path=list(sys.path), key=key, workers=WORKERS, seconds=seconds, tasks=CTRL_C_TASKS)
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: SIGINT reaches it and its workers
     )
     try:
@@ -311,7 +309,8 @@ def _ctrl_c_once(key, seconds):
         out = buf + proc.stdout.read()
         assert b"interrupted" in out, (
             f"the child did not see KeyboardInterrupt (exit {proc.returncode}): "
-            f"{proc.stderr.read().decode(errors='replace').strip()[-300:]}")
+            f"{proc.stderr.read().decode(errors='replace').strip()[-300:]}"
+        )
         return elapsed
     finally:
         if proc.poll() is None:
@@ -354,8 +353,13 @@ def run(config: h.Config) -> h.WorkloadResult:
         return statistics.median(m.times)
 
     def pct_row(m):
-        return [m.label + (f" ({m.detail})" if m.detail else ""), f"{m.n:,}",
-                h.fmt_ms(p50(m)), h.fmt_ms(p99(m)), h.fmt_ms(m.times[-1])]
+        return [
+            m.label + (f" ({m.detail})" if m.detail else ""),
+            f"{m.n:,}",
+            h.fmt_ms(p50(m)),
+            h.fmt_ms(p99(m)),
+            h.fmt_ms(m.times[-1]),
+        ]
 
     t_int = h.Table(
         f"interrupt() -> future done, task in a pure-Python loop, {WORKERS} workers",
@@ -365,16 +369,19 @@ def run(config: h.Config) -> h.WorkloadResult:
             "One task at a time; the caller waits for the task's Event before interrupting.",
             "ProcessPoolExecutor: kill its worker processes (the pool is broken after), "
             "kill -> future done with BrokenProcessPool.",
-        ] + h.error_notes(interrupts),
+        ]
+        + h.error_notes(interrupts),
     )
     t_to = h.Table(
         f"timeout overshoot, {n_to:,} tasks of a {TASK_SECONDS:g} s loop with a "
         f"{TIMEOUT * 1e3:g} ms timeout, {WORKERS} workers",
         ["peer", "tasks", "p50 ms", "p99 ms", "max ms"],
         h.rows(timeouts, p99, pct_row),
-        notes=["Overshoot = (future done - task start) - timeout; every task raised TimeoutError.",
-               "A task whose timeout expired before its first line (a loaded machine) has no start: "
-               "left out, counted beside the peer."]
+        notes=[
+            "Overshoot = (future done - task start) - timeout; every task raised TimeoutError.",
+            "A task whose timeout expired before its first line (a loaded machine) has no start: "
+            "left out, counted beside the peer.",
+        ]
         + h.error_notes(timeouts),
     )
     ip_c = h.find(ctrl_c, "interpool")
@@ -382,33 +389,59 @@ def run(config: h.Config) -> h.WorkloadResult:
         f"Ctrl-C -> process exited, map of {CTRL_C_TASKS} tasks of a {seconds:g} s loop, "
         f"{WORKERS} workers, median of {reps}",
         ["peer", "median s", "max s", "vs. interpool"],
-        h.rows(ctrl_c, median, lambda m: [
-            m.label, h.fmt_s(median(m)), h.fmt_s(max(m.times)),
-            h.fmt_ratio(median(m) / median(ip_c)) if ip_c and median(ip_c) > 0 else "-",
-        ]),
+        h.rows(
+            ctrl_c,
+            median,
+            lambda m: [
+                m.label,
+                h.fmt_s(median(m)),
+                h.fmt_s(max(m.times)),
+                h.fmt_ratio(median(m) / median(ip_c)) if ip_c and median(ip_c) > 0 else "-",
+            ],
+        ),
         notes=[
             "SIGINT goes to the child's process group, as a terminal's Ctrl-C does "
             "(ProcessPoolExecutor's workers get it too).",
-        ] + h.error_notes(ctrl_c),
+        ]
+        + h.error_notes(ctrl_c),
     )
 
     ip_i = h.find(interrupts, "interpool")
     ip_t = h.find(timeouts, "interpool")
     targets = [
-        h.target("interpool interrupt p99 ≤ 10 ms", None if ip_i is None else p99(ip_i) <= 10e-3,
-                 "" if ip_i is None else f"{h.fmt_ms(p99(ip_i))} ms"),
-        h.target("interpool timeout overshoot p99 ≤ 10 ms", None if ip_t is None else p99(ip_t) <= 10e-3,
-                 "" if ip_t is None else f"{h.fmt_ms(p99(ip_t))} ms"),
-        h.target("interpool Ctrl-C to exit ≤ 0.5 s", None if ip_c is None else median(ip_c) <= 0.5,
-                 "" if ip_c is None else f"median {h.fmt_s(median(ip_c))} s, max {h.fmt_s(max(ip_c.times))} s"),
+        h.target(
+            "interpool interrupt p99 ≤ 10 ms",
+            None if ip_i is None else p99(ip_i) <= 10e-3,
+            "" if ip_i is None else f"{h.fmt_ms(p99(ip_i))} ms",
+        ),
+        h.target(
+            "interpool timeout overshoot p99 ≤ 10 ms",
+            None if ip_t is None else p99(ip_t) <= 10e-3,
+            "" if ip_t is None else f"{h.fmt_ms(p99(ip_t))} ms",
+        ),
+        h.target(
+            "interpool Ctrl-C to exit ≤ 0.5 s",
+            None if ip_c is None else median(ip_c) <= 0.5,
+            "" if ip_c is None else f"median {h.fmt_s(median(ip_c))} s, max {h.fmt_s(max(ip_c.times))} s",
+        ),
     ]
     h.fail_if_interpool_failed(targets, interrupts, timeouts, ctrl_c)
     return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION,
-        params={"workers": WORKERS, "interrupts": n_int, "timeout_tasks": n_to, "timeout_s": TIMEOUT,
-                "timeout_task_s": TASK_SECONDS, "ctrl_c_tasks": CTRL_C_TASKS,
-                "ctrl_c_task_s": seconds, "ctrl_c_repeats": reps},
-        tables=[t_int, t_to, t_cc], targets=targets,
+        NAME,
+        TITLE,
+        DESCRIPTION,
+        params={
+            "workers": WORKERS,
+            "interrupts": n_int,
+            "timeout_tasks": n_to,
+            "timeout_s": TIMEOUT,
+            "timeout_task_s": TASK_SECONDS,
+            "ctrl_c_tasks": CTRL_C_TASKS,
+            "ctrl_c_task_s": seconds,
+            "ctrl_c_repeats": reps,
+        },
+        tables=[t_int, t_to, t_cc],
+        targets=targets,
         data={"interrupt": interrupts, "timeout": timeouts, "ctrl_c": ctrl_c},
     )
 
