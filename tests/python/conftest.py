@@ -55,10 +55,10 @@ EXECUTOR_KINDS = ("Pool", "InterpreterPoolExecutor", "HybridPool")
 ALL_KINDS = EXECUTOR_KINDS + ("AsyncPool",)
 WORKER_COUNTS = (1, 3)
 # Tests without kinds/workers markers keep what the suite had before the
-# kinds matrix: Pool and InterpreterPoolExecutor with 2 workers.  Their
-# modules (test_api, test_map, test_callables, test_exceptions, ...) assume
-# at least two workers in places (a task waits for another to run), so they
-# join the matrix module by module, once reviewed for 1 and 3 workers.
+# kinds matrix: Pool and InterpreterPoolExecutor with 2 workers.  Modules
+# join the matrix one by one, once reviewed for 1 and 3 workers (a test
+# that waits for another task to run needs 3); test_stress stays on this
+# axis for its cost.
 UNREVIEWED_KINDS = ("Pool", "InterpreterPoolExecutor")
 UNREVIEWED_COUNTS = (2,)
 POOL_KINDS = ["Pool", "InterpreterPoolExecutor"]  # the engine-option-free pair make() spells

@@ -11,7 +11,10 @@ import threading
 import pytest
 
 import _tasks
-from conftest import child_env
+from conftest import BEHAVIOUR, child_env
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 # ------------------------------------------------------------ sendable ones
 

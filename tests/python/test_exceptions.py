@@ -9,11 +9,15 @@ import pytest
 
 import _tasks
 import interpool
+from conftest import BEHAVIOUR
 
 try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
     from concurrent.interpreters import ExecutionFailed
 except ImportError:
     ExecutionFailed = None
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 
 def remote_traceback_text(pool, exc):

@@ -11,6 +11,10 @@ import sysconfig
 import pytest
 
 import interpool
+from conftest import BEHAVIOUR
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 EXT_NAME = "_interpool_test_singlephase"
 HELPER_NAME = "_interpool_test_singlephase_user"

@@ -7,6 +7,10 @@ import pytest
 
 import _tasks
 import interpool
+from conftest import BEHAVIOUR
+
+# Every executor kind (conftest.PoolKind) with 1 and 3 workers.
+pytestmark = BEHAVIOUR
 
 # -------------------------------------------------------------- initializer
 
