@@ -14,7 +14,7 @@ import concurrent.futures as cf
 import os
 
 from . import _harness as h
-from .bench_gridsearch import problem, solve_map, solve_serial
+from .bench_gridsearch import problem, serial_runner, solve_map, speedup
 from .bench_scaling import worker_counts
 from .bench_share import peers as share_peers
 from .bench_share import solve_preset, solve_shared
@@ -46,17 +46,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     counts = worker_counts(config.workers)
     config.log(f"  gridscaling: {len(cells):,} cells at {counts} workers")
 
-    def run_serial():
-        return h.run_peer(
-            h.SERIAL,
-            1,
-            lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells),
-            repeats=reps,
-            config=config,
-            probe_n=min(len(cells), 20),
-            section="gridscaling",
-        )
+    run_serial = serial_runner(config, grid, start, cells, reps, "gridscaling")
 
     serial = run_serial()
     expected = serial.answer if serial.ok else None
@@ -93,10 +83,6 @@ def run(config: h.Config) -> h.WorkloadResult:
                 break
     serial = h.merge(serial, run_serial())
     base = serial if serial.ok else None
-
-    def speedup(m):
-        return base.best / m.best if (base is not None and m is not None and m.ok) else None
-
     rows: list[h.Row] = []
     for p in selected:
         ms = {m.workers: m for m in flat if m.key == p.key}
@@ -105,7 +91,7 @@ def run(config: h.Config) -> h.WorkloadResult:
             rows.append(h.status_row(first) if first else (p.label, "-"))
             continue
         rows.append(
-            [p.label] + [h.fmt_ratio(speedup(ms.get(w))) if ms.get(w) and ms[w].ok else "ERROR" for w in counts]
+            [p.label] + [h.fmt_ratio(speedup(base, ms.get(w))) if ms.get(w) and ms[w].ok else "ERROR" for w in counts]
         )
     table = h.Table(
         f"speedup vs. serial: {len(cells):,} grid cells",
@@ -117,7 +103,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     if config.workers > cpus:
         table.notes.append(f"note: {config.workers} workers > {cpus} CPUs; speedup is capped by the CPU count.")
     ip = next((m for m in flat if m.key == "interpool" and m.workers == config.workers and m.ok), None)
-    s = speedup(ip)
+    s = speedup(base, ip)
     goal = 0.9 * min(config.workers, cpus)
     targets = [
         h.target(

@@ -43,6 +43,55 @@ def solve_map(ex, grid, start, cells) -> int:
     return sum(ex.map(_tasks.check_loop, itertools.repeat(grid), itertools.repeat(start), cells))
 
 
+def serial_runner(config: h.Config, grid, start, cells, reps: int, section: str):
+    """A function that times the in-process loop over ``cells`` (the serial baseline)."""
+
+    def run_serial():
+        return h.run_peer(
+            h.SERIAL,
+            1,
+            lambda ex, n: solve_serial(grid, start, cells[:n]),
+            n=len(cells),
+            repeats=reps,
+            config=config,
+            probe_n=min(len(cells), 20),
+            section=section,
+        )
+
+    return run_serial
+
+
+def settle_serial(ms: list[h.Measurement], serial: h.Measurement, expected):
+    """Merge a second serial run into ``ms[0]``; mark peers whose answer differs. Returns the base (or None)."""
+    if serial.ok and expected is None:
+        expected = serial.answer  # the first serial run failed; the re-run decides
+        for m in ms[1:]:
+            if m.ok and m.answer != expected:
+                m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {expected}"
+    return serial if serial.ok else None
+
+
+def speedup(base: h.Measurement | None, m: h.Measurement | None) -> float | None:
+    """``base``'s time over ``m``'s, or None when either is missing or failed."""
+    return base.best / m.best if (base is not None and m is not None and m.ok) else None
+
+
+def speedup_rows(ms: list[h.Measurement], base: h.Measurement | None) -> list[h.Row]:
+    """Table rows: peer, time, speedup over ``base``, µs per task, answer, start-up."""
+    return h.rows(
+        ms,
+        lambda m: m.best,
+        lambda m: [
+            m.label,
+            h.fmt_s(m.best),
+            h.fmt_ratio(speedup(base, m)),
+            h.fmt_us(m.per_item),
+            str(m.answer),
+            h.fmt_ms(m.startup),
+        ],
+    )
+
+
 def problem(config: h.Config):
     """The grid, the guard's start, its route and the candidate cells, sized for ``config``."""
     grid, start = _tasks.make_grid()
@@ -58,17 +107,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     grid_bytes = len(pickle.dumps(grid))
     config.log(f"  gridsearch: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")
 
-    def run_serial():
-        return h.run_peer(
-            h.SERIAL,
-            1,
-            lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells),
-            repeats=reps,
-            config=config,
-            probe_n=min(len(cells), 20),
-            section="gridsearch",
-        )
+    run_serial = serial_runner(config, grid, start, cells, reps, "gridsearch")
 
     # Serial runs before and after the peers; the best of all its runs counts.
     serial = run_serial()
@@ -95,28 +134,8 @@ def run(config: h.Config) -> h.WorkloadResult:
         )
 
     ms[0] = serial = h.merge(serial, run_serial())
-    if serial.ok and expected is None:
-        expected = serial.answer  # first serial run failed; the re-run decides
-        for m in ms[1:]:
-            if m.ok and m.answer != expected:
-                m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {expected}"
-    base = serial if serial.ok else None
-
-    def speedup(m):
-        return base.best / m.best if (base is not None and m.ok) else None
-
-    rows = h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(speedup(m)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
-    )
+    base = settle_serial(ms, serial, expected)
+    rows = speedup_rows(ms, base)
     table = h.Table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, route {len(path):,} cells)",
@@ -125,7 +144,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         notes=h.error_notes(ms),
     )
     ip = h.find(ms, "interpool")
-    s = speedup(ip) if ip else None
+    s = speedup(base, ip) if ip else None
     targets = [
         h.target(
             f"interpool ≥ 1.5× serial on {config.workers} workers (stdlib measured 0.78× on 2 cores)",

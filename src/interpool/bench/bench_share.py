@@ -22,7 +22,7 @@ import pickle
 
 from . import _handle_tasks, _tasks
 from . import _harness as h
-from .bench_gridsearch import problem, solve_map, solve_serial
+from .bench_gridsearch import problem, serial_runner, settle_serial, solve_map, speedup, speedup_rows
 
 NAME = "share"
 TITLE = "Grid search with share(grid)"
@@ -97,17 +97,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     chunk = max(1, min(1024, len(cells) // (config.workers * 16)))
     config.log(f"  share: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")
 
-    def run_serial():
-        return h.run_peer(
-            h.SERIAL,
-            1,
-            lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells),
-            repeats=reps,
-            config=config,
-            probe_n=min(len(cells), 20),
-            section="share",
-        )
+    run_serial = serial_runner(config, grid, start, cells, reps, "share")
 
     serial = run_serial()
     expected = serial.answer if serial.ok else None
@@ -140,28 +130,8 @@ def run(config: h.Config) -> h.WorkloadResult:
         )
 
     ms[0] = serial = h.merge(serial, run_serial())
-    if serial.ok and expected is None:
-        expected = serial.answer
-        for m in ms[1:]:
-            if m.ok and m.answer != expected:
-                m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {expected}"
-    base = serial if serial.ok else None
-
-    def speedup(m):
-        return base.best / m.best if (base is not None and m is not None and m.ok) else None
-
-    rows = h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(speedup(m)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
-    )
+    base = settle_serial(ms, serial, expected)
+    rows = speedup_rows(ms, base)
     table = h.Table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, {grid_bytes:,} bytes pickled)",
@@ -177,7 +147,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     )
 
     ip = h.find(ms, "interpool")
-    s = speedup(ip)
+    s = speedup(base, ip)
     want = TARGET_EFFICIENCY * config.workers
     stdlib_rows = [m for m in (h.find(ms, "stdlib"), h.find(ms, "processes")) if m is not None]
     best_stdlib = min(stdlib_rows, key=lambda m: m.best) if stdlib_rows else None
@@ -192,7 +162,7 @@ def run(config: h.Config) -> h.WorkloadResult:
             None if (ip is None or best_stdlib is None) else ip.best < best_stdlib.best,
             ""
             if (ip is None or best_stdlib is None)
-            else f"{h.fmt_ratio(speedup(ip))} vs {h.fmt_ratio(speedup(best_stdlib))} ({best_stdlib.label})",
+            else f"{h.fmt_ratio(speedup(base, ip))} vs {h.fmt_ratio(speedup(base, best_stdlib))} ({best_stdlib.label})",
         ),
     ]
     h.fail_if_interpool_failed(targets, ms)
