@@ -24,6 +24,11 @@ import pytest
 import _async_tasks as t
 import _probe
 import interpool
+
+try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
+    from concurrent.interpreters import ExecutionFailed
+except ImportError:
+    ExecutionFailed = None
 from conftest import EXECUTOR_KINDS, child_env
 
 TIMEOUT = 30
@@ -113,7 +118,11 @@ def test_run_exception_same_as_submit(pool):
     async_exc = arun(main())
     assert type(async_exc) is type(sync_exc)
     assert async_exc.args == sync_exc.args
-    assert type(async_exc.__cause__) is type(sync_exc.__cause__) is interpool.RemoteTraceback
+    # InterpreterPoolExecutor chains as the stdlib's does: ExecutionFailed on 3.14+.
+    expected_cause = interpool.RemoteTraceback
+    if isinstance(pool, interpool.InterpreterPoolExecutor) and ExecutionFailed is not None:
+        expected_cause = ExecutionFailed
+    assert type(async_exc.__cause__) is type(sync_exc.__cause__) is expected_cause
 
 
 def test_run_in_task_group(pool):
