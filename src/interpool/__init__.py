@@ -31,29 +31,21 @@ if TYPE_CHECKING:
     from ._isolated import isolated as interpreter
     from ._pool import CallOptions, Pool, PoolStats, WorkerStats, default_workers
 
-# name -> (submodule, attribute): loaded on first access.
+# submodule -> the names it gives the package, loaded on first access: the
+# imports above, module by module.
 _LAZY = {
-    "AsyncPool": ("_async_pool", "AsyncPool"),
-    "BrokenPool": ("_errors", "BrokenPool"),
-    "Future": ("_future", "Future"),
-    "HybridPool": ("_hybrid", "HybridPool"),
-    "InterpreterPoolExecutor": ("_executor", "InterpreterPoolExecutor"),
-    # The names the asyncio world knows these by.
-    "InterpreterThreadPoolExecutor": ("_hybrid", "HybridPool"),
-    "CallOptions": ("_pool", "CallOptions"),
-    "Pool": ("_pool", "Pool"),
-    "PoolStats": ("_pool", "PoolStats"),
-    "WorkerStats": ("_pool", "WorkerStats"),
-    "QueueClosed": ("_errors", "QueueClosed"),
-    "RemoteError": ("_errors", "RemoteError"),
-    "RemoteTraceback": ("_errors", "RemoteTraceback"),
-    "default_pool": ("_default", "default_pool"),
-    "default_workers": ("_pool", "default_workers"),
+    "_async_pool": ("AsyncPool",),
+    "_default": ("default_pool", "to_interpreter"),
+    "_errors": ("BrokenPool", "QueueClosed", "RemoteError", "RemoteTraceback"),
+    "_executor": ("InterpreterPoolExecutor",),
+    "_future": ("Future",),
+    "_hybrid": ("HybridPool",),
     # Its own module: workers unpickle it without loading HybridPool.
-    "interpreter": ("_isolated", "isolated"),
-    "isolated": ("_isolated", "isolated"),
-    "to_interpreter": ("_default", "to_interpreter"),
+    "_isolated": ("isolated",),
+    "_pool": ("CallOptions", "Pool", "PoolStats", "WorkerStats", "default_workers"),
 }
+# The names the asyncio world knows two of them by.
+_ALIASES = {"InterpreterThreadPoolExecutor": "HybridPool", "interpreter": "isolated"}
 
 
 # Hidden from type checkers, which would take every name for one it makes:
@@ -61,10 +53,10 @@ _LAZY = {
 if not TYPE_CHECKING:
 
     def __getattr__(name):
-        try:
-            module_name, attribute = _LAZY[name]
-        except KeyError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        attribute = _ALIASES.get(name, name)
+        module_name = next((module for module, names in _LAZY.items() if attribute in names), None)
+        if module_name is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         import importlib
 
         value = getattr(importlib.import_module(f".{module_name}", __name__), attribute)
@@ -76,7 +68,7 @@ del TYPE_CHECKING
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()).union(_ALIASES, *_LAZY.values()))
 
 
 def BoundedSemaphore(value: int = 1) -> Semaphore:

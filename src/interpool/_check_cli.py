@@ -67,24 +67,27 @@ def _parser():
     return parser
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _more_than_zero(convert, kind, bound):
+    """An argparse ``type``: ``convert(text)``, which must be more than 0.
+
+    ``kind`` names what ``convert`` reads ("a number") and ``bound`` says
+    the limit in the error ("must be at least 1").
+    """
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{bound}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+_positive_int = _more_than_zero(int, "a whole number", "must be at least 1")
+_positive_float = _more_than_zero(float, "a number", "must be more than 0")
 
 
 def _valid_name(name):

@@ -83,11 +83,6 @@ class HybridPool(Pool, ThreadPoolExecutor):  # type: ignore[override]  # Pool's 
         super().__init__(workers, **options)
 
     @property
-    def workers(self) -> int:
-        """The most worker interpreters (started as isolated work arrives)."""
-        return self._workers
-
-    @property
     def threads(self) -> int:
         """The most threads that run callables not marked isolated."""
         return self._local_threads

@@ -143,7 +143,109 @@ def _check_buffersize(buffersize):
         raise ValueError(f"buffersize must be at most {SSIZE_MAX}, got {buffersize}")
 
 
-class Pool(_base.Executor):
+class _Calls:
+    """The calls that take per-call options, written once for :class:`Pool` and
+    :class:`CallOptions` (``pool.options(...)``): each passes ``self._timeout``,
+    the per-call task timeout (None on a pool: its ``task_timeout``), to the
+    pool's ``_submit``, ``_run``, ``_map_async`` or ``_map``."""
+
+    __slots__ = ()
+    _timeout: float | None = None
+
+    if TYPE_CHECKING:
+
+        def _submit(self, fn, args, kwargs, timeout): ...
+        def _run(self, fn, args, kwargs, timeout): ...
+        def _map_async(self, fn, iterable, ordered, chunksize, timeout): ...
+        def _map(self, fn, iterables, timeout, chunksize, buffersize, task_timeout): ...
+
+    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
+        """Schedule ``fn(*args, **kwargs)`` in a worker; return its Future.
+
+        Raises:
+            TypeError: ``fn`` or an argument cannot be sent to another interpreter.
+            RuntimeError: the pool was shut down.
+            BrokenPool: a worker failed to start.
+        """
+        return self._submit(fn, args, kwargs, self._timeout)
+
+    def run(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
+        """Run ``fn(*args, **kwargs)`` in a worker; await the result: ``await pool.run(f, x)``.
+
+        Called in a running event loop, it submits at once and returns a
+        :class:`~interpool._aio.RunFuture`: an asyncio Future that ``await``
+        and ``asyncio.gather`` take as it is, and that TaskGroups and
+        ``create_task`` also take, as a coroutine.  Called with no running
+        loop (``asyncio.run(pool.run(f))``), it returns a coroutine that
+        submits when it runs.  Results reach the event loop in batches with
+        others that completed meanwhile; while the pool still has queued
+        work (its workers are all busy), a result may wait up to a
+        millisecond for the next ones, so that many calls cost one wake-up.
+        Cancelling it (``asyncio.timeout``, ``wait_for``, a failing
+        TaskGroup sibling) cancels the work if no worker has started it,
+        and interrupts it if one has.  Each call belongs to the loop it was
+        made in; another thread's loop can make its own calls on the same
+        pool.
+
+        Under trio (and anyio on trio) it returns a coroutine that submits
+        when awaited.  Cancelling it drops the work if it is still queued;
+        a running task is interrupted, and the await ends once it has
+        stopped (``trio.Cancelled``), as ``trio.to_thread.run_sync`` does.
+        """
+        return self._run(fn, args, kwargs, self._timeout)
+
+    def map_async(
+        self,
+        fn: Callable[[Any], _R],
+        iterable: Iterable[Any] | AsyncIterable[Any],
+        *,
+        ordered: bool = True,
+        chunksize: int | None = None,
+    ) -> AsyncIterator[_R]:
+        """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
+
+        Args:
+            fn: a callable that can be sent to a worker.
+            iterable: the items; an iterable or an async iterable.
+            ordered: yield results in input order (True) or as they complete.
+            chunksize: items per task; None picks one as ``map`` does.
+
+        Closing or cancelling the iteration (``break`` included) cancels the
+        work not yet started and interrupts the work that runs.
+        """
+        return self._map_async(fn, iterable, ordered, chunksize, self._timeout)
+
+    def map(
+        self,
+        fn: Callable[..., _R],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[_R]:
+        """Return an iterator of ``fn(*args)`` for args from ``zip(*iterables)``, in order.
+
+        Args:
+            fn: a callable that can be sent to a worker.
+            *iterables: iterables to zip into argument tuples.
+            timeout: seconds, from this call, after which ``__next__`` raises
+                TimeoutError if the next result is not ready.  None: no limit.
+            chunksize: items per task.  None picks one: about 16 tasks per
+                worker, at most 1024 items each (1 item per task when
+                ``buffersize`` is set and the input has no length).
+            buffersize: at most this many chunks are submitted ahead of the
+                results consumed; the input is then read lazily.  None reads
+                and submits all input at once, like the stdlib.
+
+        If ``fn`` raises, the iterator yields the results before that item and
+        then raises the exception; unfinished tasks are cancelled.  When
+        ``timeout`` expires, the tasks still queued are cancelled and the
+        running ones are interrupted.
+        """
+        return self._map(fn, iterables, timeout, chunksize, buffersize, self._timeout)
+
+
+class Pool(_Calls, _base.Executor):
     """Run Python callables on every core, one own-GIL interpreter per worker.
 
     Args:
@@ -228,7 +330,8 @@ class Pool(_base.Executor):
 
     @property
     def workers(self) -> int:
-        """The number of worker interpreters."""
+        """The number of worker interpreters (for a HybridPool, the most: it
+        starts them as isolated work arrives)."""
         return self._workers
 
     @property
@@ -241,16 +344,6 @@ class Pool(_base.Executor):
     def _broken(self):
         # The stdlib executors' private flag: a message once broken, else False.
         return self._engine.broken_reason or False
-
-    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
-        """Schedule ``fn(*args, **kwargs)`` in a worker; return its Future.
-
-        Raises:
-            TypeError: ``fn`` or an argument cannot be sent to another interpreter.
-            RuntimeError: the pool was shut down.
-            BrokenPool: a worker failed to start.
-        """
-        return self._submit(fn, args, kwargs, None)
 
     def _submit(self, fn, args, kwargs, timeout):
         future = Future()
@@ -297,31 +390,6 @@ class Pool(_base.Executor):
         workers = tuple(WorkerStats(**w) for w in raw.pop("workers"))
         return PoolStats(workers=workers, **raw)
 
-    def run(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
-        """Run ``fn(*args, **kwargs)`` in a worker; await the result: ``await pool.run(f, x)``.
-
-        Called in a running event loop, it submits at once and returns a
-        :class:`~interpool._aio.RunFuture`: an asyncio Future that ``await``
-        and ``asyncio.gather`` take as it is, and that TaskGroups and
-        ``create_task`` also take, as a coroutine.  Called with no running
-        loop (``asyncio.run(pool.run(f))``), it returns a coroutine that
-        submits when it runs.  Results reach the event loop in batches with
-        others that completed meanwhile; while the pool still has queued
-        work (its workers are all busy), a result may wait up to a
-        millisecond for the next ones, so that many calls cost one wake-up.
-        Cancelling it (``asyncio.timeout``, ``wait_for``, a failing
-        TaskGroup sibling) cancels the work if no worker has started it,
-        and interrupts it if one has.  Each call belongs to the loop it was
-        made in; another thread's loop can make its own calls on the same
-        pool.
-
-        Under trio (and anyio on trio) it returns a coroutine that submits
-        when awaited.  Cancelling it drops the work if it is still queued;
-        a running task is interrupted, and the await ends once it has
-        stopped (``trio.Cancelled``), as ``trio.to_thread.run_sync`` does.
-        """
-        return self._run(fn, args, kwargs, None)
-
     def _run(self, fn, args, kwargs, timeout):
         aio = _aio or _load_aio()
         aio.check_not_coroutine(fn, "run")
@@ -357,27 +425,6 @@ class Pool(_base.Executor):
             f"run() was awaited under {library or 'an unknown event loop'}; interpool supports "
             "asyncio and trio (and anyio on either)"
         )
-
-    def map_async(
-        self,
-        fn: Callable[[Any], _R],
-        iterable: Iterable[Any] | AsyncIterable[Any],
-        *,
-        ordered: bool = True,
-        chunksize: int | None = None,
-    ) -> AsyncIterator[_R]:
-        """Asynchronously iterate over ``fn(item)`` for each item: ``async for r in pool.map_async(f, xs)``.
-
-        Args:
-            fn: a callable that can be sent to a worker.
-            iterable: the items; an iterable or an async iterable.
-            ordered: yield results in input order (True) or as they complete.
-            chunksize: items per task; None picks one as ``map`` does.
-
-        Closing or cancelling the iteration (``break`` included) cancels the
-        work not yet started and interrupts the work that runs.
-        """
-        return self._map_async(fn, iterable, ordered, chunksize, None)
 
     async def _map_async(self, fn, iterable, ordered, chunksize, timeout):
         import asyncio
@@ -427,35 +474,6 @@ class Pool(_base.Executor):
         # that per-task overhead vanishes for tiny ones.
         return max(1, min(1024, n // (self._workers * 16)))
 
-    def map(
-        self,
-        fn: Callable[..., _R],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int | None = None,
-        buffersize: int | None = None,
-    ) -> Iterator[_R]:
-        """Return an iterator of ``fn(*args)`` for args from ``zip(*iterables)``, in order.
-
-        Args:
-            fn: a callable that can be sent to a worker.
-            *iterables: iterables to zip into argument tuples.
-            timeout: seconds, from this call, after which ``__next__`` raises
-                TimeoutError if the next result is not ready.  None: no limit.
-            chunksize: items per task.  None picks one: about 16 tasks per
-                worker, at most 1024 items each (1 item per task when
-                ``buffersize`` is set and the input has no length).
-            buffersize: at most this many chunks are submitted ahead of the
-                results consumed; the input is then read lazily.  None reads
-                and submits all input at once, like the stdlib.
-
-        If ``fn`` raises, the iterator yields the results before that item and
-        then raises the exception; unfinished tasks are cancelled.  When
-        ``timeout`` expires, the tasks still queued are cancelled and the
-        running ones are interrupted.
-        """
-        return self._map(fn, iterables, timeout, chunksize, buffersize, None)
-
     def _map(self, fn, iterables, timeout, chunksize, buffersize, task_timeout):
         _check_positive("chunksize", chunksize)
         _check_buffersize(buffersize)
@@ -467,9 +485,9 @@ class Pool(_base.Executor):
         if buffersize is None:
             items = list(items)
             size = chunksize or self._auto_chunksize(len(items))
-            futures = [
+            futures = collections.deque(
                 self._submit_chunk(fn, items[i : i + size], timeout=task_timeout) for i in range(0, len(items), size)
-            ]
+            )
             return _chunk_results(futures, end_time)
 
         if chunksize is None:
@@ -486,7 +504,7 @@ class Pool(_base.Executor):
                 window.append(self._submit_chunk(fn, chunk, timeout=task_timeout))
 
         refill()
-        return _windowed_results(window, refill, end_time)
+        return _chunk_results(window, end_time, refill)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, interrupt: bool = False) -> None:
         """Stop taking work and release the workers' interpreters.
@@ -559,33 +577,18 @@ def _stop_rest(futures, interrupt):
             future.interrupt()
 
 
-def _chunk_results(futures, end_time):
-    """Yield each chunk's values in order; cancel what is left on exit."""
-    interrupt = False
-    try:
-        futures.reverse()
-        while futures:
-            timeout = None if end_time is None else end_time - time.monotonic()
-            values, exc = futures[-1].result(timeout)
-            futures.pop()
-            yield from values
-            if exc is not None:
-                raise exc
-    except (TimeoutError, KeyboardInterrupt, SystemExit):
-        interrupt = True
-        raise
-    finally:
-        _stop_rest(futures, interrupt)
-
-
-def _windowed_results(window, refill, end_time):
+def _chunk_results(window, end_time, refill=None):
+    """Yield the values of the chunks in ``window`` (a deque of chunk futures)
+    in order, calling ``refill`` (which may append more) as each is taken;
+    cancel what is left on exit."""
     interrupt = False
     try:
         while window:
             timeout = None if end_time is None else end_time - time.monotonic()
             values, exc = window[0].result(timeout)
             window.popleft()
-            refill()
+            if refill is not None:
+                refill()
             yield from values
             if exc is not None:
                 raise exc
@@ -596,8 +599,9 @@ def _windowed_results(window, refill, end_time):
         _stop_rest(window, interrupt)
 
 
-class CallOptions:
-    """A pool's calls with per-call settings (see :meth:`Pool.options`)."""
+class CallOptions(_Calls):
+    """A pool's calls with per-call settings (see :meth:`Pool.options`): ``submit``,
+    ``map``, ``run`` and ``map_async``, as the pool's."""
 
     __slots__ = ("_pool", "_timeout")
 
@@ -605,35 +609,18 @@ class CallOptions:
         self._pool = pool
         self._timeout = timeout
 
-    def submit(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Future[_R]:
-        """As :meth:`Pool.submit`, with these options."""
-        return self._pool._submit(fn, args, kwargs, self._timeout)
+    # The hooks of _Calls: this pool's calls, with these options.
+    def _submit(self, fn, args, kwargs, timeout):
+        return self._pool._submit(fn, args, kwargs, timeout)
 
-    def map(
-        self,
-        fn: Callable[..., _R],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int | None = None,
-        buffersize: int | None = None,
-    ) -> Iterator[_R]:
-        """As :meth:`Pool.map`, with these options (each chunk gets the task timeout)."""
-        return self._pool._map(fn, iterables, timeout, chunksize, buffersize, self._timeout)
+    def _run(self, fn, args, kwargs, timeout):
+        return self._pool._run(fn, args, kwargs, timeout)
 
-    def run(self, fn: Callable[..., _R], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
-        """As :meth:`Pool.run`, with these options."""
-        return self._pool._run(fn, args, kwargs, self._timeout)
+    def _map_async(self, fn, iterable, ordered, chunksize, timeout):
+        return self._pool._map_async(fn, iterable, ordered, chunksize, timeout)
 
-    def map_async(
-        self,
-        fn: Callable[[Any], _R],
-        iterable: Iterable[Any] | AsyncIterable[Any],
-        *,
-        ordered: bool = True,
-        chunksize: int | None = None,
-    ) -> AsyncIterator[_R]:
-        """As :meth:`Pool.map_async`, with these options."""
-        return self._pool._map_async(fn, iterable, ordered, chunksize, self._timeout)
+    def _map(self, fn, iterables, timeout, chunksize, buffersize, task_timeout):
+        return self._pool._map(fn, iterables, timeout, chunksize, buffersize, task_timeout)
 
     def __repr__(self) -> str:
         return f"<interpool options timeout={self._timeout!r} of {self._pool!r}>"

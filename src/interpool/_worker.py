@@ -91,13 +91,42 @@ class _Py312ExtensionGuard:
         if name in _REFUSED_ON_312:
             raise ImportError(f"module {name} does not support loading in subinterpreters", name=name)
         if name == "_pydatetime":
-            import importlib.machinery
-
-            spec = importlib.machinery.PathFinder.find_spec(name, path)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader, _patch_pydatetime)
-            return spec
+            return _patched_spec(name, path, _patch_pydatetime)
         return None
+
+
+class _PatchOnImport:
+    """A sys.meta_path finder: hands module ``name`` to ``patch`` once it is
+    first imported, so that a worker that never imports it never pays for it."""
+
+    def __init__(self, name, patch):
+        self._name = name
+        self._patch = patch
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self._name:
+            return None
+        return _patched_spec(name, path, self._patch)
+
+
+def _patch_module(name, patch):
+    """Hand module ``name`` to ``patch``: now if it is loaded (by sitecustomize,
+    say), else when it is first imported."""
+    module = sys.modules.get(name)
+    if module is not None:
+        patch(module)
+    else:
+        sys.meta_path.insert(0, _PatchOnImport(name, patch))
+
+
+def _patched_spec(name, path, patch):
+    """The path finder's spec for ``name``, loaded through a :class:`_PatchingLoader`."""
+    import importlib.machinery
+
+    spec = importlib.machinery.PathFinder.find_spec(name, path)
+    if spec is not None and spec.loader is not None:
+        spec.loader = _PatchingLoader(spec.loader, patch)
+    return spec
 
 
 class _PatchingLoader:
@@ -143,11 +172,7 @@ def setup(*, argv, output=None):
     _guard_getsignal()
     if sys.version_info < (3, 13):
         sys.meta_path.insert(0, _Py312ExtensionGuard())
-    process = sys.modules.get("multiprocessing.process")
-    if process is not None:  # already imported (by sitecustomize, say)
-        process.BaseProcess.start = _refuse_process_start
-    else:
-        sys.meta_path.insert(0, _MultiprocessingGuard())
+    _patch_module("multiprocessing.process", _patch_process_start)
 
 
 class _ForwardedStream(io.TextIOBase):
@@ -245,25 +270,7 @@ def _forward_output(config):
     _log_level = config["log_level"]
     sys.stdout = _ForwardedStream(1, config["stdout_tty"])
     sys.stderr = _ForwardedStream(2, config["stderr_tty"])
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        _hook_logging(logging)
-    else:
-        sys.meta_path.insert(0, _LoggingHook())
-
-
-class _LoggingHook:
-    """A sys.meta_path finder: hooks logging when user code first imports it."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "logging":
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader, _hook_logging)
-        return spec
+    _patch_module("logging", _hook_logging)
 
 
 def _hook_logging(logging):
@@ -362,29 +369,16 @@ def _refuse_process_start(self):
     raise RuntimeError(_MULTIPROCESSING_HINT)
 
 
-class _MultiprocessingGuard:
-    """A sys.meta_path finder that makes multiprocessing refuse to start processes.
+def _patch_process_start(module):
+    """Make multiprocessing (``multiprocessing.process``) refuse to start processes.
 
     Left alone, multiprocessing in a worker fails obscurely (fork: "not
     supported for isolated subinterpreters"; spawn Pool: "daemon threads are
     disabled in this interpreter") or starts children that cannot load the
-    main script and leave the task waiting.  The guard patches
+    main script and leave the task waiting.  :func:`setup` patches
     ``BaseProcess.start`` when multiprocessing.process is first imported,
     so that workers that never use multiprocessing never import it.
     """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "multiprocessing.process":
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _PatchingLoader(spec.loader, _patch_process_start)
-        return spec
-
-
-def _patch_process_start(module):
     module.BaseProcess.start = _refuse_process_start
 
 
