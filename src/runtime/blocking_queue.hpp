@@ -67,11 +67,7 @@ class BlockingQueue {
     while (_items.empty() && !_closed) {
       sleep_locked(lock);
     }
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    return take_one_locked();
   }
 
   /// Like pop(), but also returns (empty, with `poked` set) when poke() was
@@ -88,11 +84,7 @@ class BlockingQueue {
       poked = true;
       return std::nullopt;
     }
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    return take_one_locked();
   }
 
   /// Wakes every consumer blocked in pop(seen, poked) once.
@@ -108,11 +100,7 @@ class BlockingQueue {
   std::optional<T> try_pop() {
     if (_size.load(std::memory_order_acquire) == 0) return std::nullopt;
     std::lock_guard lock(_mutex);
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    return take_one_locked();
   }
 
   /// Blocks until at least one item is there, then takes all of them.  Empty
@@ -169,6 +157,15 @@ class BlockingQueue {
     // spurious wake-up), one notify fewer is in flight at most.  Counting
     // low only costs an extra notify later; counting high could lose one.
     if (_waking > 0) --_waking;
+  }
+
+  /// The oldest item, taken out; empty if there is none.
+  std::optional<T> take_one_locked() {
+    if (_items.empty()) return std::nullopt;
+    T item = std::move(_items.front());
+    _items.pop_front();
+    _size.store(_items.size(), std::memory_order_release);
+    return item;
   }
 
   std::vector<T> take_all_locked() {
