@@ -202,20 +202,10 @@ PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<Engin
 
 }  // namespace
 
-PyType_Spec completion_spec = {
-    "interpool._core.Completion",
-    sizeof(CompletionObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    completion_slots,
-};
+PyType_Spec completion_spec = heap_type_spec<CompletionObject>(
+    "interpool._core.Completion", Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, completion_slots);
 
-PyType_Spec worker_slot_spec = {
-    "interpool._core.WorkerSlot",
-    sizeof(WorkerSlotObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    slot_slots,
-};
+PyType_Spec worker_slot_spec = heap_type_spec<WorkerSlotObject>("interpool._core.WorkerSlot",
+                                                                Py_TPFLAGS_DISALLOW_INSTANTIATION, slot_slots);
 
 }  // namespace interpool::py

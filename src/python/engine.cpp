@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -196,8 +197,7 @@ void EngineCore::stop_all_running(StopReason why, std::optional<std::chrono::nan
   _stop_all.store(static_cast<uint8_t>(why), std::memory_order_release);
   std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   if (grace) _stop_all_grace_ns.store(grace->count(), std::memory_order_release);
-  for (auto& run : runs)
-    if (run) stop_run(run, why);
+  for (auto& run : runs) stop_run(run, why);
 }
 
 void EngineCore::stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why) {
@@ -223,17 +223,16 @@ void EngineCore::abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t s
 }
 
 std::vector<std::shared_ptr<WorkerRun>> EngineCore::runs_now(bool with_abandoned) {
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  if (orphaned()) return runs;
   std::lock_guard lock(_runs_mutex);
-  std::vector<std::shared_ptr<WorkerRun>> runs = _runs;
+  std::copy_if(_runs.begin(), _runs.end(), std::back_inserter(runs), [](const auto& run) { return run != nullptr; });
   if (with_abandoned) runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
   return runs;
 }
 
 void EngineCore::abandon_all() {
-  if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(false)) {
     {
       std::lock_guard lock(run->mutex);
       if (run->abandoned) continue;
@@ -244,12 +243,9 @@ void EngineCore::abandon_all() {
 }
 
 std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
-  if (orphaned()) return {};
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   std::vector<RunSnapshot> out;
   auto now = std::chrono::steady_clock::now();
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(false)) {
     std::lock_guard lock(run->mutex);
     RunSnapshot snap{run->index, run->current, run->running != 0 && !run->current,
                      run->running ? std::chrono::duration<double>(now - run->since).count() : 0.0, run->native_id};
@@ -259,10 +255,7 @@ std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
 }
 
 void EngineCore::forget_abandoned_interpreters() {
-  if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(true)) {
     std::lock_guard lock(run->mutex);
     if (run->abandoned && run->live_interp) {
       interpool_runtime_forget_interpreter(run->live_interp);
@@ -272,11 +265,8 @@ void EngineCore::forget_abandoned_interpreters() {
 }
 
 uint32_t EngineCore::park_abandoned_threads() {
-  if (orphaned()) return 0;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
   uint32_t asked = 0;
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(true)) {
     std::lock_guard lock(run->mutex);
     if (run->abandoned && run->live_interp && !run->park_requested && request_park(run->live_interp)) {
       run->park_requested = true;

@@ -360,7 +360,9 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// worker if it still runs `serial`.
   void abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t serial, std::chrono::nanoseconds grace);
   /// A copy of every worker's current run (and, `with_abandoned`, of the
-  /// runs replaced since), taken under _runs_mutex.
+  /// runs replaced since), taken under _runs_mutex; null entries (a worker
+  /// not started yet) left out.  None for an orphan: its runs are threads of
+  /// the parent, and their state may be torn.
   std::vector<std::shared_ptr<WorkerRun>> runs_now(bool with_abandoned);
   /// Puts a task that ended by a stop request (or whose worker was
   /// abandoned) on the delivery queue, counted.

@@ -537,20 +537,9 @@ PyType_Slot task_slots[] = {
 
 }  // namespace
 
-PyType_Spec engine_spec = {
-    "interpool._core.Engine",
-    sizeof(EngineObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    engine_slots,
-};
+PyType_Spec engine_spec = heap_type_spec<EngineObject>("interpool._core.Engine", Py_TPFLAGS_HAVE_GC, engine_slots);
 
-PyType_Spec task_spec = {
-    "interpool._core.Task",
-    sizeof(TaskObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    task_slots,
-};
+PyType_Spec task_spec = heap_type_spec<TaskObject>("interpool._core.Task",
+                                                   Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, task_slots);
 
 }  // namespace interpool::py

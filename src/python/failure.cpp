@@ -237,8 +237,6 @@ Ref failure_from_fields(ModuleState& state, PyObject* const* fields) {
   return make_failure(state, f);
 }
 
-PyType_Spec failure_spec = {
-    "interpool._core.Failure", sizeof(FailureObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, failure_slots,
-};
+PyType_Spec failure_spec = heap_type_spec<FailureObject>("interpool._core.Failure", 0, failure_slots);
 
 }  // namespace interpool::py

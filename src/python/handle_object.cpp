@@ -302,13 +302,7 @@ static PyType_Slot buffer_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec buffer_spec = {
-    "interpool.SharedBuffer",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    buffer_slots,
-};
+PyType_Spec buffer_spec = heap_type_spec<HandleObject>("interpool.SharedBuffer", Py_TPFLAGS_HAVE_GC, buffer_slots);
 
 // ------------------------------------------------------------------ Shared
 
@@ -373,12 +367,7 @@ static PyType_Slot shared_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec shared_spec = {
-    "interpool.Shared",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    shared_slots,
-};
+PyType_Spec shared_spec = heap_type_spec<HandleObject>(
+    "interpool.Shared", Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, shared_slots);
 
 }  // namespace interpool::py

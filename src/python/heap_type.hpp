@@ -45,4 +45,14 @@ void heap_dealloc(PyObject* o, Destroy&& destroy) {
   Py_DECREF(type);
 }
 
+/// The spec of a heap type whose instances are `Object`s.  Every type of
+/// _core is immutable, as a static type would be: its type object is this
+/// interpreter's own, but code must not be able to change what the engine
+/// relies on.  `flags` adds the type's own (GC, no instantiation).
+template <class Object>
+constexpr PyType_Spec heap_type_spec(const char* name, unsigned long flags, PyType_Slot* slots) {
+  return {name, static_cast<int>(sizeof(Object)), 0,
+          static_cast<unsigned int>(Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | flags), slots};
+}
+
 }  // namespace interpool::py

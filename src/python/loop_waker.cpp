@@ -145,9 +145,7 @@ PyType_Slot waker_slots[] = {
 
 }  // namespace
 
-PyType_Spec loop_waker_spec = {
-    "interpool._core.LoopWaker", sizeof(LoopWakerObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, waker_slots,
-};
+PyType_Spec loop_waker_spec = heap_type_spec<LoopWakerObject>("interpool._core.LoopWaker", 0, waker_slots);
 
 std::shared_ptr<Waker> waker_of(PyTypeObject* waker_type, PyObject* obj) {
   if (!waker_type || Py_TYPE(obj) != waker_type) return nullptr;

@@ -63,7 +63,7 @@ PyObject* call_void(PyObject* self, PyObject*) {
 /// The spec of a synchronisation type named `name`: a handle object (GC,
 /// immutable) with `slots`.
 constexpr PyType_Spec handle_type_spec(const char* name, PyType_Slot* slots) {
-  return {name, sizeof(HandleObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, slots};
+  return heap_type_spec<HandleObject>(name, Py_TPFLAGS_HAVE_GC, slots);
 }
 
 }  // namespace interpool::py

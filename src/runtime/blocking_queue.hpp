@@ -62,11 +62,7 @@ class BlockingQueue {
 
   /// Blocks for the next item.  Empty once the queue is closed and drained.
   std::optional<T> pop() {
-    spin_for_items();
-    std::unique_lock lock(_mutex);
-    while (_items.empty() && !_closed) {
-      sleep_locked(lock);
-    }
+    std::unique_lock lock = lock_when_ready();
     return take_one_locked();
   }
 
@@ -106,11 +102,7 @@ class BlockingQueue {
   /// Blocks until at least one item is there, then takes all of them.  Empty
   /// once the queue is closed and drained.
   std::vector<T> pop_all() {
-    spin_for_items();
-    std::unique_lock lock(_mutex);
-    while (_items.empty() && !_closed) {
-      sleep_locked(lock);
-    }
+    std::unique_lock lock = lock_when_ready();
     return take_all_locked();
   }
 
@@ -147,6 +139,17 @@ class BlockingQueue {
     if (_sleepers <= _waking) return false;
     ++_waking;
     return true;
+  }
+
+  /// Spins, then sleeps until an item is there or the queue is closed:
+  /// the wait of pop() and pop_all().  Returns _mutex held.
+  std::unique_lock<std::mutex> lock_when_ready() {
+    spin_for_items();
+    std::unique_lock lock(_mutex);
+    while (_items.empty() && !_closed) {
+      sleep_locked(lock);
+    }
+    return lock;
   }
 
   void sleep_locked(std::unique_lock<std::mutex>& lock) {

@@ -40,8 +40,7 @@ void Channel::unlock_and_wake(std::unique_lock<std::mutex>& lock, Sleepers& slee
 }
 
 template <class Attempt, class Ready>
-ChannelStatus Channel::wait_for(Timeout timeout, bool may_spin, Sleepers& sleepers, Attempt&& attempt,
-                                Ready&& ready) {
+ChannelStatus Channel::wait_for(Timeout timeout, bool may_spin, Sleepers& sleepers, Attempt&& attempt, Ready&& ready) {
   const bool zero = is_zero(timeout);
   const Deadline deadline = Deadline::after(timeout);
   bool spun = zero || !may_spin || _spin.count() <= 0;
@@ -82,7 +81,9 @@ ChannelStatus Channel::put(Payload& item, Timeout timeout) {
         unlock_and_wake(lock, _getters);
         return ChannelStatus::Ok;
       },
-      [&] { return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed); });
+      [&] {
+        return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed);
+      });
 }
 
 ChannelStatus Channel::get(Payload& out, Timeout timeout) {
