@@ -61,6 +61,20 @@ bool run_action(PyObject* self, rt::Barrier& b) {
   return static_cast<bool>(result);
 }
 
+/// Calls `step(slice)` (an arrive or an await) until the barrier's answer
+/// is no longer Pending: first with the GIL held and no wait, then with the
+/// GIL released until `deadline`.  `result` is the last answer; returns
+/// wait_released's (1: settled, 0: the deadline passed, -1: an exception).
+template <class Step>
+int until_settled(const rt::Deadline& deadline, rt::Barrier::Result& result, Step&& step) {
+  result = step(std::chrono::nanoseconds(0));
+  if (result != rt::Barrier::Result::Pending) return 1;
+  return wait_released(deadline, [&](std::chrono::nanoseconds slice) {
+    result = step(slice);
+    return result == rt::Barrier::Result::Pending ? WaitStatus::TimedOut : WaitStatus::Woken;
+  });
+}
+
 PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   PyObject* a[1];
   if (!parse_args("wait", args, nargs, kwnames, {"timeout"}, a)) return nullptr;
@@ -72,14 +86,9 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   // Step 1: arrive, once the previous cycle has drained (no timeout, as
   // threading.Barrier; a slice only for signals).
   uint32_t index = 0;
-  rt::Barrier::Result result = b.arrive(index, std::chrono::nanoseconds(0));
-  if (result == rt::Barrier::Result::Pending) {
-    int r = wait_released(rt::Deadline(), [&](std::chrono::nanoseconds slice) {
-      result = b.arrive(index, slice);
-      return result == rt::Barrier::Result::Pending ? WaitStatus::TimedOut : WaitStatus::Woken;
-    });
-    if (r < 0) return nullptr;
-  }
+  rt::Barrier::Result result;
+  if (until_settled(rt::Deadline(), result, [&](std::chrono::nanoseconds slice) { return b.arrive(index, slice); }) < 0)
+    return nullptr;
   if (result == rt::Barrier::Result::Broken) return raise_broken_barrier(state_of_type(Py_TYPE(self)));
 
   // Step 2: the last party runs the action and releases the others; the
@@ -92,20 +101,14 @@ PyObject* barrier_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
       return nullptr;  // the action's exception; the others get BrokenBarrierError
     }
   } else {
-    result = b.await(std::chrono::nanoseconds(0));
-    if (result == rt::Barrier::Result::Pending) {
-      int r = wait_released(deadline, [&](std::chrono::nanoseconds slice) {
-        result = b.await(slice);
-        return result == rt::Barrier::Result::Pending ? WaitStatus::TimedOut : WaitStatus::Woken;
-      });
-      if (r < 0) {
-        b.leave();
-        return nullptr;
-      }
-      if (r == 0) {  // timed out: as threading.Barrier, that breaks it for all
-        b.abort();
-        result = rt::Barrier::Result::Broken;
-      }
+    const int r = until_settled(deadline, result, [&](std::chrono::nanoseconds slice) { return b.await(slice); });
+    if (r < 0) {
+      b.leave();
+      return nullptr;
+    }
+    if (r == 0) {  // timed out: as threading.Barrier, that breaks it for all
+      b.abort();
+      result = rt::Barrier::Result::Broken;
     }
   }
   b.leave();

@@ -645,6 +645,20 @@ PyObject* Decoder::unpickle(std::string_view bytes) {
   return PyObject_CallOneArg(_state.pickle_loads, view.get());
 }
 
+template <class Set>
+Ref Decoder::sequence(PyObject* (*make)(Py_ssize_t), Set&& set) {
+  std::size_t n;
+  if (!varint(n)) return {};
+  Ref seq = Ref::steal(make(static_cast<Py_ssize_t>(n)));
+  if (!seq) return {};
+  for (std::size_t i = 0; i < n; ++i) {
+    PyObject* item = value();
+    if (!item) return {};
+    set(seq.get(), static_cast<Py_ssize_t>(i), item);
+  }
+  return seq;
+}
+
 PyObject* Decoder::value() {
   const char* p;
   if (!take(1, p)) return nullptr;
@@ -712,30 +726,13 @@ PyObject* Decoder::value() {
     }
     case kTuple:
     case kTupleMemo: {
-      std::size_t n;
-      if (!varint(n)) return nullptr;
-      Ref t = Ref::steal(PyTuple_New(static_cast<Py_ssize_t>(n)));
-      if (!t) return nullptr;
-      for (std::size_t i = 0; i < n; ++i) {
-        PyObject* item = value();
-        if (!item) return nullptr;
-        PyTuple_SET_ITEM(t.get(), i, item);
-      }
-      if (static_cast<Tag>(*p) == kTupleMemo) _memo.push_back(Py_NewRef(t.get()));
+      Ref t = sequence(PyTuple_New, [](PyObject* t, Py_ssize_t i, PyObject* item) { PyTuple_SET_ITEM(t, i, item); });
+      if (t && static_cast<Tag>(*p) == kTupleMemo) _memo.push_back(Py_NewRef(t.get()));
       return t.release();
     }
-    case kList: {
-      std::size_t n;
-      if (!varint(n)) return nullptr;
-      Ref l = Ref::steal(PyList_New(static_cast<Py_ssize_t>(n)));
-      if (!l) return nullptr;
-      for (std::size_t i = 0; i < n; ++i) {
-        PyObject* item = value();
-        if (!item) return nullptr;
-        PyList_SET_ITEM(l.get(), i, item);
-      }
-      return l.release();
-    }
+    case kList:
+      return sequence(PyList_New, [](PyObject* l, Py_ssize_t i, PyObject* item) { PyList_SET_ITEM(l, i, item); })
+          .release();
     case kDict: {
       std::size_t n;
       if (!varint(n)) return nullptr;

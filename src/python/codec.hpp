@@ -148,6 +148,10 @@ class Decoder {
   bool varint(std::size_t& n);
   bool take(std::size_t n, const char*& p);
   PyObject* corrupt();
+  /// A tuple or list: its length, then its items, decoded into
+  /// `make(length)` and stored by `set(seq, i, item)`, which steals `item`.
+  template <class Set>
+  Ref sequence(PyObject* (*make)(Py_ssize_t), Set&& set);
 
   ModuleState& _state;
   const rt::Payload& _in;

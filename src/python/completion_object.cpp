@@ -10,6 +10,7 @@
 #include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/failure.hpp"
+#include "python/heap_type.hpp"
 #include "python/output.hpp"
 
 namespace interpool::py {
@@ -87,28 +88,23 @@ PyObject* completion_get_done(PyObject* o, void*) { return PyBool_FromLong(as_co
 PyObject* completion_get_id(PyObject* o, void*) { return PyLong_FromVoidPtr(as_completion(o)->task.get()); }
 
 void completion_dealloc(PyObject* o) {
-  auto* self = as_completion(o);
-  PyTypeObject* type = Py_TYPE(o);
-  PyObject_GC_UnTrack(o);
-  if (!self->done.exchange(true)) {
-    // Dropped without completing: fail the task rather than hang its caller.
-    Ref exc = Ref::steal(
-        PyObject_CallFunction(PyExc_RuntimeError, "s", "the worker dropped the task without completing it"));
-    if (exc) describe_failure(state_of_type(type), *self->task, exc.get());
-    PyErr_Clear();
-    self->core->finish_deferred(self->task, *self->slot);
-  }
-  self->task.~TaskPtr();
-  self->core.~shared_ptr();
-  self->slot.~shared_ptr();
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] {
+    auto* self = as_completion(o);
+    if (!self->done.exchange(true)) {
+      // Dropped without completing: fail the task rather than hang its caller.
+      Ref exc = Ref::steal(
+          PyObject_CallFunction(PyExc_RuntimeError, "s", "the worker dropped the task without completing it"));
+      if (exc) describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc.get());
+      PyErr_Clear();
+      self->core->finish_deferred(self->task, *self->slot);
+    }
+    self->task.~TaskPtr();
+    self->core.~shared_ptr();
+    self->slot.~shared_ptr();
+  });
 }
 
-int completion_traverse(PyObject* o, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(o));
-  return 0;
-}
+constexpr auto* completion_traverse = &traverse_fields<CompletionObject>;
 
 PyMethodDef completion_methods[] = {
     {"set_result", completion_set_result, METH_O, "Complete the task with a value (sent back by the codec)."},
@@ -135,7 +131,7 @@ PyType_Slot completion_slots[] = {
 // -------------------------------------------------------------- WorkerSlot
 
 PyObject* slot_fileno(PyObject* o, PyObject*) {
-  return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup_fd);
+  return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup.fd());
 }
 
 // take_requests() -> ([(completion, fn, args, kwargs)], [ids to cancel])
@@ -175,10 +171,7 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
 }
 
 void slot_dealloc(PyObject* o) {
-  PyTypeObject* type = Py_TYPE(o);
-  reinterpret_cast<WorkerSlotObject*>(o)->slot.~shared_ptr();
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] { reinterpret_cast<WorkerSlotObject*>(o)->slot.~shared_ptr(); });
 }
 
 PyMethodDef slot_methods[] = {
@@ -209,20 +202,10 @@ PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<Engin
 
 }  // namespace
 
-PyType_Spec completion_spec = {
-    "interpool._core.Completion",
-    sizeof(CompletionObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    completion_slots,
-};
+PyType_Spec completion_spec = heap_type_spec<CompletionObject>(
+    "interpool._core.Completion", Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, completion_slots);
 
-PyType_Spec worker_slot_spec = {
-    "interpool._core.WorkerSlot",
-    sizeof(WorkerSlotObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    slot_slots,
-};
+PyType_Spec worker_slot_spec = heap_type_spec<WorkerSlotObject>("interpool._core.WorkerSlot",
+                                                                Py_TPFLAGS_DISALLOW_INSTANTIATION, slot_slots);
 
 }  // namespace interpool::py

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -86,59 +87,43 @@ bool EngineCore::submit(TaskPtr task) {
   return true;
 }
 
-namespace {
-/// One on-demand lane's growth step, under the engine's grow mutex: whether
-/// another thread should start (more tasks wait than threads are idle).
-bool lane_wants_thread(std::size_t queued, std::size_t idle, std::size_t spawned, std::size_t max, bool stopped) {
-  return !stopped && spawned < max && queued > idle;
+void EngineCore::spawn_local(std::size_t index) {
+  auto self = shared_from_this();
+  _threads.spawn(_recipe.thread_name_prefix + "thread-" + std::to_string(index), [self] { self->local_main(); });
 }
-}  // namespace
 
-void EngineCore::grow_workers() {
+bool EngineCore::lane_wants_thread(const Lane& lane, bool stopped) {
+  return !stopped && lane.spawned < lane.max && lane.queue.size() > lane.idle.load();
+}
+
+void EngineCore::start_lane_thread(const Lane& lane) {
+  const std::size_t index = lane.spawned++;
+  _live_workers.fetch_add(1);
+  try {
+    (this->*lane.spawn)(index);  // under the mutex: stop_growth() sees every started thread counted
+  } catch (...) {
+    --lane.spawned;
+    _live_workers.fetch_sub(1);
+    throw;
+  }
+}
+
+void EngineCore::grow(const Lane& lane) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (_tasks.size() <= _idle_workers.load()) return;
+  if (lane.queue.size() <= lane.idle.load()) return;
   std::string error;
   {
     std::lock_guard lock(_grow_mutex);
-    if (!lane_wants_thread(_tasks.size(), _idle_workers.load(), _spawned_workers, _recipe.workers, _growth_stopped))
-      return;
-    std::size_t index = _spawned_workers++;
-    _live_workers.fetch_add(1);
+    if (!lane_wants_thread(lane, _growth_stopped)) return;
     try {
-      spawn_worker(index);  // under the mutex: stop_growth() sees every started thread counted
+      start_lane_thread(lane);
       return;
     } catch (const std::exception& e) {
-      --_spawned_workers;
-      _live_workers.fetch_sub(1);
-      if (_spawned_workers) return;  // the started ones take the task
+      if (lane.spawned) return;  // the started ones take the task
       error = e.what();
     }
   }
-  break_pool("could not start a worker thread: " + error, {});
-}
-
-void EngineCore::grow_local() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (_local.size() <= _idle_local.load()) return;
-  std::string error;
-  {
-    std::lock_guard lock(_grow_mutex);
-    if (!lane_wants_thread(_local.size(), _idle_local.load(), _spawned_local, _recipe.local_threads, _growth_stopped))
-      return;
-    std::size_t index = _spawned_local++;
-    _live_workers.fetch_add(1);
-    try {
-      auto self = shared_from_this();
-      _threads.spawn(_recipe.thread_name_prefix + "thread-" + std::to_string(index), [self] { self->local_main(); });
-      return;
-    } catch (const std::exception& e) {
-      --_spawned_local;
-      _live_workers.fetch_sub(1);
-      if (_spawned_local) return;
-      error = e.what();
-    }
-  }
-  break_pool("could not start a thread: " + error, {});
+  break_pool(std::string("could not start ") + lane.what + ": " + error, {});
 }
 
 void EngineCore::stop_growth() {
@@ -146,22 +131,11 @@ void EngineCore::stop_growth() {
   if (_growth_stopped) return;
   // A task pushed just before the queues closed may have found its lane
   // without a thread: start one now, while that is still allowed.
-  auto wants = [&](std::size_t queued, std::size_t idle, std::size_t spawned, std::size_t max) {
-    return lane_wants_thread(queued, idle, spawned, max, false);
-  };
   try {
-    if (_recipe.lazy_workers && wants(_tasks.size(), _idle_workers.load(), _spawned_workers, _recipe.workers)) {
-      _live_workers.fetch_add(1);
-      spawn_worker(_spawned_workers++);
-    }
-    if (wants(_local.size(), _idle_local.load(), _spawned_local, _recipe.local_threads)) {
-      _live_workers.fetch_add(1);
-      std::size_t index = _spawned_local++;
-      auto self = shared_from_this();
-      _threads.spawn(_recipe.thread_name_prefix + "thread-" + std::to_string(index), [self] { self->local_main(); });
-    }
+    if (_recipe.lazy_workers && lane_wants_thread(worker_lane(), false)) start_lane_thread(worker_lane());
+    if (lane_wants_thread(local_lane(), false)) start_lane_thread(local_lane());
   } catch (const std::exception&) {
-    _live_workers.fetch_sub(1);  // the task stays queued; nothing can run it
+    // The task stays queued; nothing can run it.
   }
   _growth_stopped = true;
   if (_live_workers.load() == 0) _completions.close();
@@ -223,8 +197,7 @@ void EngineCore::stop_all_running(StopReason why, std::optional<std::chrono::nan
   _stop_all.store(static_cast<uint8_t>(why), std::memory_order_release);
   std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   if (grace) _stop_all_grace_ns.store(grace->count(), std::memory_order_release);
-  for (auto& run : runs)
-    if (run) stop_run(run, why);
+  for (auto& run : runs) stop_run(run, why);
 }
 
 void EngineCore::stop_run(const std::shared_ptr<WorkerRun>& run, StopReason why) {
@@ -250,17 +223,16 @@ void EngineCore::abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t s
 }
 
 std::vector<std::shared_ptr<WorkerRun>> EngineCore::runs_now(bool with_abandoned) {
+  std::vector<std::shared_ptr<WorkerRun>> runs;
+  if (orphaned()) return runs;
   std::lock_guard lock(_runs_mutex);
-  std::vector<std::shared_ptr<WorkerRun>> runs = _runs;
+  std::copy_if(_runs.begin(), _runs.end(), std::back_inserter(runs), [](const auto& run) { return run != nullptr; });
   if (with_abandoned) runs.insert(runs.end(), _abandoned.begin(), _abandoned.end());
   return runs;
 }
 
 void EngineCore::abandon_all() {
-  if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(false)) {
     {
       std::lock_guard lock(run->mutex);
       if (run->abandoned) continue;
@@ -271,12 +243,9 @@ void EngineCore::abandon_all() {
 }
 
 std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
-  if (orphaned()) return {};
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(false);
   std::vector<RunSnapshot> out;
   auto now = std::chrono::steady_clock::now();
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(false)) {
     std::lock_guard lock(run->mutex);
     RunSnapshot snap{run->index, run->current, run->running != 0 && !run->current,
                      run->running ? std::chrono::duration<double>(now - run->since).count() : 0.0, run->native_id};
@@ -286,10 +255,7 @@ std::vector<EngineCore::RunSnapshot> EngineCore::snapshot_runs() {
 }
 
 void EngineCore::forget_abandoned_interpreters() {
-  if (orphaned()) return;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(true)) {
     std::lock_guard lock(run->mutex);
     if (run->abandoned && run->live_interp) {
       interpool_runtime_forget_interpreter(run->live_interp);
@@ -299,11 +265,8 @@ void EngineCore::forget_abandoned_interpreters() {
 }
 
 uint32_t EngineCore::park_abandoned_threads() {
-  if (orphaned()) return 0;
-  std::vector<std::shared_ptr<WorkerRun>> runs = runs_now(true);
   uint32_t asked = 0;
-  for (auto& run : runs) {
-    if (!run) continue;
+  for (auto& run : runs_now(true)) {
     std::lock_guard lock(run->mutex);
     if (run->abandoned && run->live_interp && !run->park_requested && request_park(run->live_interp)) {
       run->park_requested = true;

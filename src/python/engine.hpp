@@ -24,6 +24,7 @@
 #include "python/fork_guard.hpp"
 #include "python/module_state.hpp"
 #include "runtime/blocking_queue.hpp"
+#include "runtime/event_fd.hpp"
 #include "runtime/output_sink.hpp"
 #include "runtime/task.hpp"
 #include "runtime/thread_roster.hpp"
@@ -93,8 +94,7 @@ using TaskPtr = std::shared_ptr<PyTask>;
 class EngineCore;
 
 struct WorkerSlot {
-  WorkerSlot();
-  ~WorkerSlot();
+  WorkerSlot() = default;
   WorkerSlot(const WorkerSlot&) = delete;
   WorkerSlot& operator=(const WorkerSlot&) = delete;
 
@@ -108,11 +108,10 @@ struct WorkerSlot {
   void take_requests(std::vector<std::shared_ptr<PyTask>>& launches, std::vector<std::shared_ptr<PyTask>>& cancels);
 
   std::atomic<uint32_t> in_flight{0};  ///< deferred tasks started, not yet completed
-  int wakeup_fd = -1;                  ///< eventfd, readable while requests wait
+  rt::EventFd wakeup;                  ///< readable while requests wait
   std::weak_ptr<EngineCore> core;      ///< the engine, for the Completions of launched tasks
 
  private:
-  void signal();
   /// Appends `task` to `requests` (one of the two lists), signalling the
   /// eventfd if no request was waiting.
   void push_request(std::vector<std::shared_ptr<PyTask>>& requests, std::shared_ptr<PyTask> task);
@@ -316,13 +315,37 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// thread was abandoned meanwhile (the pool finished the task).
   bool run_call(WorkerRun& run, const TaskPtr& t, PyThreadState* tstate, WorkerContext& context);
   void spawn_worker(std::size_t index);
+  void spawn_local(std::size_t index);
+  /// One lane of threads that start on demand, as growth sees it: the
+  /// interpreter workers, or the local threads.  Views the engine's fields.
+  struct Lane {
+    rt::BlockingQueue<TaskPtr>& queue;
+    std::atomic<std::size_t>& idle;           ///< its threads waiting for a task
+    std::size_t& spawned;                     ///< its threads started (under _grow_mutex)
+    std::size_t max;                          ///< how many it may start
+    void (EngineCore::*spawn)(std::size_t);  ///< starts its thread number `index`
+    const char* what;                         ///< a thread of it, for errors
+  };
+  Lane worker_lane() {
+    return {_tasks, _idle_workers, _spawned_workers, _recipe.workers, &EngineCore::spawn_worker, "a worker thread"};
+  }
+  Lane local_lane() {
+    return {_local, _idle_local, _spawned_local, _recipe.local_threads, &EngineCore::spawn_local, "a thread"};
+  }
+  /// Whether `lane` should start another thread now: more tasks wait than
+  /// its threads are idle, and it is not full.  _grow_mutex held.
+  static bool lane_wants_thread(const Lane& lane, bool stopped);
+  /// Starts the next thread of `lane`, counted.  _grow_mutex held.  If it
+  /// throws, the counts are as they were.
+  void start_lane_thread(const Lane& lane);
   /// On-demand growth (ThreadPoolExecutor's rule): after a push, or after a
   /// thread took a task, start one more thread if more tasks wait than
   /// threads are idle and the lane is not full.  Both sides check after
   /// their own write (a seq_cst fence between), so a task never waits
   /// behind a busy thread while a thread could still be started.
-  void grow_workers();
-  void grow_local();
+  void grow(const Lane& lane);
+  void grow_workers() { grow(worker_lane()); }
+  void grow_local() { grow(local_lane()); }
   /// A local thread: runs Local tasks in the owner interpreter until its
   /// queue is closed and drained.
   void local_main();
@@ -337,7 +360,9 @@ class EngineCore : public std::enable_shared_from_this<EngineCore> {
   /// worker if it still runs `serial`.
   void abandon_after(const std::shared_ptr<WorkerRun>& run, uint64_t serial, std::chrono::nanoseconds grace);
   /// A copy of every worker's current run (and, `with_abandoned`, of the
-  /// runs replaced since), taken under _runs_mutex.
+  /// runs replaced since), taken under _runs_mutex; null entries (a worker
+  /// not started yet) left out.  None for an orphan: its runs are threads of
+  /// the parent, and their state may be torn.
   std::vector<std::shared_ptr<WorkerRun>> runs_now(bool with_abandoned);
   /// Puts a task that ended by a stop request (or whose worker was
   /// abandoned) on the delivery queue, counted.

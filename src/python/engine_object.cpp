@@ -11,6 +11,7 @@
 #include "python/callable_codec.hpp"
 #include "python/codec.hpp"
 #include "python/delivery.hpp"
+#include "python/heap_type.hpp"
 #include "python/int_option.hpp"
 #include "python/interruptible_wait.hpp"
 
@@ -197,32 +198,18 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   return owner.release();
 }
 
-int engine_traverse(PyObject* o, visitproc visit, void* arg) {
-  auto* self = as_engine(o);
-  Py_VISIT(Py_TYPE(o));
-  Py_VISIT(self->rebuild);
-  Py_VISIT(self->broken_type);
-  return 0;
-}
-
-int engine_clear(PyObject* o) {
-  auto* self = as_engine(o);
-  Py_CLEAR(self->rebuild);
-  Py_CLEAR(self->broken_type);
-  return 0;
-}
+constexpr auto* engine_traverse = &traverse_fields<EngineObject, &EngineObject::rebuild, &EngineObject::broken_type>;
+constexpr auto* engine_clear = &clear_fields<EngineObject, &EngineObject::rebuild, &EngineObject::broken_type>;
 
 void engine_dealloc(PyObject* o) {
-  auto* self = as_engine(o);
-  PyTypeObject* type = Py_TYPE(o);
-  PyObject_GC_UnTrack(o);
-  // Like an executor that is garbage collected: take no more work, let the
-  // queued work finish, and let interpreter shutdown join the threads.
-  if (self->core) self->core->shutdown(false);
-  self->core.~shared_ptr();
-  engine_clear(o);
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] {
+    auto* self = as_engine(o);
+    // Like an executor that is garbage collected: take no more work, let the
+    // queued work finish, and let interpreter shutdown join the threads.
+    if (self->core) self->core->shutdown(false);
+    self->core.~shared_ptr();
+    engine_clear(o);
+  });
 }
 
 /// A per-call timeout argument: None (the pool's), or seconds > 0.
@@ -437,26 +424,16 @@ PyType_Slot engine_slots[] = {
 
 // ------------------------------------------------------------------- Task
 
-int task_traverse(PyObject* o, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(o));
-  Py_VISIT(as_task(o)->engine);
-  return 0;
-}
-
-int task_clear(PyObject* o) {
-  Py_CLEAR(as_task(o)->engine);
-  return 0;
-}
+constexpr auto* task_traverse = &traverse_fields<TaskObject, &TaskObject::engine>;
+constexpr auto* task_clear = &clear_fields<TaskObject, &TaskObject::engine>;
 
 void task_dealloc(PyObject* o) {
-  auto* self = as_task(o);
-  PyTypeObject* type = Py_TYPE(o);
-  PyObject_GC_UnTrack(o);
-  if (self->task && self->task->state() == rt::Task::State::Cancelled) release_unqueued(*self->task);
-  self->task.~TaskPtr();
-  task_clear(o);
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] {
+    auto* self = as_task(o);
+    if (self->task && self->task->state() == rt::Task::State::Cancelled) release_unqueued(*self->task);
+    self->task.~TaskPtr();
+    task_clear(o);
+  });
 }
 
 // cancel() -> bool: True if the task was still queued and now never runs.
@@ -560,20 +537,9 @@ PyType_Slot task_slots[] = {
 
 }  // namespace
 
-PyType_Spec engine_spec = {
-    "interpool._core.Engine",
-    sizeof(EngineObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    engine_slots,
-};
+PyType_Spec engine_spec = heap_type_spec<EngineObject>("interpool._core.Engine", Py_TPFLAGS_HAVE_GC, engine_slots);
 
-PyType_Spec task_spec = {
-    "interpool._core.Task",
-    sizeof(TaskObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    task_slots,
-};
+PyType_Spec task_spec = heap_type_spec<TaskObject>("interpool._core.Task",
+                                                   Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, task_slots);
 
 }  // namespace interpool::py

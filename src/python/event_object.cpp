@@ -27,12 +27,9 @@ PyObject* event_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   if (!parse_optional_timeout(a[0], timeout)) return nullptr;
   rt::Event& ev = event(self);
   if (ev.is_set()) Py_RETURN_TRUE;
-  if (timeout && timeout->count() <= 0) Py_RETURN_FALSE;
   const uint32_t ticket = ev.ticket();
-  int r = wait_released(rt::Deadline::after(timeout),
-                        [&](std::chrono::nanoseconds slice) { return ev.wait_from(ticket, slice); });
-  if (r < 0) return nullptr;
-  return PyBool_FromLong(r);
+  return wait_outcome(
+      wait_released_for(timeout, [&](std::chrono::nanoseconds slice) { return ev.wait_from(ticket, slice); }));
 }
 
 PyObject* event_repr(PyObject* self) {

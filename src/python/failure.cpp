@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include "python/heap_type.hpp"
+
 namespace interpool::py {
 namespace {
 
@@ -81,10 +83,9 @@ PyObject* failure_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 }
 
 void failure_dealloc(PyObject* o) {
-  PyTypeObject* type = Py_TYPE(o);
-  for (PyObject*& field : as_failure(o)->field) Py_CLEAR(field);
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] {
+    for (PyObject*& field : as_failure(o)->field) Py_CLEAR(field);
+  });
 }
 
 #define FAILURE_MEMBER(name, index, doc) \
@@ -236,8 +237,6 @@ Ref failure_from_fields(ModuleState& state, PyObject* const* fields) {
   return make_failure(state, f);
 }
 
-PyType_Spec failure_spec = {
-    "interpool._core.Failure", sizeof(FailureObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, failure_slots,
-};
+PyType_Spec failure_spec = heap_type_spec<FailureObject>("interpool._core.Failure", 0, failure_slots);
 
 }  // namespace interpool::py

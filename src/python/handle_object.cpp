@@ -32,26 +32,13 @@ std::optional<HandleKind> handle_kind(ModuleState& state, PyTypeObject* type) {
   return std::nullopt;
 }
 
-int handle_traverse(PyObject* o, visitproc visit, void* arg) {
-  Py_VISIT(Py_TYPE(o));
-  Py_VISIT(as_handle(o)->cache);
-  return 0;
-}
-
-int handle_clear(PyObject* o) {
-  Py_CLEAR(as_handle(o)->cache);
-  return 0;
-}
-
 void handle_dealloc(PyObject* o) {
-  auto* self = as_handle(o);
-  PyTypeObject* type = Py_TYPE(o);
-  PyObject_GC_UnTrack(o);
-  if (self->weakreflist) PyObject_ClearWeakRefs(o);
-  handle_clear(o);
-  self->handle.~shared_ptr();
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [&] {
+    auto* self = as_handle(o);
+    if (self->weakreflist) PyObject_ClearWeakRefs(o);
+    handle_clear(o);
+    self->handle.~shared_ptr();
+  });
 }
 
 PyObject* handle_richcompare(PyObject* a, PyObject* b, int op) {
@@ -299,16 +286,11 @@ static PyGetSetDef buffer_getset[] = {
 };
 
 static PyType_Slot buffer_slots[] = {
+    HANDLE_COMMON_SLOTS,
     {Py_tp_new, reinterpret_cast<void*>(buffer_tp_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(handle_hash)},
     {Py_tp_repr, reinterpret_cast<void*>(buffer_repr)},
     {Py_tp_methods, buffer_methods},
     {Py_tp_getset, buffer_getset},
-    {Py_tp_members, handle_members},
     {Py_sq_length, reinterpret_cast<void*>(buffer_len)},
     {Py_bf_getbuffer, reinterpret_cast<void*>(buffer_getbuffer)},
     {Py_bf_releasebuffer, reinterpret_cast<void*>(buffer_releasebuffer)},
@@ -320,13 +302,7 @@ static PyType_Slot buffer_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec buffer_spec = {
-    "interpool.SharedBuffer",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-    buffer_slots,
-};
+PyType_Spec buffer_spec = heap_type_spec<HandleObject>("interpool.SharedBuffer", Py_TPFLAGS_HAVE_GC, buffer_slots);
 
 // ------------------------------------------------------------------ Shared
 
@@ -380,15 +356,10 @@ static PyGetSetDef shared_getset[] = {
 };
 
 static PyType_Slot shared_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},
-    {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(handle_hash)},
+    HANDLE_COMMON_SLOTS,
     {Py_tp_repr, reinterpret_cast<void*>(shared_repr)},
     {Py_tp_methods, shared_methods},
     {Py_tp_getset, shared_getset},
-    {Py_tp_members, handle_members},
     {Py_tp_doc,
      const_cast<char*>("A frozen snapshot of an object, made by interpool.share(obj).\n\n"
                        "Passing it to a task costs O(1) whatever its size; the task receives the object itself.  "
@@ -396,12 +367,7 @@ static PyType_Slot shared_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec shared_spec = {
-    "interpool.Shared",
-    sizeof(HandleObject),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    shared_slots,
-};
+PyType_Spec shared_spec = heap_type_spec<HandleObject>(
+    "interpool.Shared", Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, shared_slots);
 
 }  // namespace interpool::py

@@ -13,6 +13,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "python/heap_type.hpp"
 #include "python/module_state.hpp"
 #include "runtime/block.hpp"
 #include "runtime/shared_value.hpp"
@@ -67,14 +68,25 @@ struct SharedCache {
 
 // Slots and methods every handle type includes (GC, identity, pickling).
 void handle_dealloc(PyObject* o);
-int handle_traverse(PyObject* o, visitproc visit, void* arg);
-int handle_clear(PyObject* o);
+inline constexpr auto* handle_traverse = &traverse_fields<HandleObject, &HandleObject::cache>;
+inline constexpr auto* handle_clear = &clear_fields<HandleObject, &HandleObject::cache>;
 PyObject* handle_richcompare(PyObject* a, PyObject* b, int op);
 Py_hash_t handle_hash(PyObject* o);
 /// __reduce__: valid only while interpool's codec encodes (the handle then
 /// travels beside the pickle); elsewhere a TypeError says why.
 PyObject* handle_reduce(PyObject* o, PyObject*);
 extern PyMemberDef handle_members[];
+
+/// The slots above, for a handle type's slot list (one slot a line).
+// clang-format off
+#define HANDLE_COMMON_SLOTS                                          \
+  {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},          \
+  {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},        \
+  {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},              \
+  {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},  \
+  {Py_tp_hash, reinterpret_cast<void*>(handle_hash)},                \
+  {Py_tp_members, handle_members}
+// clang-format on
 
 /// _core._handle_from_context(kind, index): the unpickling side of __reduce__.
 PyObject* handle_from_context(PyObject* module, PyObject* const* args, Py_ssize_t nargs);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <utility>
 
 #include "python/interrupt.hpp"
 #include "python/ref.hpp"
@@ -37,14 +38,18 @@ int wait_released(const rt::Deadline& deadline, Attempt&& attempt, Check check =
       [&] { return check() >= 0; });
 }
 
-/// Acquires with the GIL released (after a failed try with it held): the
-/// shared tail of Lock, RLock and Semaphore acquire.
-template <class Acquire>
-PyObject* acquire_tail(const Timeout& timeout, Acquire&& acquire) {
-  if (timeout && timeout->count() <= 0) Py_RETURN_FALSE;
-  int r = wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) { return acquire(slice); });
-  if (r < 0) return nullptr;
-  return PyBool_FromLong(r);
+/// wait_released for at most `timeout` (empty: forever), after a try with
+/// the GIL held came up empty: a zero timeout returns 0 at once, without
+/// releasing the GIL.  The one timed wait of Queue, the locks, Semaphore and
+/// Event.
+template <class Attempt>
+int wait_released_for(const Timeout& timeout, Attempt&& attempt) {
+  if (timeout && timeout->count() <= 0) return 0;
+  return wait_released(rt::Deadline::after(timeout), std::forward<Attempt>(attempt));
 }
+
+/// What a wait returns to Python, as threading's waits do: True once the
+/// wait succeeded (r 1), False on timeout (r 0), null with the exception (r -1).
+inline PyObject* wait_outcome(int r) { return r < 0 ? nullptr : PyBool_FromLong(r); }
 
 }  // namespace interpool::py

@@ -26,7 +26,8 @@ PyObject* lock_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   if (!parse_lock_acquire("acquire", args, nargs, kwnames, timeout)) return nullptr;
   auto& l = core<typename Ops::Type>(self);
   if (Ops::try_acquire(l)) Py_RETURN_TRUE;
-  return acquire_tail(timeout, [&](std::chrono::nanoseconds slice) { return Ops::acquire(l, slice); });
+  return wait_outcome(
+      wait_released_for(timeout, [&](std::chrono::nanoseconds slice) { return Ops::acquire(l, slice); }));
 }
 
 template <class Ops>

@@ -1,34 +1,18 @@
 // src/python/loop_waker.cpp: the _core.LoopWaker type (an eventfd that wakes one asyncio loop).
 #include "python/loop_waker.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdint>
 #include <new>
 #include <utility>
 
 #include "python/delivery.hpp"
+#include "python/heap_type.hpp"
 #include "python/module_state.hpp"
 
 namespace interpool::py {
 
-Waker::Waker() : _fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-
-Waker::~Waker() {
-  if (_fd >= 0) close(_fd);
-}
-
-void Waker::write_fd() {
-  uint64_t one = 1;
-  while (write(_fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
-
 void Waker::signal() {
   if (_armed.exchange(true, std::memory_order_seq_cst)) return;
-  write_fd();
+  _event.signal();
 }
 
 void Waker::post(TaskPtr task, bool backlog) {
@@ -40,7 +24,7 @@ void Waker::post(TaskPtr task, bool backlog) {
   // The pool ran out of queued work: a loop that holds results back must
   // take them now (its workers may go idle waiting for its next calls).
   // _armed stays set: the write is the pending signal.
-  if (!backlog && _holding.exchange(false, std::memory_order_seq_cst)) return write_fd();
+  if (!backlog && _holding.exchange(false, std::memory_order_seq_cst)) return _event.signal();
   signal();
 }
 
@@ -52,9 +36,7 @@ bool Waker::answer() {
   // write, but posted its task before: the caller's take() comes after the
   // disarm and sees it.  One after the disarm writes, and wakes the loop
   // again.
-  uint64_t count;
-  while (read(_fd, &count, sizeof count) < 0 && errno == EINTR) {
-  }
+  _event.drain();
   // _holding first, then the backlog: a post without a backlog that lands
   // in between either cleared _backlog before the exchange (no hold) or
   // finds _holding set and writes (the loop looks again at once).
@@ -98,10 +80,8 @@ PyObject* waker_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 }
 
 void waker_dealloc(PyObject* o) {
-  PyTypeObject* type = Py_TYPE(o);
-  as_waker(o)->waker.~shared_ptr();  // the eventfd closes once no delivery thread holds it either
-  type->tp_free(o);
-  Py_DECREF(type);
+  // The eventfd closes once no delivery thread holds the Waker either.
+  heap_dealloc(o, [&] { as_waker(o)->waker.~shared_ptr(); });
 }
 
 PyObject* waker_fileno(PyObject* o, PyObject*) { return PyLong_FromLong(as_waker(o)->waker->fd()); }
@@ -165,9 +145,7 @@ PyType_Slot waker_slots[] = {
 
 }  // namespace
 
-PyType_Spec loop_waker_spec = {
-    "interpool._core.LoopWaker", sizeof(LoopWakerObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, waker_slots,
-};
+PyType_Spec loop_waker_spec = heap_type_spec<LoopWakerObject>("interpool._core.LoopWaker", 0, waker_slots);
 
 std::shared_ptr<Waker> waker_of(PyTypeObject* waker_type, PyObject* obj) {
   if (!waker_type || Py_TYPE(obj) != waker_type) return nullptr;

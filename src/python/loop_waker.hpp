@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "python/engine.hpp"
+#include "runtime/event_fd.hpp"
 
 namespace interpool::py {
 
@@ -19,13 +20,12 @@ namespace interpool::py {
 /// loop answers cost one write.
 class Waker {
  public:
-  Waker();
-  ~Waker();
+  Waker() = default;
   Waker(const Waker&) = delete;
   Waker& operator=(const Waker&) = delete;
 
-  bool ok() const { return _fd >= 0; }
-  int fd() const { return _fd; }
+  bool ok() const { return _event.ok(); }
+  int fd() const { return _event.fd(); }
   /// Makes the eventfd readable, unless a signal is pending already.  Any thread, no GIL.
   void signal();
   /// Queues a finished task for the loop to deliver, and signals.  Any thread, no GIL.
@@ -44,9 +44,7 @@ class Waker {
   std::vector<TaskPtr> take();
 
  private:
-  void write_fd();
-
-  int _fd;
+  rt::EventFd _event;
   std::atomic<bool> _armed{false};
   std::atomic<bool> _backlog{false};  // the latest post saw its pool's queue non-empty
   std::atomic<bool> _holding{false};  // the loop holds results back (answer() said so)

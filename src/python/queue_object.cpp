@@ -39,8 +39,8 @@ PyObject* queue_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 /// False with the exception of a signal handler or an interrupt.
 template <class Op>
 bool retry_released(const Timeout& timeout, rt::ChannelStatus& status, Op&& op) {
-  if (status != rt::ChannelStatus::TimedOut || (timeout && timeout->count() <= 0)) return true;
-  return wait_released(rt::Deadline::after(timeout), [&](std::chrono::nanoseconds slice) {
+  if (status != rt::ChannelStatus::TimedOut) return true;
+  return wait_released_for(timeout, [&](std::chrono::nanoseconds slice) {
            status = op(slice);
            return status == rt::ChannelStatus::Ok || status == rt::ChannelStatus::Closed ? WaitStatus::Woken
                                                                                          : WaitStatus::TimedOut;

@@ -33,23 +33,11 @@ PyObject* semaphore_tp_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 }
 
 PyObject* semaphore_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  PyObject* a[2];
-  if (!parse_args("acquire", args, nargs, kwnames, {"blocking", "timeout"}, a)) return nullptr;
-  int blocking = truth(a[0], true);
-  if (blocking < 0) return nullptr;
-  const bool has_timeout = a[1] && a[1] != Py_None;
-  if (!blocking && has_timeout) {
-    PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
-    return nullptr;
-  }
   Timeout timeout;
-  if (!blocking)
-    timeout = std::chrono::nanoseconds(0);
-  else if (!parse_optional_timeout(a[1], timeout))
-    return nullptr;
+  if (!parse_semaphore_acquire("acquire", args, nargs, kwnames, timeout)) return nullptr;
   rt::Semaphore& sem = semaphore(self);
   if (sem.try_acquire()) Py_RETURN_TRUE;
-  return acquire_tail(timeout, [&](std::chrono::nanoseconds slice) { return sem.acquire(slice); });
+  return wait_outcome(wait_released_for(timeout, [&](std::chrono::nanoseconds slice) { return sem.acquire(slice); }));
 }
 
 PyObject* semaphore_enter(PyObject* self, PyObject*) { return semaphore_acquire(self, nullptr, 0, nullptr); }

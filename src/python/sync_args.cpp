@@ -14,6 +14,19 @@ constexpr double kForeverSeconds = 1e9;
 /// threading.TIMEOUT_MAX on Linux: locks refuse longer timeouts.
 constexpr double kLockTimeoutMax = 9223372036.0;
 
+/// The (blocking=True, timeout) arguments of an acquire: `blocking` as a
+/// bool, `timeout_obj` borrowed, null when not given.
+bool parse_acquire_args(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, bool& blocking,
+                        PyObject*& timeout_obj) {
+  PyObject* a[2];
+  if (!parse_args(fname, args, nargs, kwnames, {"blocking", "timeout"}, a)) return false;
+  const int b = truth(a[0], true);
+  if (b < 0) return false;
+  blocking = b != 0;
+  timeout_obj = a[1];
+  return true;
+}
+
 }  // namespace
 
 Timeout from_seconds(double seconds) {
@@ -66,12 +79,11 @@ int truth(PyObject* obj, bool dflt) { return obj ? PyObject_IsTrue(obj) : dflt; 
 
 bool parse_lock_acquire(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                         Timeout& timeout) {
-  PyObject* a[2];
-  if (!parse_args(fname, args, nargs, kwnames, {"blocking", "timeout"}, a)) return false;
-  int blocking = truth(a[0], true);
-  if (blocking < 0) return false;
+  bool blocking;
+  PyObject* timeout_obj;
+  if (!parse_acquire_args(fname, args, nargs, kwnames, blocking, timeout_obj)) return false;
   double seconds = -1;
-  if (a[1] && a[1] != Py_None && !to_seconds(a[1], seconds)) return false;
+  if (timeout_obj && timeout_obj != Py_None && !to_seconds(timeout_obj, seconds)) return false;
   if (!blocking && seconds != -1) {
     PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
     return false;
@@ -90,6 +102,20 @@ bool parse_lock_acquire(const char* fname, PyObject* const* args, Py_ssize_t nar
     timeout.reset();
   else
     timeout = from_seconds(seconds);
+  return true;
+}
+
+bool parse_semaphore_acquire(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                             Timeout& timeout) {
+  bool blocking;
+  PyObject* timeout_obj;
+  if (!parse_acquire_args(fname, args, nargs, kwnames, blocking, timeout_obj)) return false;
+  if (blocking) return parse_optional_timeout(timeout_obj, timeout);
+  if (timeout_obj && timeout_obj != Py_None) {
+    PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");  // threading's words
+    return false;
+  }
+  timeout = std::chrono::nanoseconds(0);
   return true;
 }
 

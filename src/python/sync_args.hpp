@@ -32,6 +32,11 @@ int truth(PyObject* obj, bool dflt);
 bool parse_lock_acquire(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                         Timeout& timeout);
 
+/// threading.Semaphore.acquire's (blocking=True, timeout=None).  On success,
+/// `timeout` is zero for a non-blocking call, empty for "forever".
+bool parse_semaphore_acquire(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                             Timeout& timeout);
+
 /// An optional `timeout=None` argument as threading.Event.wait and
 /// Barrier.wait read it: None is forever, a negative number is zero.
 bool parse_optional_timeout(PyObject* obj, Timeout& timeout);

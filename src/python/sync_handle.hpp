@@ -1,6 +1,6 @@
 // src/python/sync_handle.hpp: what every synchronisation type shares.
 //
-// Its runtime object, its common slots (handle_object.hpp), construction of
+// Its runtime object, construction of
 // a fresh runtime object behind a new wrapper, methods that only forward to
 // the runtime object, and the type's spec.
 #pragma once
@@ -20,17 +20,6 @@ T& core(PyObject* o) {
 }
 
 #define FASTCALL_KW(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f))
-
-// A slot list, one slot a line.
-// clang-format off
-#define HANDLE_COMMON_SLOTS                                          \
-  {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},          \
-  {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},        \
-  {Py_tp_clear, reinterpret_cast<void*>(handle_clear)},              \
-  {Py_tp_richcompare, reinterpret_cast<void*>(handle_richcompare)},  \
-  {Py_tp_hash, reinterpret_cast<void*>(handle_hash)},                \
-  {Py_tp_members, handle_members}
-// clang-format on
 
 /// A new wrapper around a fresh runtime object of type T.
 template <class T, class... Args>
@@ -74,7 +63,7 @@ PyObject* call_void(PyObject* self, PyObject*) {
 /// The spec of a synchronisation type named `name`: a handle object (GC,
 /// immutable) with `slots`.
 constexpr PyType_Spec handle_type_spec(const char* name, PyType_Slot* slots) {
-  return {name, sizeof(HandleObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, slots};
+  return heap_type_spec<HandleObject>(name, Py_TPFLAGS_HAVE_GC, slots);
 }
 
 }  // namespace interpool::py

@@ -2,28 +2,12 @@
 // deferred tasks (AsyncPool), and _core.current_worker_slot().
 #include "python/engine.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <new>
 #include <utility>
 
 #include "python/engine_threads.hpp"
 
 namespace interpool::py {
-
-WorkerSlot::WorkerSlot() : wakeup_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-
-WorkerSlot::~WorkerSlot() {
-  if (wakeup_fd >= 0) close(wakeup_fd);
-}
-
-void WorkerSlot::signal() {
-  uint64_t one = 1;
-  while (write(wakeup_fd, &one, sizeof one) < 0 && errno == EINTR) {
-  }
-}
 
 // Many launches per wake-up: only a request that finds both lists empty
 // writes the eventfd.  Any other found a wake-up pending already, which
@@ -40,14 +24,12 @@ void WorkerSlot::push_request(std::vector<std::shared_ptr<PyTask>>& requests, st
     first = _launch_requests.empty() && _cancel_requests.empty();
     requests.push_back(std::move(task));
   }
-  if (first) signal();
+  if (first) wakeup.signal();
 }
 
 void WorkerSlot::take_requests(std::vector<std::shared_ptr<PyTask>>& launches,
                                std::vector<std::shared_ptr<PyTask>>& cancels) {
-  uint64_t count;
-  while (read(wakeup_fd, &count, sizeof count) < 0 && errno == EINTR) {
-  }
+  wakeup.drain();
   std::lock_guard lock(_mutex);
   launches = std::exchange(_launch_requests, {});
   cancels = std::exchange(_cancel_requests, {});

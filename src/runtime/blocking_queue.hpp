@@ -62,16 +62,8 @@ class BlockingQueue {
 
   /// Blocks for the next item.  Empty once the queue is closed and drained.
   std::optional<T> pop() {
-    spin_for_items();
-    std::unique_lock lock(_mutex);
-    while (_items.empty() && !_closed) {
-      sleep_locked(lock);
-    }
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    std::unique_lock lock = lock_when_ready();
+    return take_one_locked();
   }
 
   /// Like pop(), but also returns (empty, with `poked` set) when poke() was
@@ -88,11 +80,7 @@ class BlockingQueue {
       poked = true;
       return std::nullopt;
     }
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    return take_one_locked();
   }
 
   /// Wakes every consumer blocked in pop(seen, poked) once.
@@ -108,21 +96,13 @@ class BlockingQueue {
   std::optional<T> try_pop() {
     if (_size.load(std::memory_order_acquire) == 0) return std::nullopt;
     std::lock_guard lock(_mutex);
-    if (_items.empty()) return std::nullopt;
-    T item = std::move(_items.front());
-    _items.pop_front();
-    _size.store(_items.size(), std::memory_order_release);
-    return item;
+    return take_one_locked();
   }
 
   /// Blocks until at least one item is there, then takes all of them.  Empty
   /// once the queue is closed and drained.
   std::vector<T> pop_all() {
-    spin_for_items();
-    std::unique_lock lock(_mutex);
-    while (_items.empty() && !_closed) {
-      sleep_locked(lock);
-    }
+    std::unique_lock lock = lock_when_ready();
     return take_all_locked();
   }
 
@@ -161,6 +141,17 @@ class BlockingQueue {
     return true;
   }
 
+  /// Spins, then sleeps until an item is there or the queue is closed:
+  /// the wait of pop() and pop_all().  Returns _mutex held.
+  std::unique_lock<std::mutex> lock_when_ready() {
+    spin_for_items();
+    std::unique_lock lock(_mutex);
+    while (_items.empty() && !_closed) {
+      sleep_locked(lock);
+    }
+    return lock;
+  }
+
   void sleep_locked(std::unique_lock<std::mutex>& lock) {
     ++_sleepers;
     _cv.wait(lock);
@@ -169,6 +160,15 @@ class BlockingQueue {
     // spurious wake-up), one notify fewer is in flight at most.  Counting
     // low only costs an extra notify later; counting high could lose one.
     if (_waking > 0) --_waking;
+  }
+
+  /// The oldest item, taken out; empty if there is none.
+  std::optional<T> take_one_locked() {
+    if (_items.empty()) return std::nullopt;
+    T item = std::move(_items.front());
+    _items.pop_front();
+    _size.store(_items.size(), std::memory_order_release);
+    return item;
   }
 
   std::vector<T> take_all_locked() {

@@ -11,6 +11,8 @@
 // leaves while another sleeps on.
 #include "runtime/channel.hpp"
 
+#include <optional>
+
 namespace interpool::rt {
 
 namespace {
@@ -30,80 +32,72 @@ void Channel::maybe_spin(Pred&& ready) {
     _spin_misses.fetch_add(1, std::memory_order_relaxed);
 }
 
-ChannelStatus Channel::put(Payload& item, Timeout timeout) {
+void Channel::unlock_and_wake(std::unique_lock<std::mutex>& lock, Sleepers& sleepers) {
+  const bool wake = sleepers.count != 0;
+  if (wake) sleepers.seq.fetch_add(1, std::memory_order_relaxed);
+  lock.unlock();
+  if (wake) futex_wake_one(sleepers.seq);
+}
+
+template <class Attempt, class Ready>
+ChannelStatus Channel::wait_for(Timeout timeout, bool may_spin, Sleepers& sleepers, Attempt&& attempt, Ready&& ready) {
   const bool zero = is_zero(timeout);
   const Deadline deadline = Deadline::after(timeout);
-  bool spun = zero || _capacity == 0 || _spin.count() <= 0;
+  bool spun = zero || !may_spin || _spin.count() <= 0;
+  bool interrupted = false;
   Timeout left;
   std::unique_lock lock(_mutex);
   for (;;) {
-    if (_closed) return ChannelStatus::Closed;
-    if (has_space_locked()) {
-      _items.push_back(std::move(item));
-      _size.store(_items.size(), std::memory_order_release);
-      const bool wake = _get_sleepers != 0;
-      if (wake) _item_seq.fetch_add(1, std::memory_order_relaxed);
-      lock.unlock();
-      if (wake) futex_wake_one(_item_seq);
-      return ChannelStatus::Ok;
-    }
+    if (std::optional<ChannelStatus> outcome = attempt(lock)) return *outcome;
+    // Only now, with nothing to take: a signal never costs an item that is there.
+    if (interrupted) return ChannelStatus::Interrupted;
     if (zero) return ChannelStatus::TimedOut;
     if (!spun) {
       spun = true;
       lock.unlock();
-      maybe_spin([&] {
-        return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed);
-      });
+      maybe_spin(ready);
       lock.lock();
       continue;
     }
     if (!deadline.left(left)) return ChannelStatus::TimedOut;
-    const uint32_t seq = _space_seq.load(std::memory_order_relaxed);
-    ++_put_sleepers;
+    const uint32_t seq = sleepers.seq.load(std::memory_order_relaxed);
+    ++sleepers.count;
     lock.unlock();
-    const WaitStatus status = futex_wait(_space_seq, seq, left);
+    const WaitStatus status = futex_wait(sleepers.seq, seq, left);
     lock.lock();
-    --_put_sleepers;
-    if (status == WaitStatus::Interrupted && !_closed && !has_space_locked()) return ChannelStatus::Interrupted;
+    --sleepers.count;
+    interrupted = status == WaitStatus::Interrupted;
   }
 }
 
+ChannelStatus Channel::put(Payload& item, Timeout timeout) {
+  return wait_for(
+      timeout, _capacity != 0, _putters,
+      [&](std::unique_lock<std::mutex>& lock) -> std::optional<ChannelStatus> {
+        if (_closed) return ChannelStatus::Closed;
+        if (!has_space_locked()) return std::nullopt;
+        _items.push_back(std::move(item));
+        _size.store(_items.size(), std::memory_order_release);
+        unlock_and_wake(lock, _getters);
+        return ChannelStatus::Ok;
+      },
+      [&] {
+        return _size.load(std::memory_order_relaxed) < _capacity || _closed_flag.load(std::memory_order_relaxed);
+      });
+}
+
 ChannelStatus Channel::get(Payload& out, Timeout timeout) {
-  const bool zero = is_zero(timeout);
-  const Deadline deadline = Deadline::after(timeout);
-  bool spun = zero || _spin.count() <= 0;
-  Timeout left;
-  std::unique_lock lock(_mutex);
-  for (;;) {
-    if (!_items.empty()) {
-      out = std::move(_items.front());
-      _items.pop_front();
-      _size.store(_items.size(), std::memory_order_release);
-      const bool wake = _put_sleepers != 0;
-      if (wake) _space_seq.fetch_add(1, std::memory_order_relaxed);
-      lock.unlock();
-      if (wake) futex_wake_one(_space_seq);
-      return ChannelStatus::Ok;
-    }
-    if (_closed) return ChannelStatus::Closed;
-    if (zero) return ChannelStatus::TimedOut;
-    if (!spun) {
-      spun = true;
-      lock.unlock();
-      maybe_spin(
-          [&] { return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed); });
-      lock.lock();
-      continue;
-    }
-    if (!deadline.left(left)) return ChannelStatus::TimedOut;
-    const uint32_t seq = _item_seq.load(std::memory_order_relaxed);
-    ++_get_sleepers;
-    lock.unlock();
-    const WaitStatus status = futex_wait(_item_seq, seq, left);
-    lock.lock();
-    --_get_sleepers;
-    if (status == WaitStatus::Interrupted && _items.empty() && !_closed) return ChannelStatus::Interrupted;
-  }
+  return wait_for(
+      timeout, true, _getters,
+      [&](std::unique_lock<std::mutex>& lock) -> std::optional<ChannelStatus> {
+        if (_items.empty()) return _closed ? std::optional(ChannelStatus::Closed) : std::nullopt;
+        out = std::move(_items.front());
+        _items.pop_front();
+        _size.store(_items.size(), std::memory_order_release);
+        unlock_and_wake(lock, _putters);
+        return ChannelStatus::Ok;
+      },
+      [&] { return _size.load(std::memory_order_relaxed) != 0 || _closed_flag.load(std::memory_order_relaxed); });
 }
 
 void Channel::close() {
@@ -112,11 +106,11 @@ void Channel::close() {
     if (_closed) return;
     _closed = true;
     _closed_flag.store(true, std::memory_order_release);
-    _item_seq.fetch_add(1, std::memory_order_relaxed);
-    _space_seq.fetch_add(1, std::memory_order_relaxed);
+    _getters.seq.fetch_add(1, std::memory_order_relaxed);
+    _putters.seq.fetch_add(1, std::memory_order_relaxed);
   }
-  futex_wake_all(_item_seq);
-  futex_wake_all(_space_seq);
+  futex_wake_all(_getters.seq);
+  futex_wake_all(_putters.seq);
 }
 
 }  // namespace interpool::rt

@@ -66,12 +66,29 @@ class Channel final : public Handle {
   bool full() const { return _capacity != 0 && size() >= _capacity; }
 
  private:
+  /// The threads that sleep until one kind of change (an item arrives, or
+  /// space appears): a futex word the other side bumps, and how many sleep
+  /// on it (under _mutex).
+  struct Sleepers {
+    std::atomic<uint32_t> seq{0};
+    uint32_t count = 0;
+  };
+
   /// Items are queued only while this is true; _mutex held.
   bool has_space_locked() const { return _capacity == 0 || _items.size() < _capacity; }
   /// Spins until `ready()` or the spin budget ends, if spinning has paid off
   /// lately (or a probe is due).  Mutex not held.
   template <class Pred>
   void maybe_spin(Pred&& ready);
+  /// The one wait loop of put and get.  `attempt(lock)`, under _mutex, returns
+  /// the outcome, or nothing while the caller must wait; then the loop spins
+  /// once (if `may_spin`) until `ready()`, and sleeps on `sleepers`, until
+  /// the timeout ends or a signal arrives.
+  template <class Attempt, class Ready>
+  ChannelStatus wait_for(Timeout timeout, bool may_spin, Sleepers& sleepers, Attempt&& attempt, Ready&& ready);
+  /// After a change that `sleepers` wait for (_mutex held by `lock`):
+  /// unlocks, and wakes one of them if any sleeps.
+  static void unlock_and_wake(std::unique_lock<std::mutex>& lock, Sleepers& sleepers);
 
   /// Spins in a row that ended without the awaited change; spinning stops
   /// at kMaxMisses, except one probe every kProbeEvery waits.
@@ -85,14 +102,12 @@ class Channel final : public Handle {
   std::mutex _mutex;
   std::deque<Payload> _items;
   bool _closed = false;
-  uint32_t _get_sleepers = 0;
-  uint32_t _put_sleepers = 0;
   std::atomic<std::size_t> _size{0};
   std::atomic<bool> _closed_flag{false};
   std::atomic<uint32_t> _spin_misses{0};
   std::atomic<uint32_t> _unspun_waits{0};
-  std::atomic<uint32_t> _item_seq{0};   ///< bumped when an item arrives (getters sleep here)
-  std::atomic<uint32_t> _space_seq{0};  ///< bumped when space appears (putters sleep here)
+  Sleepers _getters;  ///< woken when an item arrives
+  Sleepers _putters;  ///< woken when space appears
 };
 
 }  // namespace interpool::rt
