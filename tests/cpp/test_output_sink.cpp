@@ -10,12 +10,10 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // Blocked, NoopHandler, std::chrono_literals
 using interpool::rt::OutputKind;
 using interpool::rt::OutputSink;
 using interpool::rt::WaitStatus;
-using interpool::test::Blocked;
-using interpool::test::NoopHandler;
 
 TEST(OutputSink, NumbersChunksInPushOrderAndTakesThemOldestFirst) {
   OutputSink sink;
