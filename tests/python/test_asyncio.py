@@ -12,7 +12,6 @@ import functools
 import gc
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import threading
@@ -24,12 +23,13 @@ import pytest
 import _async_tasks as t
 import _probe
 import interpool
+from _child import run_python
 
 try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
     from concurrent.interpreters import ExecutionFailed
 except ImportError:
     ExecutionFailed = None
-from conftest import EXECUTOR_KINDS, child_env
+from conftest import EXECUTOR_KINDS
 
 TIMEOUT = 30
 
@@ -639,20 +639,18 @@ def test_default_pool_is_one_lazily_created_pool():
 
 
 def test_default_pool_is_created_only_on_first_use(tmp_path):
-    script = tmp_path / "lazy.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import threading
-            import interpool
-            import interpool._default as d
-            before = (d._pool is None, threading.active_count())
-            p = interpool.default_pool()
-            print(before[0], before[1], p is interpool.default_pool())
-            """
-        )
+    proc = run_python(
+        tmp_path,
+        """
+        import threading
+        import interpool
+        import interpool._default as d
+        before = (d._pool is None, threading.active_count())
+        p = interpool.default_pool()
+        print(before[0], before[1], p is interpool.default_pool())
+        """,
+        name="lazy.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lazy, threads, same = proc.stdout.split()
     assert lazy == "True" and threads == "1" and same == "True"
@@ -660,25 +658,23 @@ def test_default_pool_is_created_only_on_first_use(tmp_path):
 
 
 def test_to_interpreter_process_exits_cleanly(tmp_path):
-    script = tmp_path / "use_default.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import interpool
-            import _async_tasks as t
+    proc = run_python(
+        tmp_path,
+        """
+        import asyncio
+        import interpool
+        import _async_tasks as t
 
-            async def main():
-                a = await interpool.to_interpreter(t.square, 12)
-                b = await asyncio.gather(*(interpool.to_interpreter(t.square, i) for i in range(50)))
-                return a, sum(b)
+        async def main():
+            a = await interpool.to_interpreter(t.square, 12)
+            b = await asyncio.gather(*(interpool.to_interpreter(t.square, i) for i in range(50)))
+            return a, sum(b)
 
-            print(asyncio.run(main()))
-            # No shutdown: the default pool ends at exit.
-            """
-        )
+        print(asyncio.run(main()))
+        # No shutdown: the default pool ends at exit.
+        """,
+        name="use_default.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str((144, sum(i * i for i in range(50))))
     assert proc.stderr == ""
@@ -686,24 +682,22 @@ def test_to_interpreter_process_exits_cleanly(tmp_path):
 
 def test_to_interpreter_exit_with_work_still_running(tmp_path):
     """The loop ends while a to_interpreter call runs: the exit still is clean."""
-    script = tmp_path / "exit_running.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import interpool
-            import _async_tasks as t
+    proc = run_python(
+        tmp_path,
+        """
+        import asyncio
+        import interpool
+        import _async_tasks as t
 
-            async def main():
-                asyncio.ensure_future(interpool.to_interpreter(t.sleep_then, 1, 0.3))
-                await asyncio.sleep(0.05)
-                return "left"
+        async def main():
+            asyncio.ensure_future(interpool.to_interpreter(t.sleep_then, 1, 0.3))
+            await asyncio.sleep(0.05)
+            return "left"
 
-            print(asyncio.run(main()))
-            """
-        )
+        print(asyncio.run(main()))
+        """,
+        name="exit_running.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "left"
     assert proc.stderr == ""
@@ -878,9 +872,7 @@ CLOSED_LOOP_SCRIPT = textwrap.dedent(
 
 
 def test_loop_closed_while_results_in_flight(tmp_path):
-    script = tmp_path / "closed_loop.py"
-    script.write_text(CLOSED_LOOP_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
+    proc = run_python(tmp_path, CLOSED_LOOP_SCRIPT, name="closed_loop.py")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     report = json.loads(proc.stdout)
