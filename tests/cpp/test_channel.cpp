@@ -52,8 +52,7 @@ struct HeldItem {
 /// A thread blocked in one channel call on `item` (given or filled in).
 struct BlockedCall : HeldItem, Blocked<ChannelStatus> {
   BlockedCall(std::function<ChannelStatus(Payload&)> call, Payload with = {})
-      : HeldItem{std::move(with)},
-        Blocked<ChannelStatus>([this, call = std::move(call)] { return call(item); }) {}
+      : HeldItem{std::move(with)}, Blocked<ChannelStatus>([this, call = std::move(call)] { return call(item); }) {}
 };
 
 }  // namespace
@@ -232,7 +231,8 @@ TEST(Channel, CloseWakesEveryBlockedGetterAndPutter) {
     ASSERT_TRUE(waiters.back()->asleep_on(empty));
   }
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<BlockedCall>([&](Payload& item) { return full.put(item, kHangGuard); }, msg("y")));
+    waiters.push_back(
+        std::make_unique<BlockedCall>([&](Payload& item) { return full.put(item, kHangGuard); }, msg("y")));
     ASSERT_TRUE(waiters.back()->asleep_on(full));
   }
   empty.close();

@@ -47,6 +47,14 @@ async def wait_for_file(path, timeout=TIMEOUT):
         await asyncio.sleep(0.005)
 
 
+async def run_until_started(pool, value, gate, tmp_path):
+    """``pool.run(t.wait_for_gate, value, gate, ...)`` as a task, once a worker runs it (until ``gate`` opens)."""
+    started = str(tmp_path / f"started-{value}")
+    task = asyncio.ensure_future(pool.run(t.wait_for_gate, value, gate, started))
+    await wait_for_file(started)
+    return task
+
+
 # ``pool`` is each executor kind (conftest.PoolKind: Pool,
 # InterpreterPoolExecutor, HybridPool with isolated callables) with 3
 # workers: how results reach a loop does not depend on how many workers
@@ -239,13 +247,11 @@ def test_results_are_batched_in_a_plain_gather(pool):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_cancelling_the_awaiting_task_cancels_queued_work(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
     side_effect = tmp_path / "queued-ran"
 
     async def main():
-        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
-        await wait_for_file(started)  # the only worker is busy until the gate opens
+        busy = await run_until_started(pool, "busy", gate, tmp_path)  # the only worker, until the gate opens
         queued = asyncio.ensure_future(pool.run(t.write_file, str(side_effect)))
         await asyncio.sleep(0)  # submitted, waiting in the queue
         queued.cancel()
@@ -265,12 +271,10 @@ def test_cancelling_the_awaiting_task_cancels_queued_work(pool, tmp_path):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_cancelling_a_running_call_drops_its_result(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        running = asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate, started))
-        await wait_for_file(started)
+        running = await run_until_started(pool, "late", gate, tmp_path)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
@@ -389,12 +393,10 @@ def test_a_result_held_back_behind_queued_work_still_arrives(pool, tmp_path):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
-        await wait_for_file(started)  # the only worker is busy until the gate opens
+        busy = await run_until_started(pool, "busy", gate, tmp_path)  # the only worker, until the gate opens
         queued = [asyncio.ensure_future(pool.run(t.square, i)) for i in range(5)]
         await asyncio.sleep(0)  # submitted, waiting in the queue
         pool.shutdown(wait=False, cancel_futures=True)
