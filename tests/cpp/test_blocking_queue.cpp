@@ -23,12 +23,8 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // completes, eventually, kHangGuard, sleeps_in_futex, std::chrono_literals
 using interpool::rt::BlockingQueue;
-using interpool::test::completes;
-using interpool::test::eventually;
-using interpool::test::kHangGuard;
-using interpool::test::sleeps_in_futex;
 
 namespace {
 

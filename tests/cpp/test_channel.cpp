@@ -25,15 +25,12 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // kHangGuard, NoopHandler, Clock, std::chrono_literals
 using interpool::rt::Block;
 using interpool::rt::Channel;
 using interpool::rt::ChannelStatus;
 using interpool::rt::Handle;
 using interpool::rt::Payload;
-using interpool::test::kHangGuard;
-using interpool::test::NoopHandler;
-using Clock = std::chrono::steady_clock;
 
 static_assert(std::is_base_of_v<Handle, Channel>, "a Channel is an engine handle, so it can cross interpreters");
 static_assert(!std::is_copy_constructible_v<Channel>, "a Channel is shared by handle, never copied");
@@ -46,17 +43,16 @@ Payload msg(const std::string& text) {
   return p;
 }
 
-/// The item a channel call puts or gets; a base of Blocked below so that it
+/// The item a channel call puts or gets; a base of BlockedCall below so that it
 /// is built before, and destroyed after, the thread that uses it.
 struct HeldItem {
   Payload item;
 };
 
 /// A thread blocked in one channel call on `item` (given or filled in).
-struct Blocked : HeldItem, interpool::test::Blocked<ChannelStatus> {
-  Blocked(std::function<ChannelStatus(Payload&)> call, Payload with = {})
-      : HeldItem{std::move(with)},
-        interpool::test::Blocked<ChannelStatus>([this, call = std::move(call)] { return call(item); }) {}
+struct BlockedCall : HeldItem, Blocked<ChannelStatus> {
+  BlockedCall(std::function<ChannelStatus(Payload&)> call, Payload with = {})
+      : HeldItem{std::move(with)}, Blocked<ChannelStatus>([this, call = std::move(call)] { return call(item); }) {}
 };
 
 }  // namespace
@@ -123,7 +119,7 @@ TEST(Channel, PutHonoursItsTimeoutWhenFull) {
 
 TEST(Channel, PutWakesASleepingGetter) {
   Channel ch;
-  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
+  BlockedCall getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch)) << "a getter must sleep in futex, not poll";
   EXPECT_FALSE(getter.done.load());
   Payload p = msg("hello");
@@ -136,7 +132,7 @@ TEST(Channel, GetWakesASleepingPutter) {
   Channel ch(1);
   Payload a = msg("a");
   ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
-  Blocked putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
+  BlockedCall putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
   ASSERT_TRUE(putter.asleep_on(ch)) << "a putter on a full channel must sleep in futex, not poll";
   Payload out;
   ASSERT_EQ(ch.get(out), ChannelStatus::Ok);
@@ -148,9 +144,9 @@ TEST(Channel, GetWakesASleepingPutter) {
 
 TEST(Channel, EachPutWakesADifferentSleepingGetter) {
   Channel ch;
-  std::vector<std::unique_ptr<Blocked>> getters;
+  std::vector<std::unique_ptr<BlockedCall>> getters;
   for (int i = 0; i < 4; ++i) {
-    getters.push_back(std::make_unique<Blocked>([&](Payload& out) { return ch.get(out, kHangGuard); }));
+    getters.push_back(std::make_unique<BlockedCall>([&](Payload& out) { return ch.get(out, kHangGuard); }));
     ASSERT_TRUE(getters.back()->asleep_on(ch));
   }
   for (int i = 0; i < 4; ++i) {
@@ -169,7 +165,7 @@ TEST(Channel, EachPutWakesADifferentSleepingGetter) {
 TEST(Channel, GetReportsInterruptedWhenASignalArrives) {
   NoopHandler handler(SIGUSR1);
   Channel ch;
-  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
+  BlockedCall getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch));
   getter.interrupt();
   EXPECT_EQ(getter.join(), ChannelStatus::Interrupted);
@@ -184,7 +180,7 @@ TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
   Channel ch(1);
   Payload a = msg("a");
   ASSERT_EQ(ch.put(a), ChannelStatus::Ok);
-  Blocked putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
+  BlockedCall putter([&](Payload& item) { return ch.put(item, kHangGuard); }, msg("b"));
   ASSERT_TRUE(putter.asleep_on(ch));
   putter.interrupt();
   EXPECT_EQ(putter.join(), ChannelStatus::Interrupted);
@@ -194,7 +190,7 @@ TEST(Channel, PutReportsInterruptedWhenASignalArrives) {
 
 TEST(Channel, WithoutSpinningGetStillBlocksAndWakes) {
   Channel ch(0, std::chrono::nanoseconds(0));
-  Blocked getter([&](Payload& out) { return ch.get(out, kHangGuard); });
+  BlockedCall getter([&](Payload& out) { return ch.get(out, kHangGuard); });
   ASSERT_TRUE(getter.asleep_on(ch));
   Payload p = msg("x");
   ASSERT_EQ(ch.put(p), ChannelStatus::Ok);
@@ -229,13 +225,14 @@ TEST(Channel, CloseWakesEveryBlockedGetterAndPutter) {
   Channel empty, full(1);
   Payload x = msg("x");
   ASSERT_EQ(full.put(x), ChannelStatus::Ok);
-  std::vector<std::unique_ptr<Blocked>> waiters;
+  std::vector<std::unique_ptr<BlockedCall>> waiters;
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Blocked>([&](Payload& out) { return empty.get(out, kHangGuard); }));
+    waiters.push_back(std::make_unique<BlockedCall>([&](Payload& out) { return empty.get(out, kHangGuard); }));
     ASSERT_TRUE(waiters.back()->asleep_on(empty));
   }
   for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Blocked>([&](Payload& item) { return full.put(item, kHangGuard); }, msg("y")));
+    waiters.push_back(
+        std::make_unique<BlockedCall>([&](Payload& item) { return full.put(item, kHangGuard); }, msg("y")));
     ASSERT_TRUE(waiters.back()->asleep_on(full));
   }
   empty.close();

@@ -16,16 +16,11 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // Blocked, eventually, kHangGuard, NoopHandler, Clock, std::chrono_literals
 using interpool::rt::futex_wait;
 using interpool::rt::futex_wake_all;
 using interpool::rt::futex_wake_one;
 using interpool::rt::WaitStatus;
-using interpool::test::Blocked;
-using interpool::test::eventually;
-using interpool::test::kHangGuard;
-using interpool::test::NoopHandler;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 

@@ -10,12 +10,10 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // Blocked, NoopHandler, std::chrono_literals
 using interpool::rt::OutputKind;
 using interpool::rt::OutputSink;
 using interpool::rt::WaitStatus;
-using interpool::test::Blocked;
-using interpool::test::NoopHandler;
 
 TEST(OutputSink, NumbersChunksInPushOrderAndTakesThemOldestFirst) {
   OutputSink sink;
@@ -38,10 +36,21 @@ TEST(OutputSink, NumbersChunksInPushOrderAndTakesThemOldestFirst) {
   EXPECT_TRUE(was_empty);  // empty again after take(): wake the writer again
 }
 
-TEST(OutputSink, WrittenChunksNeedNoWait) {
+/// A sink holding one chunk ("x", number `seq`) that no writer has taken yet.
+class OutputSinkWithAChunk : public ::testing::Test {
+ protected:
   OutputSink sink;
-  bool was_empty;
-  uint64_t seq = sink.push(0, OutputKind::Stdout, "x", was_empty);
+  bool was_empty = false;
+  const uint64_t seq = sink.push(0, OutputKind::Stdout, "x", was_empty);
+
+  /// Starts `waiter` waiting (up to 30 s) until the chunk is written; true once it sleeps there.
+  bool wait_in(Blocked<WaitStatus>& waiter) {
+    waiter.start([this] { return sink.wait_written(seq, 30s); });
+    return waiter.asleep_on(sink);
+  }
+};
+
+TEST_F(OutputSinkWithAChunk, WrittenChunksNeedNoWait) {
   EXPECT_EQ(sink.wait_written(seq, 1ms), WaitStatus::TimedOut);
   sink.take();
   sink.written_through(seq);
@@ -64,12 +73,9 @@ TEST(OutputSink, WriterWakesAWaiter) {
   EXPECT_EQ(waiter.join(), WaitStatus::Woken);
 }
 
-TEST(OutputSink, CloseReleasesWaitersAndLaterPushesCountAsWritten) {
-  OutputSink sink;
-  bool was_empty;
-  uint64_t seq = sink.push(0, OutputKind::Stdout, "x", was_empty);
-  Blocked<WaitStatus> waiter([&] { return sink.wait_written(seq, 30s); });
-  ASSERT_TRUE(waiter.asleep_on(sink));
+TEST_F(OutputSinkWithAChunk, CloseReleasesWaitersAndLaterPushesCountAsWritten) {
+  Blocked<WaitStatus> waiter;
+  ASSERT_TRUE(wait_in(waiter));
   sink.close();
   EXPECT_EQ(waiter.join(), WaitStatus::Woken);
   uint64_t late = sink.push(0, OutputKind::Stdout, "late", was_empty);
@@ -77,13 +83,10 @@ TEST(OutputSink, CloseReleasesWaitersAndLaterPushesCountAsWritten) {
   EXPECT_GE(sink.written(), late);
 }
 
-TEST(OutputSink, ASignalInterruptsTheWait) {
+TEST_F(OutputSinkWithAChunk, ASignalInterruptsTheWait) {
   NoopHandler handler(SIGUSR1);
-  OutputSink sink;
-  bool was_empty;
-  uint64_t seq = sink.push(0, OutputKind::Stdout, "x", was_empty);
-  Blocked<WaitStatus> waiter([&] { return sink.wait_written(seq, 30s); });
-  ASSERT_TRUE(waiter.asleep_on(sink));
+  Blocked<WaitStatus> waiter;
+  ASSERT_TRUE(wait_in(waiter));
   waiter.interrupt();
   EXPECT_EQ(waiter.join(), WaitStatus::Interrupted);
 }

@@ -28,7 +28,9 @@
 
 namespace interpool::test {
 
+// A test file says `using namespace interpool::test;` and has these too.
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 /// How long a test waits for something that must happen (a wake-up, a thread
 /// finishing, a thread going to sleep) before it gives up and fails.  Far
@@ -39,9 +41,9 @@ inline constexpr std::chrono::seconds kHangGuard{120};
 
 /// Polls `cond` every millisecond until it holds (true) or `limit` passes (false).
 inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = kHangGuard) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const auto deadline = Clock::now() + limit;
   while (!cond()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(1ms);
   }
   return true;
@@ -52,10 +54,10 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
 /// which no test asserts on; one that stands still is a lost wake-up.
 inline bool completes(const std::function<bool()>& done, const std::function<uint64_t()>& progress) {
   uint64_t last = progress();
-  auto stalled_since = std::chrono::steady_clock::now();
+  auto stalled_since = Clock::now();
   while (!done()) {
     const uint64_t now_at = progress();
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     if (now_at != last) {
       last = now_at;
       stalled_since = now;
@@ -108,12 +110,12 @@ inline int futex_sleep_state(pid_t tid, std::uintptr_t base, std::size_t len) {
 inline bool sleeps_in_futex(pid_t tid, const void* obj, std::size_t len, const std::function<bool()>& gave_up = {}) {
   const auto base = reinterpret_cast<std::uintptr_t>(obj);
   const std::size_t span = obj ? len : 0;
-  const auto deadline = std::chrono::steady_clock::now() + kHangGuard;
+  const auto deadline = Clock::now() + kHangGuard;
   for (;;) {
     const int state = detail::futex_sleep_state(tid, base, span);
     if (state == 1) return true;
     if (state < 0) return false;
-    if ((gave_up && gave_up()) || std::chrono::steady_clock::now() >= deadline) return false;
+    if ((gave_up && gave_up()) || Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(1ms);
   }
 }
@@ -146,7 +148,7 @@ struct Blocked {
   std::atomic<pid_t> tid{0};
   std::atomic<bool> done{false};
   R status{};
-  std::chrono::steady_clock::duration took{};
+  Clock::duration took{};
   std::thread thread;
 
   Blocked() = default;
@@ -161,9 +163,9 @@ struct Blocked {
   void start(std::function<R()> call) {
     thread = std::thread([this, call = std::move(call)] {
       tid = gettid();
-      const auto t0 = std::chrono::steady_clock::now();
+      const auto t0 = Clock::now();
       status = call();
-      took = std::chrono::steady_clock::now() - t0;
+      took = Clock::now() - t0;
       done = true;
     });
     while (tid.load() == 0) std::this_thread::yield();
@@ -177,8 +179,8 @@ struct Blocked {
   /// Sends SIGUSR1 until the call returns (a signal may land just before the
   /// thread enters the kernel), for at most kHangGuard.
   void interrupt() {
-    const auto t0 = std::chrono::steady_clock::now();
-    while (!done.load() && std::chrono::steady_clock::now() - t0 < kHangGuard) {
+    const auto t0 = Clock::now();
+    while (!done.load() && Clock::now() - t0 < kHangGuard) {
       pthread_kill(thread.native_handle(), SIGUSR1);
       std::this_thread::sleep_for(5ms);
     }

@@ -25,7 +25,7 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // Blocked, kHangGuard, NoopHandler, Clock, std::chrono_literals
 using interpool::rt::Barrier;
 using interpool::rt::Event;
 using interpool::rt::Handle;
@@ -33,10 +33,6 @@ using interpool::rt::Mutex;
 using interpool::rt::RLock;
 using interpool::rt::Semaphore;
 using interpool::rt::WaitStatus;
-using interpool::test::Blocked;
-using interpool::test::kHangGuard;
-using interpool::test::NoopHandler;
-using Clock = std::chrono::steady_clock;
 using Result = Barrier::Result;
 
 static_assert(std::is_base_of_v<Handle, Semaphore> && std::is_base_of_v<Handle, Mutex> &&

@@ -22,15 +22,11 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // Blocked, kHangGuard, NoopHandler, Clock, std::chrono_literals
 using interpool::rt::Task;
 using interpool::rt::WaitStatus;
 using State = Task::State;
 using Kind = Task::Kind;
-using interpool::test::Blocked;
-using interpool::test::kHangGuard;
-using interpool::test::NoopHandler;
-using Clock = std::chrono::steady_clock;
 
 static_assert(!std::is_copy_constructible_v<Task>, "a Task is shared by pointer, never copied");
 static_assert(!std::is_copy_assignable_v<Task>, "a Task is shared by pointer, never copied");

@@ -21,10 +21,8 @@
 
 #include "test_support.hpp"
 
-using namespace std::chrono_literals;
+using namespace interpool::test;  // eventually, sleeps_in_futex, std::chrono_literals
 using interpool::rt::WorkerGroup;
-using interpool::test::eventually;
-using interpool::test::sleeps_in_futex;
 
 namespace {
 

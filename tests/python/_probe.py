@@ -154,6 +154,14 @@ def _poll(check, what: str, deadline: float, settle: int):
         pause = min(pause * 2, 0.01)
 
 
+def _live_state(tid: int, pid: int | None, label: str) -> ThreadState:
+    """What thread ``tid`` is doing now; fail the wait ``label`` if it has ended (gone or a zombie)."""
+    st = thread_state(tid, pid)
+    if st is None or st.state in ("Z", "X"):
+        pytest.fail(f"{label}: thread {tid} has ended ({st.describe() if st else 'gone'})", pytrace=False)
+    return st
+
+
 def wait_until_asleep(
     tid: int,
     *,
@@ -171,9 +179,7 @@ def wait_until_asleep(
     label = what or f"thread {tid} asleep{' in a futex' if futex else ''}"
 
     def check():
-        st = thread_state(tid, pid)
-        if st is None or st.state in ("Z", "X"):
-            pytest.fail(f"{label}: thread {tid} has ended ({st.describe() if st else 'gone'})", pytrace=False)
+        st = _live_state(tid, pid, label)
         return (st.in_futex if futex else st.asleep), st
 
     return _poll(check, label, deadline, settle)
@@ -186,9 +192,7 @@ def wait_until_in_sleep(
     label = what or f"thread {tid} asleep in time.sleep"
 
     def check():
-        st = thread_state(tid, pid)
-        if st is None or st.state in ("Z", "X"):
-            pytest.fail(f"{label}: thread {tid} has ended ({st.describe() if st else 'gone'})", pytrace=False)
+        st = _live_state(tid, pid, label)
         return st.in_sleep, st
 
     return _poll(check, label, deadline, 1)

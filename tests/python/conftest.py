@@ -57,8 +57,7 @@ WORKER_COUNTS = (1, 3)
 # Tests without kinds/workers markers keep what the suite had before the
 # kinds matrix: Pool and InterpreterPoolExecutor with 2 workers.  Modules
 # join the matrix one by one, once reviewed for 1 and 3 workers (a test
-# that waits for another task to run needs 3); test_stress stays on this
-# axis for its cost.
+# that waits for another task to run needs 3).
 UNREVIEWED_KINDS = ("Pool", "InterpreterPoolExecutor")
 UNREVIEWED_COUNTS = (2,)
 POOL_KINDS = ["Pool", "InterpreterPoolExecutor"]  # the engine-option-free pair make() spells

@@ -153,20 +153,10 @@ def test_shutdown_with_cancel_futures_fails_a_waiting_trio_call():
 
 def test_readme_example(tmp_path):
     pytest.importorskip("trio")
-    import subprocess
-    import sys
+    from test_readme_examples import run_example
 
-    from conftest import child_env
-    from test_readme_examples import python_block_after
-
-    script = tmp_path / "example.py"
-    script.write_text(python_block_after("### anyio and trio"))
-    done = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
     expected = str(sum(i * i for i in range(10**6)))
-    assert done.stdout.splitlines() == [expected, "stopped"] * 2
+    assert run_example(tmp_path, "### anyio and trio") == [expected, "stopped"] * 2
 
 
 def test_awaited_outside_asyncio_and_trio_says_what_is_supported(pool):

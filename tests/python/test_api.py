@@ -163,32 +163,25 @@ def test_wait_all_completed(pool):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.workers(3)  # the fast task runs while the slow one holds a worker
-def test_wait_first_completed(pool):
+@pytest.mark.workers(3)  # the other task runs while the slow one holds a worker
+@pytest.mark.parametrize(
+    ("task", "return_when"),
+    [
+        pytest.param(_tasks.identity, cf.FIRST_COMPLETED, id="FIRST_COMPLETED"),
+        pytest.param(_tasks.raise_value_error, cf.FIRST_EXCEPTION, id="FIRST_EXCEPTION"),
+    ],
+)
+def test_wait_returns_the_task_that_ended_beside_a_slow_one(pool, task, return_when):
     gate = interpool.Event()  # "slow" ends when the test says so
     slow = pool.submit(_tasks.wait_for_gate, gate, "slow")
-    fast = pool.submit(_tasks.identity, "fast")
+    other = pool.submit(task, "x")
     try:
-        done, not_done = cf.wait([slow, fast], timeout=30, return_when=cf.FIRST_COMPLETED)
+        done, not_done = cf.wait([slow, other], timeout=30, return_when=return_when)
     finally:
         gate.set()
-    assert done == {fast}
+    assert done == {other}
     assert not_done == {slow}
     assert slow.result(timeout=30) == "slow"
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.workers(3)  # the failing task runs while the slow one holds a worker
-def test_wait_first_exception(pool):
-    gate = interpool.Event()
-    slow = pool.submit(_tasks.wait_for_gate, gate, "slow")
-    bad = pool.submit(_tasks.raise_value_error, "x")
-    try:
-        done, not_done = cf.wait([slow, bad], timeout=30, return_when=cf.FIRST_EXCEPTION)
-    finally:
-        gate.set()
-    assert done == {bad}
-    assert not_done == {slow}
 
 
 @pytest.mark.timeout(30)

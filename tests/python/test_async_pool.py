@@ -3,9 +3,7 @@
 import asyncio
 import functools
 import os
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -13,7 +11,7 @@ import pytest
 
 import _async_tasks as t
 import interpool
-from conftest import child_env
+from _child import run_python
 
 TIMEOUT = 30
 
@@ -29,6 +27,14 @@ async def wait_for_files(paths, timeout=TIMEOUT):
             missing = [p for p in paths if not os.path.exists(p)]
             raise AssertionError(f"{missing} did not appear within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+async def start_await_cancel(apool, tmp_path, name=""):
+    """Run t.await_cancel in ``apool`` until it has started; return its task and the file it writes if cancelled."""
+    started, cancelled = str(tmp_path / f"started{name}"), str(tmp_path / f"cancelled{name}")
+    task = asyncio.ensure_future(apool.run(t.await_cancel, started, cancelled))
+    await wait_for_files([started])
+    return task, cancelled
 
 
 def test_properties_and_repr():
@@ -142,12 +148,9 @@ def test_exceptions_come_back_as_from_pool():
 
 
 def test_cancelling_the_awaiting_task_cancels_the_remote_coroutine(tmp_path):
-    started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
-
     async def main():
         async with interpool.AsyncPool(1) as apool:
-            task = asyncio.ensure_future(apool.run(t.await_cancel, started, cancelled))
-            await wait_for_files([started])
+            task, cancelled = await start_await_cancel(apool, tmp_path)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -182,13 +185,10 @@ def test_cancelling_a_queued_run_never_starts_it(tmp_path):
 
 def test_leaving_async_with_cancels_running_coroutines_and_waits(tmp_path):
     n = 3
-    started = [str(tmp_path / f"started{i}") for i in range(n)]
-    cancelled = [str(tmp_path / f"cancelled{i}") for i in range(n)]
 
     async def main():
         async with interpool.AsyncPool(1) as apool:
-            tasks = [asyncio.ensure_future(apool.run(t.await_cancel, s, c)) for s, c in zip(started, cancelled)]
-            await wait_for_files(started)
+            tasks, cancelled = zip(*[await start_await_cancel(apool, tmp_path, i) for i in range(n)])
         # Leaving the block waited for the remote coroutines' handlers to finish.
         seen = [os.path.exists(c) for c in cancelled]
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -202,17 +202,14 @@ def test_leaving_async_with_cancels_running_coroutines_and_waits(tmp_path):
 
 
 def test_leaving_async_with_on_an_exception_propagates_it(tmp_path):
-    started, cancelled = str(tmp_path / "started"), str(tmp_path / "cancelled")
-
     async def main():
         async with interpool.AsyncPool(1) as apool:
-            task = asyncio.ensure_future(apool.run(t.await_cancel, started, cancelled))
-            await wait_for_files([started])
+            await start_await_cancel(apool, tmp_path)
             raise KeyError("user code failed")
 
     with pytest.raises(KeyError, match="user code failed"):
         arun(main())
-    assert os.path.exists(cancelled)
+    assert os.path.exists(tmp_path / "cancelled")
 
 
 def test_shutdown_without_async_with():
@@ -239,41 +236,37 @@ def test_many_coroutines_concurrently():
 
 @pytest.mark.parametrize("shutdown", [True, False], ids=["shutdown", "no-shutdown"])
 def test_unused_async_pool_exits_cleanly(tmp_path, shutdown):
-    script = tmp_path / "unused.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import interpool
-            apool = interpool.AsyncPool(1)
-            if {shutdown}:
-                apool.shutdown()
-            print("done")
-            """
-        )
+    proc = run_python(
+        tmp_path,
+        f"""
+        import interpool
+        apool = interpool.AsyncPool(1)
+        if {shutdown}:
+            apool.shutdown()
+        print("done")
+        """,
+        name="unused.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "done", "")
 
 
 def test_async_pool_program_exits_cleanly(tmp_path):
     """The usual program: asyncio.run, an AsyncPool inside it, then exit."""
-    script = tmp_path / "program.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import interpool
-            import _async_tasks as t
+    proc = run_python(
+        tmp_path,
+        """
+        import asyncio
+        import interpool
+        import _async_tasks as t
 
-            async def main():
-                async with interpool.AsyncPool(2) as apool:
-                    return [x async for x in apool.map(t.acoro_square, range(10))]
+        async def main():
+            async with interpool.AsyncPool(2) as apool:
+                return [x async for x in apool.map(t.acoro_square, range(10))]
 
-            print(sum(asyncio.run(main())))
-            """
-        )
+        print(sum(asyncio.run(main())))
+        """,
+        name="program.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "285", "")
 
 

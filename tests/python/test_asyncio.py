@@ -12,7 +12,6 @@ import functools
 import gc
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import threading
@@ -24,12 +23,13 @@ import pytest
 import _async_tasks as t
 import _probe
 import interpool
+from _child import run_python
 
 try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
     from concurrent.interpreters import ExecutionFailed
 except ImportError:
     ExecutionFailed = None
-from conftest import EXECUTOR_KINDS, child_env
+from conftest import EXECUTOR_KINDS
 
 TIMEOUT = 30
 
@@ -45,6 +45,14 @@ async def wait_for_file(path, timeout=TIMEOUT):
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not appear within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+async def run_until_started(pool, value, gate, tmp_path):
+    """``pool.run(t.wait_for_gate, value, gate, ...)`` as a task, once a worker runs it (until ``gate`` opens)."""
+    started = str(tmp_path / f"started-{value}")
+    task = asyncio.ensure_future(pool.run(t.wait_for_gate, value, gate, started))
+    await wait_for_file(started)
+    return task
 
 
 # ``pool`` is each executor kind (conftest.PoolKind: Pool,
@@ -239,13 +247,11 @@ def test_results_are_batched_in_a_plain_gather(pool):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_cancelling_the_awaiting_task_cancels_queued_work(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
     side_effect = tmp_path / "queued-ran"
 
     async def main():
-        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
-        await wait_for_file(started)  # the only worker is busy until the gate opens
+        busy = await run_until_started(pool, "busy", gate, tmp_path)  # the only worker, until the gate opens
         queued = asyncio.ensure_future(pool.run(t.write_file, str(side_effect)))
         await asyncio.sleep(0)  # submitted, waiting in the queue
         queued.cancel()
@@ -265,12 +271,10 @@ def test_cancelling_the_awaiting_task_cancels_queued_work(pool, tmp_path):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_cancelling_a_running_call_drops_its_result(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        running = asyncio.ensure_future(pool.run(t.wait_for_gate, "late", gate, started))
-        await wait_for_file(started)
+        running = await run_until_started(pool, "late", gate, tmp_path)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
@@ -389,12 +393,10 @@ def test_a_result_held_back_behind_queued_work_still_arrives(pool, tmp_path):
 
 @ONE_WORKER  # the work under test queues behind one busy worker
 def test_shutdown_cancel_futures_cancels_awaiting_tasks(pool, tmp_path):
-    started = str(tmp_path / "started")
     gate = interpool.Event()
 
     async def main():
-        busy = asyncio.ensure_future(pool.run(t.wait_for_gate, "busy", gate, started))
-        await wait_for_file(started)  # the only worker is busy until the gate opens
+        busy = await run_until_started(pool, "busy", gate, tmp_path)  # the only worker, until the gate opens
         queued = [asyncio.ensure_future(pool.run(t.square, i)) for i in range(5)]
         await asyncio.sleep(0)  # submitted, waiting in the queue
         pool.shutdown(wait=False, cancel_futures=True)
@@ -639,20 +641,18 @@ def test_default_pool_is_one_lazily_created_pool():
 
 
 def test_default_pool_is_created_only_on_first_use(tmp_path):
-    script = tmp_path / "lazy.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import threading
-            import interpool
-            import interpool._default as d
-            before = (d._pool is None, threading.active_count())
-            p = interpool.default_pool()
-            print(before[0], before[1], p is interpool.default_pool())
-            """
-        )
+    proc = run_python(
+        tmp_path,
+        """
+        import threading
+        import interpool
+        import interpool._default as d
+        before = (d._pool is None, threading.active_count())
+        p = interpool.default_pool()
+        print(before[0], before[1], p is interpool.default_pool())
+        """,
+        name="lazy.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lazy, threads, same = proc.stdout.split()
     assert lazy == "True" and threads == "1" and same == "True"
@@ -660,25 +660,23 @@ def test_default_pool_is_created_only_on_first_use(tmp_path):
 
 
 def test_to_interpreter_process_exits_cleanly(tmp_path):
-    script = tmp_path / "use_default.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import interpool
-            import _async_tasks as t
+    proc = run_python(
+        tmp_path,
+        """
+        import asyncio
+        import interpool
+        import _async_tasks as t
 
-            async def main():
-                a = await interpool.to_interpreter(t.square, 12)
-                b = await asyncio.gather(*(interpool.to_interpreter(t.square, i) for i in range(50)))
-                return a, sum(b)
+        async def main():
+            a = await interpool.to_interpreter(t.square, 12)
+            b = await asyncio.gather(*(interpool.to_interpreter(t.square, i) for i in range(50)))
+            return a, sum(b)
 
-            print(asyncio.run(main()))
-            # No shutdown: the default pool ends at exit.
-            """
-        )
+        print(asyncio.run(main()))
+        # No shutdown: the default pool ends at exit.
+        """,
+        name="use_default.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str((144, sum(i * i for i in range(50))))
     assert proc.stderr == ""
@@ -686,24 +684,22 @@ def test_to_interpreter_process_exits_cleanly(tmp_path):
 
 def test_to_interpreter_exit_with_work_still_running(tmp_path):
     """The loop ends while a to_interpreter call runs: the exit still is clean."""
-    script = tmp_path / "exit_running.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import interpool
-            import _async_tasks as t
+    proc = run_python(
+        tmp_path,
+        """
+        import asyncio
+        import interpool
+        import _async_tasks as t
 
-            async def main():
-                asyncio.ensure_future(interpool.to_interpreter(t.sleep_then, 1, 0.3))
-                await asyncio.sleep(0.05)
-                return "left"
+        async def main():
+            asyncio.ensure_future(interpool.to_interpreter(t.sleep_then, 1, 0.3))
+            await asyncio.sleep(0.05)
+            return "left"
 
-            print(asyncio.run(main()))
-            """
-        )
+        print(asyncio.run(main()))
+        """,
+        name="exit_running.py",
     )
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "left"
     assert proc.stderr == ""
@@ -878,9 +874,7 @@ CLOSED_LOOP_SCRIPT = textwrap.dedent(
 
 
 def test_loop_closed_while_results_in_flight(tmp_path):
-    script = tmp_path / "closed_loop.py"
-    script.write_text(CLOSED_LOOP_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
+    proc = run_python(tmp_path, CLOSED_LOOP_SCRIPT, name="closed_loop.py")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     report = json.loads(proc.stdout)

@@ -7,13 +7,12 @@ lambdas, closures, local functions and classes.
 
 import functools
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 import _byvalue_tasks
+import _child
 import _tasks
 import interpool
 from conftest import child_env
@@ -72,15 +71,7 @@ EXPECTED = [
 
 
 def run_python(args, cwd, stdin=None, timeout=120):
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=child_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return _child.run(args, cwd=cwd, stdin=stdin, limit=timeout)
 
 
 def check(proc):

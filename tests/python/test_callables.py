@@ -4,14 +4,13 @@ import functools
 import math
 import operator
 import os
-import subprocess
-import sys
 import threading
 
 import pytest
 
 import _tasks
-from conftest import BEHAVIOUR, child_env
+from _child import run, run_python
+from conftest import BEHAVIOUR
 
 # Every executor kind (conftest.PoolKind) with 1 and 3 workers.
 pytestmark = BEHAVIOUR
@@ -93,22 +92,9 @@ if __name__ == "__main__":
 """
 
 
-def run_child(args, cwd, timeout=60):
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.mark.timeout(90)
 def test_function_defined_in_main_script_runs_in_workers(tmp_path):
-    script = tmp_path / "main_script.py"
-    script.write_text(MAIN_SCRIPT)
-    proc = run_child([str(script)], cwd=tmp_path)
+    proc = run_python(tmp_path, MAIN_SCRIPT, name="main_script.py")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "SUBMIT 42" in lines
@@ -119,17 +105,13 @@ def test_function_defined_in_main_script_runs_in_workers(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_instance_of_main_script_class_comes_back_from_worker(tmp_path):
-    script = tmp_path / "main_script.py"
-    script.write_text(MAIN_SCRIPT)
-    proc = run_child([str(script), "--return-instance"], cwd=tmp_path)
+    proc = run_python(tmp_path, MAIN_SCRIPT, "--return-instance", name="main_script.py")
     assert "CLASS Box" in proc.stdout.splitlines(), proc.stdout
 
 
 @pytest.mark.timeout(90)
 def test_main_block_of_script_does_not_rerun_in_workers(tmp_path):
-    script = tmp_path / "main_script.py"
-    script.write_text(MAIN_SCRIPT)
-    proc = run_child([str(script)], cwd=tmp_path)
+    proc = run_python(tmp_path, MAIN_SCRIPT, name="main_script.py")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("MAIN-BLOCK-RAN") == 1
 
@@ -137,7 +119,7 @@ def test_main_block_of_script_does_not_rerun_in_workers(tmp_path):
 @pytest.mark.timeout(90)
 def test_function_defined_in_main_module_run_with_dash_m(tmp_path):
     (tmp_path / "main_mod.py").write_text(MAIN_SCRIPT)
-    proc = run_child(["-m", "main_mod"], cwd=tmp_path)
+    proc = run(["-m", "main_mod"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "SUBMIT 42" in proc.stdout.splitlines()
     assert proc.stdout.count("MAIN-BLOCK-RAN") == 1
@@ -149,7 +131,7 @@ def test_script_run_from_another_directory(tmp_path):
     sub.mkdir()
     script = sub / "main_script.py"
     script.write_text(MAIN_SCRIPT)
-    proc = run_child([os.path.relpath(script, tmp_path)], cwd=tmp_path)
+    proc = run([os.path.relpath(script, tmp_path)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "SUBMIT 42" in proc.stdout.splitlines()
 
@@ -415,7 +397,7 @@ def test_caller_encodes_stateless_code_without_importing_the_worker_module():
         "    assert ex.submit(lambda: 7).result(timeout=20) == 7\n"
         "print('interpool._worker' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    out = run(["-c", code])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -463,7 +445,7 @@ if __name__ == "__main__":
 def test_pool_started_in_a_task_runs_functions_of_the_main_script(tmp_path, how):
     (tmp_path / "nested_main.py").write_text(NESTED_SCRIPT)
     args = [str(tmp_path / "nested_main.py")] if how == "script" else ["-m", "nested_main"]
-    proc = run_child(args, cwd=tmp_path, timeout=110)
+    proc = run(args, cwd=tmp_path, limit=110)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "NESTED (6, [0, 2, 4], 3)" in lines

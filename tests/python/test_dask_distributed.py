@@ -185,11 +185,31 @@ def test_the_profiler_samples_running_tasks(client):
     assert only(client.run(tasks.in_subinterpreter).values()) is False  # the worker lives
 
 
+@pytest.fixture
+def executors():
+    """Factory ``executors(workers, **options)`` of InterpreterExecutors, shut down after the test."""
+    made = []
+
+    def make(workers, **options):
+        made.append(interpool.dask.InterpreterExecutor(workers, **options))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.shutdown()
+
+
+@pytest.fixture
+def spec():
+    """dask's task spec (dask._task_spec), which older dask releases lack."""
+    return pytest.importorskip("dask._task_spec")
+
+
 @pytest.mark.timeout(GUARD * 2)
-def test_worker_executor_argument():
+def test_worker_executor_argument(executors):
     # Worker(executor=...): here through LocalCluster's worker keywords, in
     # this process (an executor does not travel to another one).
-    executor = interpool.dask.InterpreterExecutor(2)
+    executor = executors(2)
     with (
         distributed.LocalCluster(
             n_workers=1, threads_per_worker=2, processes=False, executor=executor, dashboard_address=None
@@ -200,23 +220,19 @@ def test_worker_executor_argument():
         with pytest.raises(tasks.TaskFailed):
             client.submit(tasks.fail, 1).result(timeout=GUARD)
         assert executor.pool.stats().done > 0
-    executor.shutdown()
 
 
-def test_options_are_checked():
+def test_options_are_checked(executors):
     with pytest.raises(ValueError, match="fallback must be 'error' or 'threads', not 'thread'"):
         interpool.dask.InterpreterExecutor(1, fallback="thread")
     with pytest.raises(ValueError, match="executor must be 'default' or 'named', not 'interpool'"):
         interpool.dask.InterpreterPlugin("interpool")
     with pytest.raises(ValueError, match="workers must be greater than 0"):
         interpool.dask.InterpreterPlugin(workers=0)
-    executor = interpool.dask.InterpreterExecutor(3)
-    try:
-        assert executor.max_workers == executor._max_workers == 3
-        assert "ThreadPoolExecutor" not in str(type(executor))  # distributed's thread path is not for it
-        assert executor.submit(tasks.thread_name).result(timeout=GUARD).startswith("interpool-dask-")
-    finally:
-        executor.shutdown()
+    executor = executors(3)
+    assert executor.max_workers == executor._max_workers == 3
+    assert "ThreadPoolExecutor" not in str(type(executor))  # distributed's thread path is not for it
+    assert executor.submit(tasks.thread_name).result(timeout=GUARD).startswith("interpool-dask-")
 
 
 def run_task(executor, task, data):
@@ -227,32 +243,28 @@ def run_task(executor, task, data):
 
 
 @pytest.mark.timeout(GUARD)
-def test_a_task_is_taken_apart_into_its_calls():
-    spec = pytest.importorskip("dask._task_spec")
-    executor = interpool.dask.InterpreterExecutor(2)
-    try:
-        data = {"a": 3, "b": 4}
-        nested = spec.Task(
-            "k",
-            tasks.total,
-            spec.List(spec.Task(None, tasks.square, spec.TaskRef("a")), spec.TaskRef("b"), spec.DataNode(None, 5)),
-        )
-        msg = run_task(executor, nested, data)
-        assert (msg["op"], msg["result"]) == ("task-finished", 9 + 4 + 5)
-        where = spec.Task(
-            "w", tasks.where_and_items, spec.Dict({"x": spec.TaskRef("a"), "y": spec.Task(None, tasks.inc, 1)})
-        )
-        assert run_task(executor, where, data)["result"] == (True, [("x", 3), ("y", 2)])
-        flat = spec.Task("f", tasks.add, spec.TaskRef("a"), y=spec.TaskRef("b"))
-        assert run_task(executor, flat, data)["result"] == 7
-        assert run_task(executor, spec.Alias("x", "b"), data)["result"] == 4  # no call: nothing to send
-        failed = run_task(executor, spec.Task("e", tasks.fail, spec.TaskRef("a")), data)
-        assert failed["op"] == "task-erred"
-        assert type(failed["actual_exception"]) is tasks.TaskFailed
-        assert "in fail" in "".join(traceback.format_exception(failed["actual_exception"]))
-        assert executor.pool.stats().done == 3 and executor.pool.stats().failed == 1  # the alias never went
-    finally:
-        executor.shutdown()
+def test_a_task_is_taken_apart_into_its_calls(spec, executors):
+    executor = executors(2)
+    data = {"a": 3, "b": 4}
+    nested = spec.Task(
+        "k",
+        tasks.total,
+        spec.List(spec.Task(None, tasks.square, spec.TaskRef("a")), spec.TaskRef("b"), spec.DataNode(None, 5)),
+    )
+    msg = run_task(executor, nested, data)
+    assert (msg["op"], msg["result"]) == ("task-finished", 9 + 4 + 5)
+    where = spec.Task(
+        "w", tasks.where_and_items, spec.Dict({"x": spec.TaskRef("a"), "y": spec.Task(None, tasks.inc, 1)})
+    )
+    assert run_task(executor, where, data)["result"] == (True, [("x", 3), ("y", 2)])
+    flat = spec.Task("f", tasks.add, spec.TaskRef("a"), y=spec.TaskRef("b"))
+    assert run_task(executor, flat, data)["result"] == 7
+    assert run_task(executor, spec.Alias("x", "b"), data)["result"] == 4  # no call: nothing to send
+    failed = run_task(executor, spec.Task("e", tasks.fail, spec.TaskRef("a")), data)
+    assert failed["op"] == "task-erred"
+    assert type(failed["actual_exception"]) is tasks.TaskFailed
+    assert "in fail" in "".join(traceback.format_exception(failed["actual_exception"]))
+    assert executor.pool.stats().done == 3 and executor.pool.stats().failed == 1  # the alias never went
 
 
 def script_function(module):
@@ -264,47 +276,36 @@ def script_function(module):
 
 
 @pytest.mark.timeout(GUARD)
-def test_functions_of_the_clients_script_run_without_cloudpickle_in_the_interpreter():
-    spec = pytest.importorskip("dask._task_spec")
-    executor = interpool.dask.InterpreterExecutor(1)
-    try:
-        fn = script_function("__main__")
-        data = {"x": 2, "items": list(range(10))}
-        for _ in range(3):  # the codec sends it by value, and again from its cache
-            msg = run_task(executor, spec.Task("m", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
-            assert (msg["op"], msg["result"]) == ("task-finished", (2 + 10) * 3)
-        nested = spec.Task("n", tasks.inc, spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")))
-        assert run_task(executor, nested, data)["result"] == (2 + 10) * 3 + 1
-        # Rebuilt by the codec's light loader: the interpreter never imported cloudpickle.
-        probe = run_task(executor, spec.Task("p", tasks.module_loaded, "cloudpickle"), {})
-        assert (probe["op"], probe["result"]) == ("task-finished", False)
-        assert executor.pool.stats().done == 5
-    finally:
-        executor.shutdown()
+def test_functions_of_the_clients_script_run_without_cloudpickle_in_the_interpreter(spec, executors):
+    executor = executors(1)
+    fn = script_function("__main__")
+    data = {"x": 2, "items": list(range(10))}
+    for _ in range(3):  # the codec sends it by value, and again from its cache
+        msg = run_task(executor, spec.Task("m", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+        assert (msg["op"], msg["result"]) == ("task-finished", (2 + 10) * 3)
+    nested = spec.Task("n", tasks.inc, spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")))
+    assert run_task(executor, nested, data)["result"] == (2 + 10) * 3 + 1
+    # Rebuilt by the codec's light loader: the interpreter never imported cloudpickle.
+    probe = run_task(executor, spec.Task("p", tasks.module_loaded, "cloudpickle"), {})
+    assert (probe["op"], probe["result"]) == ("task-finished", False)
+    assert executor.pool.stats().done == 5
 
 
 @pytest.mark.timeout(GUARD)
-def test_functions_of_the_worker_processs_mp_main_are_sent_whole():
+def test_functions_of_the_worker_processs_mp_main_are_sent_whole(spec, executors):
     # A spawned worker process knows the client's script as __mp_main__, a
     # name no interpreter can import: such a task goes as one cloudpickle.
-    spec = pytest.importorskip("dask._task_spec")
-    executor = interpool.dask.InterpreterExecutor(1)
-    try:
-        fn = script_function("__mp_main__")
-        data = {"x": 1, "items": [0] * 4}
-        msg = run_task(executor, spec.Task("s", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
-        assert (msg["op"], msg["result"]) == ("task-finished", (1 + 4) * 3)
-        nested = spec.Task(
-            "t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5)
-        )
-        assert run_task(executor, nested, data)["result"] == (1 + 4) * 3 + 5
-    finally:
-        executor.shutdown()
+    executor = executors(1)
+    fn = script_function("__mp_main__")
+    data = {"x": 1, "items": [0] * 4}
+    msg = run_task(executor, spec.Task("s", fn, spec.TaskRef("x"), spec.TaskRef("items")), data)
+    assert (msg["op"], msg["result"]) == ("task-finished", (1 + 4) * 3)
+    nested = spec.Task("t", tasks.total, spec.List(spec.Task(None, fn, spec.TaskRef("x"), spec.TaskRef("items")), 5))
+    assert run_task(executor, nested, data)["result"] == (1 + 4) * 3 + 5
 
 
 @pytest.mark.timeout(GUARD)
-def test_shutdown_without_waiting_still_finishes_the_work():
-    spec = pytest.importorskip("dask._task_spec")
+def test_shutdown_without_waiting_still_finishes_the_work(spec):
     from distributed.worker import _run_task_simple
 
     executor = interpool.dask.InterpreterExecutor(1)

@@ -16,38 +16,28 @@ import pytest
 
 import interpool
 from _delivery_tasks import WAIT, block_after_start, finish_when
+from conftest import EXECUTOR_KINDS
 
-KINDS = ["Pool", "InterpreterPoolExecutor", "HybridPool"]
-
-
-@pytest.fixture(params=KINDS)
-def one_worker(request):
-    """(pool with one worker, wrap): wrap(fn) is what to submit for fn (isolated for HybridPool)."""
-    kind = request.param
-    if kind == "Pool":
-        pool, wrap = interpool.Pool(1), lambda fn: fn
-    elif kind == "InterpreterPoolExecutor":
-        pool, wrap = interpool.InterpreterPoolExecutor(max_workers=1), lambda fn: fn
-    else:
-        pool, wrap = interpool.HybridPool(1), interpool.isolated
-    yield pool, wrap
-    pool.shutdown(wait=True, cancel_futures=True)
+# The executors with one worker (conftest.PoolKind; HybridPool's callables are
+# marked isolated).  AsyncPool is tested for this in test_async_pool.py.
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(1)]
 
 
 class Scenario:
     """A short task, then a task that blocks until released, on one worker."""
 
-    def __init__(self, pool, wrap):
+    def __init__(self, pool):
         self.go = interpool.Event()
         self.started = interpool.Event()
         self.release = interpool.Event()
-        self.pool, self.wrap = pool, wrap
+        self.pool = pool
+        self.second = None
 
     def submit(self):
         # Both tasks are queued before the first can finish, so its worker
         # finds the second one waiting the moment the first is done.
-        self.first = self.pool.submit(self.wrap(finish_when), self.go, "first")
-        self.second = self.pool.submit(self.wrap(block_after_start), self.started, self.release, "second")
+        self.first = self.pool.submit(finish_when, self.go, "first")
+        self.second = self.pool.submit(block_after_start, self.started, self.release, "second")
         return self.first, self.second
 
     def finish_first(self):
@@ -55,51 +45,44 @@ class Scenario:
         self.go.set()
         assert self.started.wait(WAIT), "the second task never started"
 
-    def end(self):
-        self.release.set()
-        assert self.second.result(WAIT) == "second"
+
+@pytest.fixture
+def s(pool):
+    """The Scenario on the pool under test; afterwards the second task is released and must end."""
+    scenario = Scenario(pool)
+    yield scenario
+    scenario.release.set()
+    if scenario.second is not None:  # submitted, as a concurrent.futures.Future
+        assert scenario.second.result(WAIT) == "second"
 
 
-def test_done_callback_fires_while_the_worker_runs_the_next_task(one_worker):
-    s = Scenario(*one_worker)
+def test_done_callback_fires_while_the_worker_runs_the_next_task(s):
     first, second = s.submit()
     called = threading.Event()
     first.add_done_callback(lambda f: called.set())
     s.finish_first()
-    try:
-        assert called.wait(WAIT), "the done-callback waited for the next task"
-        assert not second.done()
-        assert first.result() == "first"
-    finally:
-        s.end()
+    assert called.wait(WAIT), "the done-callback waited for the next task"
+    assert not second.done()
+    assert first.result() == "first"
 
 
-def test_wait_returns_a_task_that_finished_before_a_blocked_one(one_worker):
-    s = Scenario(*one_worker)
+def test_wait_returns_a_task_that_finished_before_a_blocked_one(s):
     first, second = s.submit()
     s.finish_first()
-    try:
-        done, not_done = cf.wait([first, second], timeout=WAIT, return_when=cf.FIRST_COMPLETED)
-        assert done == {first}
-        assert not_done == {second}
-    finally:
-        s.end()
+    done, not_done = cf.wait([first, second], timeout=WAIT, return_when=cf.FIRST_COMPLETED)
+    assert done == {first}
+    assert not_done == {second}
 
 
-def test_as_completed_yields_a_task_while_the_next_one_blocks(one_worker):
-    s = Scenario(*one_worker)
+def test_as_completed_yields_a_task_while_the_next_one_blocks(s):
     first, second = s.submit()
     s.finish_first()
-    try:
-        completed = cf.as_completed([second, first], timeout=WAIT)
-        assert next(completed) is first
-        assert not second.done()
-    finally:
-        s.end()
+    completed = cf.as_completed([second, first], timeout=WAIT)
+    assert next(completed) is first
+    assert not second.done()
 
 
-def test_wrap_future_completes_while_the_next_task_blocks(one_worker):
-    s = Scenario(*one_worker)
+def test_wrap_future_completes_while_the_next_task_blocks(s):
     first, second = s.submit()
 
     async def main():
@@ -108,26 +91,20 @@ def test_wrap_future_completes_while_the_next_task_blocks(one_worker):
         assert await asyncio.wait_for(wrapped, WAIT) == "first"
         assert not second.done()
 
-    try:
-        asyncio.run(main())
-    finally:
-        s.end()
+    asyncio.run(main())
 
 
-def test_await_pool_run_completes_while_the_next_task_blocks(one_worker):
-    pool, wrap = one_worker
-    s = Scenario(pool, wrap)
-
+def test_await_pool_run_completes_while_the_next_task_blocks(pool, s):
     async def main():
         loop = asyncio.get_running_loop()
-        first = pool.run(wrap(finish_when), s.go, "first")
-        s.second = pool.run(wrap(block_after_start), s.started, s.release, "second")
+        first = pool.run(finish_when, s.go, "first")
+        second = pool.run(block_after_start, s.started, s.release, "second")
         await loop.run_in_executor(None, s.finish_first)
         try:
             assert await asyncio.wait_for(first, WAIT) == "first"
-            assert not s.second.done()
+            assert not second.done()
         finally:
             s.release.set()
-        assert await s.second == "second"
+        assert await second == "second"
 
     asyncio.run(main())

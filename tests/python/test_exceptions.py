@@ -9,6 +9,7 @@ import pytest
 
 import _tasks
 import interpool
+from _child import run_python
 from conftest import BEHAVIOUR
 
 try:  # 3.14+: InterpreterPoolExecutor chains from this, like the stdlib's
@@ -225,27 +226,24 @@ def test_remote_error_carries_qualified_name_message_and_traceback(pool, cls, fn
 
 
 def test_remote_error_names_a_main_script_class_as_main(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import child_env
-
-    script = tmp_path / "script.py"
-    script.write_text(
-        "import interpool\n"
-        "class Unpicklable(Exception):\n"
-        "    def __reduce__(self):\n"
-        "        raise RuntimeError('no')\n"
-        "def fail():\n"
-        "    raise Unpicklable('x')\n"
-        "if __name__ == '__main__':\n"
-        "    with interpool.Pool(1) as pool:\n"
-        "        try:\n"
-        "            pool.submit(fail).result(timeout=30)\n"
-        "        except interpool.RemoteError as exc:\n"
-        "            print(exc.type_name)\n"
+    out = run_python(
+        tmp_path,
+        """
+        import interpool
+        class Unpicklable(Exception):
+            def __reduce__(self):
+                raise RuntimeError('no')
+        def fail():
+            raise Unpicklable('x')
+        if __name__ == '__main__':
+            with interpool.Pool(1) as pool:
+                try:
+                    pool.submit(fail).result(timeout=30)
+                except interpool.RemoteError as exc:
+                    print(exc.type_name)
+        """,
+        name="script.py",
     )
-    out = subprocess.run([sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "__main__.Unpicklable"
 

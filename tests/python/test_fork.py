@@ -6,36 +6,17 @@ it (src/python/fork_guard.cpp).  Every case runs in a subprocess, so that a
 crashed or hung child fails the test rather than the test run.
 """
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-from conftest import child_env
+import _child
 
 # Limits for hung children only: a correct run takes a second or two.
 CHILD_LIMIT = 240
 
 
 def run_script(tmp_path, body, *args):
-    script = tmp_path / "child.py"
-    script.write_text(textwrap.dedent(body))
-    try:
-        proc = subprocess.run(
-            # Forking a process with threads warns on 3.12+; that is not what is tested.
-            [sys.executable, "-W", "ignore::DeprecationWarning", str(script), *args],
-            cwd=tmp_path,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=CHILD_LIMIT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the program hung; output so far:\n{exc.stdout}\n{exc.stderr}")
-    assert "Fatal Python error" not in proc.stderr, proc.stderr
-    assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    # Forking a process with threads warns on 3.12+; that is not what is tested.
+    return _child.run_script(tmp_path, body, *args, flags=("-W", "ignore::DeprecationWarning"), limit=CHILD_LIMIT)
 
 
 @pytest.mark.timeout(CHILD_LIMIT + 30)
@@ -174,17 +155,9 @@ MULTIPROCESSING_SCRIPT = """
 
 @pytest.mark.timeout(CHILD_LIMIT + 30)
 @pytest.mark.parametrize("method", START_METHODS)
-def test_process_pool_executor_works_after_to_interpreter(tmp_path, method):
-    lines = run_script(tmp_path, MULTIPROCESSING_SCRIPT, method, "executor")
-    assert "to_interpreter 9" in lines
-    assert "result [0, 1, 4, 9, 16, 25, 36, 49]" in lines
-    assert "interpool still [0, 1, 4]" in lines
-
-
-@pytest.mark.timeout(CHILD_LIMIT + 30)
-@pytest.mark.parametrize("method", START_METHODS)
-def test_multiprocessing_pool_map_works_after_to_interpreter(tmp_path, method):
-    lines = run_script(tmp_path, MULTIPROCESSING_SCRIPT, method, "mp.Pool")
+@pytest.mark.parametrize("user", ["executor", "mp.Pool"])  # ProcessPoolExecutor, multiprocessing.Pool
+def test_process_pools_work_after_to_interpreter(tmp_path, method, user):
+    lines = run_script(tmp_path, MULTIPROCESSING_SCRIPT, method, user)
     assert "to_interpreter 9" in lines
     assert "result [0, 1, 4, 9, 16, 25, 36, 49]" in lines
     assert "interpool still [0, 1, 4]" in lines

@@ -6,13 +6,11 @@ Python; interpool replaces them with walkers of the calling interpreter only
 (src/python/frames.cpp), which is what 3.14 does itself.
 """
 
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from conftest import child_env
+import _child
 
 CHILD_LIMIT = 240
 
@@ -61,21 +59,7 @@ SAMPLER_SCRIPT = """
 
 def run_script(tmp_path, body):
     """Runs `body` in a fresh Python: a crash there fails the test, not the test run."""
-    script = tmp_path / "walkers.py"
-    script.write_text(textwrap.dedent(body))
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(script)],
-            cwd=tmp_path,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=CHILD_LIMIT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the program hung:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout.splitlines()
+    return _child.run_script(tmp_path, body, name="walkers.py", limit=CHILD_LIMIT)
 
 
 @pytest.mark.timeout(CHILD_LIMIT + 30)

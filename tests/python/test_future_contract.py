@@ -21,15 +21,17 @@ import pytest
 import _probe
 import interpool
 from _delivery_tasks import WAIT, finish_when
+from conftest import EXECUTOR_KINDS
 from interpool._future import FutureContract as C
-from test_delivery import one_worker  # noqa: F401  (the fixture: a one-worker pool of each kind)
+
+# Tests that submit run on each executor kind with one worker (conftest.PoolKind).
+pytestmark = [pytest.mark.kinds(*EXECUTOR_KINDS), pytest.mark.workers(1)]
 
 
 @pytest.fixture
-def submit(one_worker):
-    """submit(fn, *args) on a one-worker pool of each kind (isolated for HybridPool)."""
-    pool, wrap = one_worker
-    return lambda fn, *args: pool.submit(wrap(fn), *args)
+def submit(pool):
+    """submit(fn, *args) on a one-worker pool of each kind (HybridPool: marked isolated)."""
+    return pool.submit
 
 
 # -------------------------------------------------- the names and constants

@@ -36,32 +36,29 @@ def interrupted_once(pool):
     _probe.wait_for(lambda: pool.stats().interrupted == 1 and pool.stats().running == 0, "the task was interrupted")
 
 
-def test_cancelling_run_interrupts_the_running_task(kind):
+async def start_then(start, stop):
+    """Await ``stop(future)`` once ``future = start(started)`` runs its task (the task sets ``started``)."""
+    started = interpool.Event()
+    future = asyncio.ensure_future(start(started))
+    await started_in_thread(started)
+    await stop(future)
+
+
+async def cancel(future):
+    future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await future
+
+
+async def time_out(future):
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(future, 0.01)
+
+
+@pytest.mark.parametrize("stop", [cancel, time_out], ids=["cancel", "asyncio-timeout"])
+def test_no_longer_awaiting_run_interrupts_the_running_task(kind, stop):
     pool = kind.make(1)
-
-    async def main():
-        started = interpool.Event()
-        future = pool.run(kind.fn(tasks.spin_forever), started)
-        await started_in_thread(started)
-        future.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await future
-
-    asyncio.run(main())
-    interrupted_once(pool)
-
-
-def test_asyncio_timeout_around_run_interrupts_the_task(kind):
-    pool = kind.make(1)
-
-    async def main():
-        started = interpool.Event()
-        future = pool.run(kind.fn(tasks.spin_forever), started)
-        await started_in_thread(started)
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(future, 0.01)
-
-    asyncio.run(main())
+    asyncio.run(start_then(lambda started: pool.run(kind.fn(tasks.spin_forever), started), stop))
     interrupted_once(pool)
 
 
@@ -87,16 +84,7 @@ def test_a_failing_taskgroup_sibling_interrupts_the_task(kind):
 def test_cancelling_to_interpreter_interrupts_the_task():
     pool = interpool.default_pool()
     before = pool.stats().interrupted
-
-    async def main():
-        started = interpool.Event()
-        task = asyncio.ensure_future(interpool.to_interpreter(tasks.spin_forever, started))
-        await started_in_thread(started)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    asyncio.run(start_then(lambda started: interpool.to_interpreter(tasks.spin_forever, started), cancel))
     _probe.wait_for(lambda: pool.stats().interrupted == before + 1, "the task was interrupted")
 
 
@@ -136,12 +124,7 @@ def test_cancelling_to_thread_of_an_isolated_function_interrupts_it():
 
         async def main():
             asyncio.get_running_loop().set_default_executor(pool)
-            started = interpool.Event()
-            task = asyncio.ensure_future(asyncio.to_thread(interpool.isolated(tasks.spin_forever), started))
-            await started_in_thread(started)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await start_then(lambda started: asyncio.to_thread(interpool.isolated(tasks.spin_forever), started), cancel)
 
         asyncio.run(main())
         interrupted_once(pool)

@@ -140,15 +140,6 @@ def test_negative_n_jobs_counts_from_the_cpus():
 
 
 def test_readme_example(tmp_path):
-    import subprocess
+    from test_readme_examples import run_example
 
-    from conftest import child_env
-    from test_readme_examples import python_block_after
-
-    script = tmp_path / "example.py"
-    script.write_text(python_block_after("### joblib"))
-    done = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [str([i * i for i in range(10)]), "[0, 1, 4, 9, 16]"]
+    assert run_example(tmp_path, "### joblib") == [str([i * i for i in range(10)]), "[0, 1, 4, 9, 16]"]

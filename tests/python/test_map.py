@@ -208,6 +208,12 @@ def test_map_error_with_buffersize_yields_earlier_results_then_raises(pool):
     assert got == [0, 10, 20, 30, 40, 50, 60]
 
 
+def assert_nothing_ran_after(pool, directory):
+    """Once ``pool`` has shut down, no later item has left its file in ``directory`` (_tasks.gate_or_touch)."""
+    pool.shutdown(wait=True)
+    assert sorted(int(p.name) for p in directory.iterdir()) == []
+
+
 @pytest.mark.timeout(30)
 def test_map_error_cancels_later_chunks(make_pool, tmp_path):
     pool = make_pool(1)
@@ -224,9 +230,7 @@ def test_map_error_cancels_later_chunks(make_pool, tmp_path):
             list(results)
     finally:
         gate.set()
-    pool.shutdown(wait=True)
-    touched = sorted(int(p.name) for p in tmp_path.iterdir())
-    assert touched == []
+    assert_nothing_ran_after(pool, tmp_path)
 
 
 @pytest.mark.timeout(30)
@@ -241,9 +245,7 @@ def test_closing_the_map_iterator_cancels_what_is_left(make_pool, tmp_path):
         results.close()
     finally:
         gate.set()
-    pool.shutdown(wait=True)
-    touched = sorted(int(p.name) for p in tmp_path.iterdir())
-    assert touched == []
+    assert_nothing_ran_after(pool, tmp_path)
 
 
 @pytest.mark.timeout(30)

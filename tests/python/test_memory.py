@@ -18,6 +18,7 @@ import weakref
 
 import pytest
 
+import _child
 import interpool
 from _delivery_tasks import import_module, imported, modules, nested_pool_modules, nothing
 from conftest import child_env
@@ -210,7 +211,7 @@ def test_creating_a_pool_imports_no_asyncio():
         "    pool.submit(abs, -1).result()\n"
         "print('asyncio' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", source], env=child_env(), capture_output=True, text=True, timeout=600)
+    out = _child.run(["-c", source], limit=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 

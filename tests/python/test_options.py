@@ -44,37 +44,30 @@ def test_worker_limit_names_a_positive_bound_below_the_cpp_range():
     assert reason
 
 
-@pytest.mark.parametrize(
-    ("make", "option", "high"),
-    [
-        pytest.param(lambda v: interpool.AsyncPool(1, concurrency=v), "concurrency", UINT32_MAX, id="concurrency"),
-        pytest.param(
-            lambda v: interpool.Pool(1, max_tasks_per_worker=v), "max_tasks_per_worker", SSIZE_MAX, id="max_tasks"
-        ),
-        pytest.param(lambda v: interpool.Queue(v), "Queue maxsize", SSIZE_MAX, id="queue_maxsize"),
-        pytest.param(lambda v: interpool.Semaphore(v), "Semaphore value", 2**31 - 1, id="semaphore_value"),
-        pytest.param(lambda v: interpool.Barrier(v), "Barrier parties", UINT32_MAX, id="barrier_parties"),
-        pytest.param(lambda v: interpool.SharedBuffer(v), "SharedBuffer size", SSIZE_MAX, id="shared_buffer_size"),
-    ],
-)
+# The integer options (make(value) builds with one), with their names in
+# errors and their C++ ranges' tops.
+INTEGER_OPTIONS = [
+    pytest.param(lambda v: interpool.AsyncPool(1, concurrency=v), "concurrency", UINT32_MAX, id="concurrency"),
+    pytest.param(
+        lambda v: interpool.Pool(1, max_tasks_per_worker=v), "max_tasks_per_worker", SSIZE_MAX, id="max_tasks"
+    ),
+    pytest.param(lambda v: interpool.Queue(v), "Queue maxsize", SSIZE_MAX, id="queue_maxsize"),
+    pytest.param(lambda v: interpool.Semaphore(v), "Semaphore value", 2**31 - 1, id="semaphore_value"),
+    pytest.param(lambda v: interpool.Barrier(v), "Barrier parties", UINT32_MAX, id="barrier_parties"),
+    pytest.param(lambda v: interpool.SharedBuffer(v), "SharedBuffer size", SSIZE_MAX, id="shared_buffer_size"),
+]
+
+
+@pytest.mark.parametrize(("make", "option", "high"), INTEGER_OPTIONS)
 @pytest.mark.parametrize("excess", [1, 2, 2**64], ids=["max+1", "max+2", "max+2**64"])
 def test_integer_option_past_its_cpp_range_is_a_value_error(make, option, high, excess):
     with pytest.raises(ValueError, match=rf"^{option} must be .*{high}, got {high + excess}$"):
         make(high + excess)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(lambda v: interpool.Queue(v), id="queue_maxsize"),
-        pytest.param(lambda v: interpool.Semaphore(v), id="semaphore_value"),
-        pytest.param(lambda v: interpool.Barrier(v), id="barrier_parties"),
-        pytest.param(lambda v: interpool.SharedBuffer(v), id="shared_buffer_size"),
-        pytest.param(lambda v: interpool.Pool(1, max_tasks_per_worker=v), id="max_tasks"),
-    ],
-)
+@pytest.mark.parametrize(("make", "option", "high"), INTEGER_OPTIONS)
 @pytest.mark.parametrize("value", [True, 1.0, "3"], ids=["bool", "float", "str"])
-def test_integer_option_of_another_type_is_a_type_error(make, value):
+def test_integer_option_of_another_type_is_a_type_error(make, option, high, value):
     with pytest.raises(TypeError, match=r"\bint\b"):
         make(value)
 

@@ -2,9 +2,9 @@
 
 import asyncio
 import concurrent.futures
+import contextlib
 import io
 import logging
-import sys
 import threading
 
 import pytest
@@ -77,27 +77,19 @@ def test_stdout_and_stderr_keep_their_order_within_a_worker():
             seen.append((self.name, s))
             return len(s)
 
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = Recorder("out"), Recorder("err")
-    try:
+    with contextlib.redirect_stdout(Recorder("out")), contextlib.redirect_stderr(Recorder("err")):
         with interpool.Pool(1) as pool:
             assert pool.submit(t.interleaved).result()
-    finally:
-        sys.stdout, sys.stderr = old
     assert seen == [("out", "out 1\n"), ("err", "err 1\n"), ("out", "out 2\n")]
 
 
 def test_output_goes_to_the_current_sys_stdout():
     first, second = io.StringIO(), io.StringIO()
-    old = sys.stdout
     with interpool.Pool(1) as pool:
-        try:
-            sys.stdout = first
+        with contextlib.redirect_stdout(first):
             pool.submit(t.shout, 1).result()
-            sys.stdout = second
+        with contextlib.redirect_stdout(second):
             pool.submit(t.shout, 2).result()
-        finally:
-            sys.stdout = old
     assert (first.getvalue(), second.getvalue()) == ("shout 1\n", "shout 2\n")
 
 
@@ -136,58 +128,42 @@ def test_output_streams_while_the_task_runs():
             return len(s)
 
     go = interpool.Event()
-    old = sys.stdout
-    sys.stdout = Watcher()
-    try:
+    with contextlib.redirect_stdout(Watcher()):
         with interpool.Pool(1) as pool:
             future = pool.submit(t.announce_then_wait, go)
             assert started.wait(60)
             assert not future.done()
             go.set()
             assert future.result()
-    finally:
-        sys.stdout = old
     assert Watcher.text == "started\nfinished\n"
 
 
 def test_future_is_done_only_once_its_output_is_written():
     buf = io.StringIO()
-    old = sys.stdout
-    sys.stdout = buf
-    try:
+    with contextlib.redirect_stdout(buf):
         with interpool.Pool(2) as pool:
             futures = [pool.submit(t.lines, f"t{k}", 50) for k in range(20)]
             for future in concurrent.futures.as_completed(futures):
                 tag = f"t{futures.index(future)}"
                 assert f"{tag} 49 \n" in buf.getvalue()
-    finally:
-        sys.stdout = old
 
 
 def test_done_callback_sees_the_output():
     buf = io.StringIO()
     seen = []
-    old = sys.stdout
-    sys.stdout = buf
-    try:
+    with contextlib.redirect_stdout(buf):
         with interpool.Pool(1) as pool:
             future = pool.submit(t.shout, 9)
             future.add_done_callback(lambda f: seen.append(buf.getvalue()))
             future.result()
-    finally:
-        sys.stdout = old
     assert seen == ["shout 9\n"]
 
 
 def test_undecodable_text_crosses_intact():
     buf = io.StringIO()
-    old = sys.stdout
-    sys.stdout = buf
-    try:
+    with contextlib.redirect_stdout(buf):
         with interpool.Pool(1) as pool:
             assert pool.submit(t.surrogates).result()
-    finally:
-        sys.stdout = old
     assert buf.getvalue() == "caf\udce9\n"
 
 
@@ -199,13 +175,9 @@ def test_worker_streams_behave_like_text_streams():
 
 
 def test_sys_stdout_none_drops_output():
-    old = sys.stdout
-    sys.stdout = None
-    try:
+    with contextlib.redirect_stdout(None):
         with interpool.Pool(1) as pool:
             assert pool.submit(t.shout, 1).result() == 1
-    finally:
-        sys.stdout = old
 
 
 # ------------------------------------------------------------- logging
@@ -288,13 +260,9 @@ def test_inherit_writes_to_the_file_descriptors(capfd):
 
 def test_inherit_keeps_output_out_of_sys_stdout():
     buf = io.StringIO()
-    old = sys.stdout
-    sys.stdout = buf
-    try:
+    with contextlib.redirect_stdout(buf):
         with interpool.Pool(1, output="inherit") as pool:
             pool.submit(t.shout, 4).result()
-    finally:
-        sys.stdout = old
     assert buf.getvalue() == ""
 
 

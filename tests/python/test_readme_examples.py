@@ -3,39 +3,13 @@
 import importlib.util
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
+import _child
 from conftest import child_env
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
-
-
-def python_block_after(heading):
-    """The first ```python block after the line ``heading`` in the README."""
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    start = text.index(heading + "\n")
-    match = re.compile(r"```python\n(.*?)```", re.S).search(text, start)
-    return match.group(1)
-
-
-@pytest.mark.parametrize("heading", ["## The API in short", "## Stopping work"])
-def test_readme_example_runs(heading, tmp_path):
-    script = tmp_path / "example.py"
-    script.write_text(python_block_after(heading))
-    done = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    if heading == "## Stopping work":
-        lines = done.stdout.splitlines()
-        assert lines[0] == "the task ran past its timeout of 0.5 s"
-        assert lines[1] == "True"
-        assert lines[2] == "cancelled the await, and interrupted the task"
-        assert lines[3].startswith("PoolStats(") and "timed_out=1" in lines[3]
 
 
 def blocks_after(heading, language, count):
@@ -44,6 +18,32 @@ def blocks_after(heading, language, count):
         text = f.read()
     start = text.index(heading + "\n")
     return re.compile(rf"```{language}\n(.*?)```", re.S).findall(text, start)[:count]
+
+
+def python_block_after(heading):
+    """The first ```python block after the line ``heading`` in the README."""
+    (block,) = blocks_after(heading, "python", 1)
+    return block
+
+
+def run_example(tmp_path, heading, limit=300):
+    """Run the first ```python block after ``heading`` as a script in ``tmp_path``; it must exit 0.
+
+    Returns its stdout lines.
+    """
+    done = _child.run_python(tmp_path, python_block_after(heading), name="example.py", limit=limit)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("heading", ["## The API in short", "## Stopping work"])
+def test_readme_example_runs(heading, tmp_path):
+    lines = run_example(tmp_path, heading)
+    if heading == "## Stopping work":
+        assert lines[0] == "the task ran past its timeout of 0.5 s"
+        assert lines[1] == "True"
+        assert lines[2] == "cancelled the await, and interrupted the task"
+        assert lines[3].startswith("PoolStats(") and "timed_out=1" in lines[3]
 
 
 def test_readme_notebook_session(tmp_path):
@@ -82,13 +82,7 @@ def test_readme_check_command():
         pytest.skip("numpy or PyYAML is not installed here")
     if importlib.util.find_spec("yaml._yaml") is None:
         pytest.skip("this PyYAML has no LibYAML extension")
-    done = subprocess.run(
-        [sys.executable, "-m", "interpool", "check", "numpy", "json", "yaml"],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _child.run(["-m", "interpool", "check", "numpy", "json", "yaml"], limit=300)
     assert done.stdout.splitlines() == report
     assert str(done.returncode) == status
 
@@ -97,20 +91,12 @@ def test_readme_check_command():
 def test_readme_dask_example_runs(tmp_path):
     pytest.importorskip("dask.bag")
     pytest.importorskip("distributed")
-    script = tmp_path / "example.py"
-    script.write_text(python_block_after("### Dask"))
-    done = subprocess.run(
-        [sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=540, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["True", "285", "285", "True", "385"]
+    assert run_example(tmp_path, "### Dask", limit=540) == ["True", "285", "285", "True", "385"]
 
 
 def test_readme_notebook_example_runs_as_a_notebook_would():
     # Fed on stdin, as a notebook cell or a REPL holds it: everything in __main__.
     code = python_block_after("### Functions from notebooks, `-c` and lambdas")
-    done = subprocess.run(
-        [sys.executable, "-"], input=code, env=child_env(), capture_output=True, text=True, timeout=300
-    )
+    done = _child.run(["-"], stdin=code, limit=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[0, 10, 20, 30]", "True 6 2", "200"]

@@ -70,59 +70,52 @@ def test_repr_names_the_type_and_size():
     assert repr(shared) == f"<interpool.Shared list snapshot, {shared.nbytes} bytes>"
 
 
+# Values of the types interpool encodes natively, and values that need the
+# pickle fallback: both must arrive as equal objects of the same type.
+NATIVE = [
+    None,
+    True,
+    False,
+    0,
+    -(2**63),
+    2**100,
+    1.5,
+    -0.0,
+    3 + 4j,
+    "",
+    "ascii",
+    "ünïcödé ☃ \U0001f600",
+    b"\x00bytes\xff",
+    bytearray(b"mutable"),
+    (),
+    (1, "two", (3.0,)),
+    [1, [2, [3, [4]]]],
+    {"a": 1, 2: "b", (3, 4): [5]},
+    {1, 2, 3},
+    frozenset({"x", "y"}),
+    {"nested": [({"deep": frozenset({1, (2, 3)})}, {b"k"}), bytearray(b"z")]},
+    list(range(10_000)),
+]
+PICKLED = [
+    fractions.Fraction(1, 3),
+    collections.OrderedDict(b=1, a=2),
+    collections.Counter("abracadabra"),
+    t.Box([1, {"two": 2}]),
+    [t.Box("inside a list"), {"k": fractions.Fraction(2, 3)}],
+]
+
+
 @pytest.mark.parametrize(
     "obj",
-    [
-        None,
-        True,
-        False,
-        0,
-        -(2**63),
-        2**100,
-        1.5,
-        -0.0,
-        3 + 4j,
-        "",
-        "ascii",
-        "ünïcödé ☃ \U0001f600",
-        b"\x00bytes\xff",
-        bytearray(b"mutable"),
-        (),
-        (1, "two", (3.0,)),
-        [1, [2, [3, [4]]]],
-        {"a": 1, 2: "b", (3, 4): [5]},
-        {1, 2, 3},
-        frozenset({"x", "y"}),
-        {"nested": [({"deep": frozenset({1, (2, 3)})}, {b"k"}), bytearray(b"z")]},
-        list(range(10_000)),
-    ],
-    ids=lambda obj: type(obj).__name__,
+    [pytest.param(obj, id=f"native-{type(obj).__name__}") for obj in NATIVE]
+    + [pytest.param(obj, id=f"pickle-{type(obj).__name__}") for obj in PICKLED],
 )
-def test_native_types_arrive_as_equal_objects_of_the_same_type(pool, obj):
+def test_shared_values_arrive_as_equal_objects_of_the_same_type(pool, obj):
     shared = interpool.share(obj)
     name, value = run(pool, t.type_and_value, shared)
     assert name == type(obj).__name__
     assert type(value) is type(obj) and value == obj
     assert type(shared.value) is type(obj) and shared.value == obj
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [
-        fractions.Fraction(1, 3),
-        collections.OrderedDict(b=1, a=2),
-        collections.Counter("abracadabra"),
-        t.Box([1, {"two": 2}]),
-        [t.Box("inside a list"), {"k": fractions.Fraction(2, 3)}],
-    ],
-    ids=lambda obj: type(obj).__name__,
-)
-def test_picklable_objects_arrive_by_pickle_fallback(pool, obj):
-    shared = interpool.share(obj)
-    name, value = run(pool, t.type_and_value, shared)
-    assert name == type(obj).__name__
-    assert type(value) is type(obj) and value == obj
-    assert shared.value == obj
 
 
 def test_self_referencing_value_is_shared_through_pickle(pool):

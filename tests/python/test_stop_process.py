@@ -136,6 +136,16 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
     assert "abandoned the wait" in out
 
 
+# A task that swallows every interrupt holds its worker; the main thread then leaves.
+SWALLOWING = """
+    started, release = interpool.Event(), interpool.Event()
+    pool = interpool.Pool(1)
+    pool.submit(tasks.swallow_interrupts, started, release)
+    started.wait()
+    pool.shutdown(wait=False, cancel_futures=True)
+"""
+
+
 @pytest.mark.parametrize(
     "scenario, status",
     [
@@ -147,13 +157,7 @@ def test_a_second_ctrl_c_abandons_a_shutdown_wait():
 )
 def test_exit_is_not_held_by_work_that_does_not_stop(scenario, status):
     body = {
-        "swallowing": """
-            started, release = interpool.Event(), interpool.Event()
-            pool = interpool.Pool(1)
-            pool.submit(tasks.swallow_interrupts, started, release)
-            started.wait()
-            pool.shutdown(wait=False, cancel_futures=True)
-        """,
+        "swallowing": SWALLOWING,
         "sleeping": """
             started = interpool.Event()
             pool = interpool.Pool(1)
@@ -161,15 +165,7 @@ def test_exit_is_not_held_by_work_that_does_not_stop(scenario, status):
             started.wait()
             pool.shutdown(wait=False, cancel_futures=True)
         """,
-        "sys.exit(3)": """
-            started, release = interpool.Event(), interpool.Event()
-            pool = interpool.Pool(1)
-            pool.submit(tasks.swallow_interrupts, started, release)
-            started.wait()
-            pool.shutdown(wait=False, cancel_futures=True)
-            print("leaving", flush=True)
-            sys.exit(3)
-        """,
+        "sys.exit(3)": SWALLOWING,
         "hung initializer": """
             started = interpool.Event()
             pool = interpool.Pool(1, initializer=tasks.hang_initializer, initargs=(started,))
@@ -177,9 +173,9 @@ def test_exit_is_not_held_by_work_that_does_not_stop(scenario, status):
             pool.shutdown(wait=False, cancel_futures=True)
         """,
     }[scenario]
-    body = textwrap.dedent(body)
-    if "leaving" not in body:
-        body += 'print("leaving", flush=True)\n'
+    body = textwrap.dedent(body) + 'print("leaving", flush=True)\n'
+    if status:
+        body += f"sys.exit({status})\n"
     rc, out, err = finish(start(body))
     assert rc == status, err
     assert out.strip() == "leaving"

@@ -122,18 +122,24 @@ def test_a_worker_releasing_a_lock_wakes_the_main_thread(pool):
     assert result(future) is True
 
 
-def test_a_lock_keeps_a_counter_correct_under_contention(pool):
-    """Four worker interpreters and four threads here do read-modify-write
-    increments of one int64 in a SharedBuffer, each under the Lock (without
+@pytest.mark.parametrize(
+    ("lock_type", "increments", "threads_here", "n"),
+    [
+        pytest.param(interpool.Lock, tasks.locked_increments, 4, 3000, id="Lock"),
+        pytest.param(interpool.RLock, tasks.rlock_increments, 2, 2000, id="RLock"),  # each increment nests
+    ],
+)
+def test_a_lock_keeps_a_counter_correct_under_contention(pool, lock_type, increments, threads_here, n):
+    """Four tasks in worker interpreters and threads here do read-modify-write
+    increments of one int64 in a SharedBuffer, each under the lock (without
     it, updates get lost)."""
-    n = 3000
-    lock = interpool.Lock()
+    lock = lock_type()
     buf = interpool.SharedBuffer(8)
-    futures = [pool.submit(tasks.locked_increments, lock, buf, n) for _ in range(4)]
-    threads = run_threads(4, tasks.locked_increments, lock, buf, n)
+    futures = [pool.submit(increments, lock, buf, n) for _ in range(4)]
+    threads = run_threads(threads_here, increments, lock, buf, n)
     assert [result(f, 60) for f in futures] == [n] * 4
     join_all(threads)
-    assert memoryview(buf).cast("q")[0] == 8 * n
+    assert memoryview(buf).cast("q")[0] == (4 + threads_here) * n
     assert not lock.locked()
 
 
@@ -174,18 +180,6 @@ def test_rlock_release_by_a_non_owner_raises_runtime_error(pool):
     assert result(pool.submit(tasks.try_release_rlock, rlock)) == "cannot release un-acquired lock"
     assert rlock.locked()
     rlock.release()
-
-
-def test_rlock_keeps_a_counter_correct_under_contention(pool):
-    n = 2000
-    rlock = interpool.RLock()
-    buf = interpool.SharedBuffer(8)
-    futures = [pool.submit(tasks.rlock_increments, rlock, buf, n) for _ in range(4)]
-    threads = run_threads(2, tasks.rlock_increments, rlock, buf, n)
-    assert [result(f, 60) for f in futures] == [n] * 4
-    join_all(threads)
-    assert memoryview(buf).cast("q")[0] == 6 * n
-    assert not rlock.locked()
 
 
 def test_rlock_works_under_threading_condition():
