@@ -57,9 +57,7 @@ class AsyncPool:
     ) -> None:
         _output.check_output(output)
         _check_workers("workers", workers)
-        if concurrency is None:
-            raise TypeError("concurrency must be an int, not NoneType")
-        _check_positive("concurrency", concurrency, UINT32_MAX)
+        _check_positive("concurrency", concurrency, UINT32_MAX, optional=False)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
         self._workers = workers or default_workers()

@@ -58,12 +58,13 @@ UINT32_MAX = 2**32 - 1
 _WORKER_MEMORY = 8 << 20
 
 
-def _check_positive(name, value, high=SSIZE_MAX):
-    """None, or an int in [1, high] (the range of the C++ type it goes into)."""
-    if value is None:
+def _check_positive(name, value, high=SSIZE_MAX, *, optional=True):
+    """An int in [1, high] (the range of the C++ type it goes into), or None where *optional*."""
+    if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+        wanted = "an int or None" if optional else "an int"
+        raise TypeError(f"{name} must be {wanted}, not {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be greater than 0, got {value}")
     if value > high:

@@ -72,6 +72,14 @@ def test_integer_option_of_another_type_is_a_type_error(make, option, high, valu
         make(value)
 
 
+@pytest.mark.parametrize(("value", "kind"), [(None, "NoneType"), (1.5, "float")])
+def test_concurrency_has_no_none_and_its_error_says_so(value, kind):
+    # AsyncPool's concurrency has no "unbounded" None, unlike the pools' optional
+    # limits: its error must not offer None as a choice.
+    with pytest.raises(TypeError, match=rf"^concurrency must be an int, not {kind}$"):
+        interpool.AsyncPool(1, concurrency=value)
+
+
 @pytest.mark.timeout(30)
 def test_concurrency_at_the_top_of_its_range_is_kept_as_given():
     pool = interpool.AsyncPool(1, concurrency=UINT32_MAX)
