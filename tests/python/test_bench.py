@@ -109,51 +109,44 @@ def _config(**kw):
     return h.Config(workers=2, progress=None, **kw)
 
 
-def test_run_peer_threads_and_sizing():
+def test_timing_threads_and_sizing():
     peer = h.standard_peers()["threads"]
-    m = h.run_peer(
-        peer,
-        2,
-        bench_overhead._map,
-        n=2_000,
-        repeats=2,
-        config=_config(),
-        budget_s=10.0,
-        probe_n=100,
-        check=bench_overhead._check_map,
-    )
+    timing = h.Timing(_config(), n=2_000, repeats=2, budget_s=10.0, probe_n=100, check=bench_overhead._check_map)
+    m = timing.run(peer, bench_overhead._map)
     assert m.ok, m.detail
-    assert m.n == 2_000 and len(m.times) == 2 and m.startup > 0
+    assert m.n == 2_000 and len(m.times) == 2 and m.startup > 0 and m.workers == 2
     assert m.per_item == min(m.times) / 2_000
     json.dumps(m.as_dict(), allow_nan=False)
     # A tiny budget shrinks n (never below the probe) for slow peers.
-    m = h.run_peer(peer, 2, bench_overhead._map, n=1_000_000, repeats=1, config=_config(), budget_s=1e-6, probe_n=50)
+    m = timing.run(peer, bench_overhead._map, n=1_000_000, repeats=1, budget_s=1e-6, probe_n=50)
     assert m.ok and m.n == 50
+    # A change for one peer leaves the section's settings alone.
+    assert timing.n == 2_000 and timing.probe_n == 100
 
 
-def test_run_peer_reports_errors_and_wrong_answers():
+def test_timing_reports_errors_and_wrong_answers():
     peer = h.standard_peers()["threads"]
 
     def boom(ex, n):
         raise ValueError("boom")
 
-    m = h.run_peer(peer, 1, boom, n=1, repeats=1, config=_config())
+    timing = h.Timing(_config(), n=1, repeats=1, workers=1)
+    m = timing.run(peer, boom)
     assert m.status == "error" and "ValueError: boom" in m.detail
 
     def wrong(answer, n):
         assert answer == -1, "nope"
 
-    m = h.run_peer(peer, 1, lambda ex, n: n, n=1, repeats=1, config=_config(), check=wrong)
+    m = timing.run(peer, lambda ex, n: n, check=wrong)
     assert m.status == "error" and "wrong result" in m.detail
 
 
 def test_stdlib_peer_availability():
     peer = h.standard_peers()["stdlib"]
+    timing = h.Timing(_config(), n=50, repeats=1)
     if sys.version_info >= (3, 14):
         assert peer.unavailable() is None
-        m = h.run_peer(
-            peer, 2, bench_overhead._submit_all, n=50, repeats=1, config=_config(), check=bench_overhead._check_count
-        )
+        m = timing.run(peer, bench_overhead._submit_all, check=bench_overhead._check_count)
         assert m.ok, m.detail
         grid, start = _tasks.make_grid()
         cells = bench_gridsearch.candidates(grid, start, step=150)
@@ -162,7 +155,7 @@ def test_stdlib_peer_availability():
         assert got == bench_gridsearch.solve_serial(grid, start, cells)
     else:
         assert peer.unavailable() == "n/a (needs 3.14)"
-        m = h.run_peer(peer, 2, bench_overhead._submit_all, n=50, repeats=1, config=_config())
+        m = timing.run(peer, bench_overhead._submit_all)
         assert m.status == "n/a" and m.detail == "n/a (needs 3.14)"
 
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import itertools
-import math
-import time
 
 from . import _harness as h
 from . import _tasks
+from .bench_gridsearch import problem
+from .bench_scaling import calibrate
 
 NAME = "asyncio"
 TITLE = "asyncio: Pool.run, AsyncPool, to_interpreter"
@@ -157,8 +157,8 @@ def _check_count(answer, n):
 def _overhead(config):
     n = config.size(100_000, 20_000, minimum=10)
     reps = config.reps(3, 2)
-    budget = 1.5 if not config.quick else 0.3
-    probe = min(n, 2_000 if not config.quick else 500)
+    budget = config.pick(1.5, 0.3)
+    probe = min(n, int(config.pick(2_000, 500)))
     peers = [
         (h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare),
         # What any awaited result costs asyncio itself: a coroutine that
@@ -197,35 +197,15 @@ def _overhead(config):
                 _gather_run_in_executor,
             )
         )
-    ms = [
-        h.run_peer(
-            p,
-            config.workers,
-            task,
-            n=n,
-            repeats=reps,
-            config=config,
-            budget_s=budget,
-            probe_n=probe,
-            check=_check_count,
-            section="gather",
-        )
-        for p, task in peers
-    ]
+    timing = h.Timing(config, n=n, repeats=reps, budget_s=budget, probe_n=probe, check=_check_count, section="gather")
+    ms = [timing.run(p, task) for p, task in peers]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
     awaiting = h.find(ms, "serial-future")
-    rows = h.rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-            h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
-            h.fmt_ms(m.startup),
-        ],
-    )
+
+    def above_floor(m):
+        return [h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-", h.fmt_ms(m.startup)]
+
+    rows = h.per_item_rows(ms, ip, above_floor)
     table = h.Table(
         f"(a) {n:,} awaited noop() tasks through asyncio.gather, {config.workers} workers",
         ["peer", "items", "µs/task", "vs. interpool", "µs above floor", "startup ms"],
@@ -260,21 +240,10 @@ def _overhead(config):
 # ---------------------------------------------------------------------------
 
 
-def calibrate_spin(seconds):
-    """n such that sum_squares(n) takes about ``seconds`` here (best of 5)."""
-    probe = 20_000
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        _tasks.sum_squares(probe)
-        best = min(best, time.perf_counter() - t0)
-    return max(100, int(probe * seconds / best))
-
-
 def _async_pool(config):
     n = config.size(5_000, 1_000, minimum=4)
     delay = 0.05
-    spin = calibrate_spin(0.001)
+    spin = calibrate(0.001, probe=20_000, tries=5, minimum=100)
     workers = config.workers
     concurrency = n // workers + 1  # every coroutine may be sleeping at once
     reps = config.reps(2, 1)
@@ -311,12 +280,8 @@ def _async_pool(config):
                 on_async_pool,
             )
         )
-    ms = [
-        h.run_peer(
-            p, workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 100), check=check, section="async pool"
-        )
-        for p, task in peers
-    ]
+    timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 100), check=check, section="async pool")
+    ms = [timing.run(p, task) for p, task in peers]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
     rows = h.rows(
         ms,
@@ -324,7 +289,7 @@ def _async_pool(config):
         lambda m: [
             m.label,
             h.fmt_s(m.best),
-            h.fmt_ratio(base.best / m.best) if base else "-",
+            h.fmt_ratio(h.speedup(base, m)),
             h.fmt_ms(m.per_item),
             h.fmt_ms(m.startup),
         ],
@@ -335,12 +300,13 @@ def _async_pool(config):
         rows,
         notes=h.error_notes(ms),
     )
-    ratio = base.best / ip.best if (base and ip) else None
     targets = [
-        h.target(
+        h.at_least(
             f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
-            None if ratio is None else ratio >= 1.8,
-            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+            h.speedup(base, ip),
+            1.8,
+            h.fmt_ratio,
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
@@ -395,43 +361,22 @@ def _sequential(config):
                 submit_result,
             ),
         ]
-    ms = [
-        h.run_peer(
-            p,
-            config.workers,
-            task,
-            n=n,
-            repeats=reps,
-            config=config,
-            probe_n=min(n, 200),
-            check=_check_count,
-            section="sequential",
-        )
-        for p, task in peers
-    ]
+    timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 200), check=_check_count, section="sequential")
+    ms = [timing.run(p, task) for p, task in peers]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-        ],
-    )
     table = h.Table(
         f"(d) {n:,} sequential awaits of noop(), {config.workers} workers",
         ["peer", "items", "µs/round trip", "vs. to_thread"],
-        rows,
+        h.per_item_rows(ms, base),
         notes=h.error_notes(ms),
     )
-    ratio = ip.per_item / base.per_item if (ip and base) else None
     targets = [
-        h.target(
+        h.at_most(
             "sequential await pool.run(noop) ≤ 0.5 × asyncio.to_thread(noop)",
-            None if ratio is None else ratio <= 0.5,
-            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+            h.ratio(ip, base),
+            0.5,
+            h.fmt_ratio,
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"n_sequential": n}
@@ -443,13 +388,7 @@ def _sequential(config):
 
 
 def _gridsearch(config):
-    from .bench_gridsearch import candidates
-
-    grid, start = _tasks.make_grid()
-    step = 3 if config.quick else 1
-    cells = candidates(grid, start, step=step)
-    if config.scale < 1:
-        cells = cells[: max(1, int(len(cells) * config.scale))]
+    grid, start, _, cells = problem(config)
     reps = config.reps(3, 2)
     ipmod = None if _interpool_missing() else h.load_interpool()
     workers = ipmod.default_workers() if ipmod else config.workers
@@ -486,20 +425,16 @@ def _gridsearch(config):
                 via_to_interpreter,
             ),
         ]
-    ms = [
-        h.run_peer(
-            p,
-            workers,
-            task,
-            n=len(cells),
-            repeats=1 if p.serial else reps,
-            config=config,
-            probe_n=min(len(cells), 8 * workers),
-            check=check,
-            section="gridsearch",
-        )
-        for p, task in peers
-    ]
+    timing = h.Timing(
+        config,
+        n=len(cells),
+        repeats=reps,
+        workers=workers,
+        probe_n=min(len(cells), 8 * workers),
+        check=check,
+        section="gridsearch",
+    )
+    ms = [timing.run(p, task, repeats=1) if p.serial else timing.run(p, task) for p, task in peers]
     base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
     rows = h.rows(
         ms,
@@ -507,8 +442,8 @@ def _gridsearch(config):
         lambda m: [
             m.label,
             h.fmt_s(m.best),
-            h.fmt_ratio(base.best / m.best) if base else "-",
-            h.fmt_ratio(m.best / pm.best) if pm else "-",
+            h.fmt_ratio(h.speedup(base, m)),
+            h.fmt_ratio(h.speedup(m, pm)),
             h.fmt_us(m.per_item),
             str(m.answer),
             h.fmt_ms(m.startup),
@@ -521,14 +456,13 @@ def _gridsearch(config):
         notes=h.error_notes(ms),
     )
     table.notes.append("to_interpreter runs on interpool.default_pool(); its start-up counts only the first use.")
-    ratio = ti.best / pm.best if (ti and pm) else None
     targets = [
-        h.target(
+        h.at_most(
             "to_interpreter grid search within 10% of Pool.map",
-            None if ratio is None else ratio <= 1.10,
-            (_interpool_missing() or "missing measurement")
-            if ratio is None
-            else f"{h.fmt_ratio(ratio)} Pool.map's time",
+            h.speedup(ti, pm),
+            1.10,
+            lambda r: f"{h.fmt_ratio(r)} Pool.map's time",
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"grid_cells": len(cells), "grid_workers": workers}
@@ -555,14 +489,10 @@ def run(config: h.Config) -> h.WorkloadResult:
         targets += section_targets
         data[name] = ms
         params.update(section_params)
-    return h.WorkloadResult(NAME, TITLE, DESCRIPTION, params=params, tables=tables, targets=targets, data=data)
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    return h.WorkloadResult.of(__name__, params=params, tables=tables, targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))
