@@ -196,27 +196,24 @@ def test_workloads_are_discovered():
 # -- CLI ----------------------------------------------------------------------
 
 
-def _run_cli(tmp_path, *args, **env):
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--json",
-            str(out),
-            *args,
-        ],
-        env=_bench_env(**env),
+#: Tiny sizes for a smoke run of the CLI.
+SMALL = ("--quick", "--scale", "0.01", "--repeats", "1")
+
+
+def _bench(*args, env=None, timeout=120):
+    """``python -m interpool.bench ARGS`` in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "interpool.bench", *args],
+        env=env or _bench_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def _run_cli(tmp_path, *args, **env):
+    out = tmp_path / "bench.json"
+    proc = _bench(*SMALL, "--json", str(out), *args, env=_bench_env(**env))
     return proc, out
 
 
@@ -235,6 +232,17 @@ def _check_json(out, names):
         for r in rows:
             assert r["status"] in ("ok", "n/a"), r
     return doc
+
+
+def _run_real(tmp_path, name):
+    """Run one workload against the real interpool (skip where it cannot be imported); the process and its JSON."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", name)
+    assert proc.returncode == 0, proc.stderr
+    return proc, _check_json(out, [name])
 
 
 def test_cli_harness_with_stand_in(tmp_path):
@@ -272,13 +280,7 @@ def test_cli_gridsearch_real_interpool(tmp_path):
 
 def test_cli_asyncio_real_interpool(tmp_path):
     """The asyncio workload end to end at tiny sizes: every peer runs or is n/a."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "asyncio")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["asyncio"])
+    proc, doc = _run_real(tmp_path, "asyncio")
     results = doc["workloads"]["asyncio"]["results"]
     assert set(results) == {"gather", "sequential", "async_pool", "gridsearch"}
     for rows in results.values():
@@ -292,29 +294,18 @@ def test_cli_asyncio_real_interpool(tmp_path):
 
 
 def _plot_cli(tmp_path, target, *extra, **env):
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--plot",
-            str(target),
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--workers",
-            "2",
-            "--peers",
-            "interpool",
-            "threads",
-            "-q",
-            *extra,
-        ],
+    return _bench(
+        "--plot",
+        str(target),
+        *SMALL,
+        "--workers",
+        "2",
+        "--peers",
+        "interpool",
+        "threads",
+        "-q",
+        *extra,
         env=_bench_env(**env),
-        capture_output=True,
-        text=True,
         timeout=300,
     )
 
@@ -358,63 +349,25 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
     env = _bench_env()
     env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), env["PYTHONPATH"]])
     target = tmp_path / "scaling.svg"
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _bench("--plot", str(target), "--quick", env=env)
     assert proc.returncode == 2
     assert "--plot needs matplotlib" in proc.stderr and "pip install 'interpool[plot]'" in proc.stderr
     assert proc.stdout == "" and not target.exists()  # nothing ran
     # Without --plot the benchmark runs as usual.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--only",
-            "overhead",
-            "--peers",
-            "interpool",
-            "-q",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench(*SMALL, "--only", "overhead", "--peers", "interpool", "-q", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "== Tiny-task overhead ==" in proc.stdout
 
 
 def test_plot_refuses_an_unknown_file_type(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--plot", str(tmp_path / "chart.txt")],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--plot", str(tmp_path / "chart.txt"), timeout=60)
     assert proc.returncode == 2
     assert "--plot FILE must end in one of .svg, .png, .pdf" in proc.stderr
 
 
 def test_cli_startup_real_interpool(tmp_path):
     """The startup workload end to end: every peer runs or is n/a, and the JSON holds the figures."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "startup")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["startup"])
+    proc, doc = _run_real(tmp_path, "startup")
     results = doc["workloads"]["startup"]["results"]
     rows = results["startup"]
     assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
@@ -428,33 +381,15 @@ def test_cli_startup_real_interpool(tmp_path):
 
 
 def test_cli_list_and_bad_args(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--list"],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--list", timeout=60)
     assert proc.returncode == 0 and "gridsearch" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--only", "nope"],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--only", "nope", timeout=60)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
 def test_cli_stop_real_interpool(tmp_path):
     """The stop workload end to end at tiny sizes: interpool stops its tasks, the rest run or are n/a."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "stop")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["stop"])
+    proc, doc = _run_real(tmp_path, "stop")
     stop = doc["workloads"]["stop"]
     results, params = stop["results"], stop["params"]
     assert set(results) == {"interrupt", "timeout", "ctrl_c"}
@@ -506,14 +441,8 @@ def test_wrapper_scripts_call_the_package(name):
 
 def test_cli_byvalue_real_interpool(tmp_path):
     """By-value and by-name functions side by side, in one run, with their ratio."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "byvalue")
-    assert proc.returncode == 0, proc.stderr
+    proc, doc = _run_real(tmp_path, "byvalue")
     assert "vs. by name" in proc.stdout
-    doc = _check_json(out, ["byvalue"])
     results = doc["workloads"]["byvalue"]["results"]
     for section in ("submit", "map"):
         assert [r["peer"] for r in results[section]] == ["interpool", "interpool-by-value"]

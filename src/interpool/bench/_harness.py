@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -221,9 +222,13 @@ class Config:
             return max(1, self.repeats)
         return quick if self.quick else full
 
+    def wants(self, key: str) -> bool:
+        """Whether --peers selects the peer ``key`` (a variant such as "interpool-init" goes with its kind)."""
+        return self.peers is None or key.split("-")[0] in self.peers
+
     def select(self, keys: list[str]) -> list[Benchmark]:
         peers = standard_peers()
-        return [peers[k] for k in keys if self.peers is None or k in self.peers]
+        return [peers[k] for k in keys if self.wants(k)]
 
     def log(self, msg: str) -> None:
         if self.progress is not None:
@@ -427,6 +432,24 @@ def guarded(
     return m
 
 
+class Countdown:
+    """An event set once ``n`` done-callbacks have each called ``tick``."""
+
+    def __init__(self, n: int):
+        self._left = n
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def tick(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """How a section times its peers: written once per section, run for each peer.
@@ -580,9 +603,13 @@ def sort_measurements(ms: list[Measurement], key: Callable[[Measurement], float]
     return sorted(ms, key=lambda m: (rank[m.status], key(m) if m.ok else 0.0))
 
 
-def rows(ms: list[Measurement], key: Callable[[Measurement], float], row: Callable[[Measurement], list[str]]) -> list:
-    """Table rows sorted by ``key``: ``row(m)`` for OK peers, status rows for the rest."""
-    return [row(m) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
+#: Cells of a table row for one measurement.
+Cells = Callable[[Measurement], list[str]]
+
+
+def rows(ms: list[Measurement], key: Callable[[Measurement], float], row: Cells, extra: Cells | None = None) -> list:
+    """Table rows sorted by ``key``: ``row(m)`` (then ``extra(m)``) for OK peers, status rows for the rest."""
+    return [row(m) + (extra(m) if extra else []) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
 
 
 def speedup(base: Measurement | None, m: Measurement | None) -> float | None:
@@ -595,15 +622,18 @@ def ratio(m: Measurement | None, base: Measurement | None) -> float | None:
     return m.per_item / base.per_item if (m is not None and base is not None) else None
 
 
-def per_item_rows(
-    ms: list[Measurement], base: Measurement | None, extra: Callable[[Measurement], list[str]] | None = None
-) -> list:
-    """Rows by time per item: peer, items, µs per item, the ratio to ``base``, then ``extra(m)``."""
-    return rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [m.label, f"{m.n:,}", fmt_us(m.per_item), fmt_ratio(ratio(m, base))] + (extra(m) if extra else []),
-    )
+def time_rows(ms: list[Measurement], base: Measurement | None, extra: Cells | None = None) -> list:
+    """Rows by time: peer, best time in s, the speedup over ``base`` (its time over the peer's), then ``extra(m)``."""
+    return rows(ms, lambda m: m.best, lambda m: [m.label, fmt_s(m.best), fmt_ratio(speedup(base, m))], extra)
+
+
+def per_item_rows(ms: list[Measurement], base: Measurement | None, extra: Cells | None = None) -> list:
+    """Rows by time per item: peer, items, µs per item, the ratio to ``base``'s, then ``extra(m)``."""
+
+    def row(m: Measurement) -> list[str]:
+        return [m.label, f"{m.n:,}", fmt_us(m.per_item), fmt_ratio(ratio(m, base))]
+
+    return rows(ms, lambda m: m.per_item, row, extra)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -623,15 +653,14 @@ def p99(m: Measurement) -> float:
     return percentile(m.times, 0.99)
 
 
-def latency_rows(ms: list[Measurement], extra: Callable[[Measurement], list[str]] | None = None) -> list:
+def latency_rows(ms: list[Measurement], extra: Cells | None = None) -> list:
     """Rows by p99 of measurements of latencies: peer (and its detail), count, p50, p99, max in ms, then ``extra(m)``."""
 
     def row(m: Measurement) -> list[str]:
         label = m.label + (f" ({m.detail})" if m.detail else "")
-        cells = [label, f"{m.n:,}", fmt_ms(p50(m)), fmt_ms(p99(m)), fmt_ms(m.times[-1])]
-        return cells + (extra(m) if extra else [])
+        return [label, f"{m.n:,}", fmt_ms(p50(m)), fmt_ms(p99(m)), fmt_ms(m.times[-1])]
 
-    return rows(ms, p99, row)
+    return rows(ms, p99, row, extra)
 
 
 def error_notes(ms: list[Measurement]) -> list[str]:

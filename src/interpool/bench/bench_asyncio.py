@@ -103,8 +103,15 @@ class _AsyncPoolPeer:
         self.apool.shutdown(wait)
 
 
-def _wanted(config, key):
-    return config.peers is None or key in config.peers
+def _peers(config, *entries):
+    """``(peer, task)`` for each ``(label, make, key, task)`` that --peers selects (one that runs
+    in-process, ``make`` None, always runs); interpool's are n/a under the FAKE stand-in."""
+    missing = {"interpool": _interpool_missing, "stdlib": h._stdlib_ipe_missing}
+    return [
+        (h.Benchmark(label, make, key, missing.get(key.split("-")[0])), task)
+        for label, make, key, task in entries
+        if make is None or config.wants(key)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -159,44 +166,17 @@ def _overhead(config):
     reps = config.reps(3, 2)
     budget = config.pick(1.5, 0.3)
     probe = min(n, int(config.pick(2_000, 500)))
-    peers = [
-        (h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare),
+    peers = _peers(
+        config,
+        ("bare coroutine (floor)", None, "serial", _gather_bare),
         # What any awaited result costs asyncio itself: a coroutine that
         # suspends on a future and is resumed when the loop completes it.
-        (
-            h.Benchmark("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future"),
-            _gather_awaiting_future,
-        ),
-    ]
-    if _wanted(config, "interpool"):
-        peers += [
-            (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing), _gather_pool_run),
-            (
-                h.Benchmark(
-                    "interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie", _interpool_missing
-                ),
-                _gather_run_in_executor,
-            ),
-        ]
-    if _wanted(config, "threads"):
-        peers.append(
-            (
-                h.Benchmark("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads"),
-                _gather_run_in_executor,
-            )
-        )
-    if _wanted(config, "stdlib"):
-        peers.append(
-            (
-                h.Benchmark(
-                    "InterpreterPoolExecutor (stdlib) via run_in_executor",
-                    h._make_stdlib_ipe,
-                    "stdlib",
-                    h._stdlib_ipe_missing,
-                ),
-                _gather_run_in_executor,
-            )
-        )
+        ("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future", _gather_awaiting_future),
+        ("interpool.Pool.run", h._make_interpool, "interpool", _gather_pool_run),
+        ("interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie", _gather_run_in_executor),
+        ("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads", _gather_run_in_executor),
+        ("InterpreterPoolExecutor (stdlib) via run_in_executor", h._make_stdlib_ipe, "stdlib", _gather_run_in_executor),
+    )
     timing = h.Timing(config, n=n, repeats=reps, budget_s=budget, probe_n=probe, check=_check_count, section="gather")
     ms = [timing.run(p, task) for p, task in peers]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
@@ -267,33 +247,20 @@ def _async_pool(config):
 
         return sum(asyncio.run(main()))
 
-    peers = [(h.Benchmark("main event loop alone", None, "serial"), on_main_loop)]
-    if _wanted(config, "interpool"):
-        peers.append(
-            (
-                h.Benchmark(
-                    f"interpool.AsyncPool({workers}, concurrency={concurrency})",
-                    lambda w: _AsyncPoolPeer(w, concurrency),
-                    "interpool",
-                    _interpool_missing,
-                ),
-                on_async_pool,
-            )
-        )
+    peers = _peers(
+        config,
+        ("main event loop alone", None, "serial", on_main_loop),
+        (
+            f"interpool.AsyncPool({workers}, concurrency={concurrency})",
+            lambda w: _AsyncPoolPeer(w, concurrency),
+            "interpool",
+            on_async_pool,
+        ),
+    )
     timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 100), check=check, section="async pool")
     ms = [timing.run(p, task) for p, task in peers]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(h.speedup(base, m)),
-            h.fmt_ms(m.per_item),
-            h.fmt_ms(m.startup),
-        ],
-    )
+    rows = h.time_rows(ms, base, lambda m: [h.fmt_ms(m.per_item), h.fmt_ms(m.startup)])
     table = h.Table(
         f"(b) {n:,} coroutines: await asyncio.sleep({delay}), then ~1 ms CPU (sum_squares({spin:,}))",
         ["peer", "time s", "vs. main loop", "ms/coroutine", "startup ms"],
@@ -344,23 +311,12 @@ def _sequential(config):
             ex.submit(noop).result()
         return k
 
-    peers = [(h.Benchmark("asyncio.to_thread(noop) (default executor)", None, "serial"), to_thread)]
-    if _wanted(config, "interpool"):
-        peers += [
-            (
-                h.Benchmark("await interpool.Pool.run(noop)", h._make_interpool, "interpool", _interpool_missing),
-                pool_run,
-            ),
-            (
-                h.Benchmark(
-                    "interpool.Pool.submit(noop).result(), no loop",
-                    h._make_interpool,
-                    "interpool-sync",
-                    _interpool_missing,
-                ),
-                submit_result,
-            ),
-        ]
+    peers = _peers(
+        config,
+        ("asyncio.to_thread(noop) (default executor)", None, "serial", to_thread),
+        ("await interpool.Pool.run(noop)", h._make_interpool, "interpool", pool_run),
+        ("interpool.Pool.submit(noop).result(), no loop", h._make_interpool, "interpool-sync", submit_result),
+    )
     timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 200), check=_check_count, section="sequential")
     ms = [timing.run(p, task) for p, task in peers]
     base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
@@ -416,15 +372,12 @@ def _gridsearch(config):
             answers.setdefault("first", answer)
             assert answer == answers["first"], f"answer {answer} != {answers['first']}"
 
-    peers = [(h.Benchmark("serial (in-process loop)", None, "serial"), serial)]
-    if _wanted(config, "interpool"):
-        peers += [
-            (h.Benchmark("Pool.map, shared grid", h._make_interpool, "interpool-map", _interpool_missing), via_map),
-            (
-                h.Benchmark("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", _interpool_missing),
-                via_to_interpreter,
-            ),
-        ]
+    peers = _peers(
+        config,
+        ("serial (in-process loop)", None, "serial", serial),
+        ("Pool.map, shared grid", h._make_interpool, "interpool-map", via_map),
+        ("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", via_to_interpreter),
+    )
     timing = h.Timing(
         config,
         n=len(cells),
@@ -436,18 +389,10 @@ def _gridsearch(config):
     )
     ms = [timing.run(p, task, repeats=1) if p.serial else timing.run(p, task) for p, task in peers]
     base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
-    rows = h.rows(
+    rows = h.time_rows(
         ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(h.speedup(base, m)),
-            h.fmt_ratio(h.speedup(m, pm)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
+        base,
+        lambda m: [h.fmt_ratio(h.speedup(m, pm)), h.fmt_us(m.per_item), str(m.answer), h.fmt_ms(m.startup)],
     )
     table = h.Table(
         f"(c) grid search, {len(cells):,} cells, {workers} workers (default_pool's size), grid shared once",

@@ -44,10 +44,6 @@ def peers() -> list[h.Benchmark]:
     ]
 
 
-def _selected(config: h.Config, ps: list[h.Benchmark]) -> list[h.Benchmark]:
-    return [p for p in ps if config.peers is None or p.key.split("-")[0] in config.peers]
-
-
 def _calls(data, size):
     def task(ex, n):
         fn = _handle_tasks.head_and_length
@@ -63,7 +59,7 @@ def _calls(data, size):
 def run(config: h.Config) -> h.WorkloadResult:
     n = config.size(2_000, 500, minimum=5)
     timing = h.Timing(config, n=n, repeats=config.reps(3, 2), budget_s=config.pick(0.5, 0.15), probe_n=min(n, 5))
-    selected = _selected(config, peers())
+    selected = [p for p in peers() if config.wants(p.key)]
     by_peer: dict[str, list[h.Measurement]] = {p.key: [] for p in selected}
     for label, size in SIZES:
         for p in selected:

@@ -127,7 +127,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_submit = config.size(20_000, 5_000, minimum=10)
     n_map = config.size(200_000, 50_000, minimum=10)
     sections = {}
-    if config.peers is None or "interpool" in config.peers:
+    if config.wants("interpool"):
         sections["submit"] = _alternate(
             config, "submit", (_submitter(_tasks.noop), _submitter(noop)), n_submit, rounds, _check_count
         )

@@ -177,7 +177,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     items = config.size(800, 80, minimum=8)
     size = config.size(20_000, 5_000, minimum=100)
     repeats = config.reps(5, 1)
-    selected = [s for s in _setups(workers) if config.peers is None or s[1] in config.peers]
+    selected = [s for s in _setups(workers) if config.wants(s[1])]
     ms, rss, overhead = [], {}, {}
     for label, key, processes, threads, interpreters, requires in selected:
         m, mb, cost = _measure(config, label, key, processes, threads, interpreters, requires, items, size, repeats)

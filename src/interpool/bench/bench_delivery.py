@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import threading
 import time
 
 from . import _harness as h
@@ -42,9 +41,7 @@ def sleep_then_clock(seconds):
 def _latencies(ex, n):
     """Submit n long tasks at once; the latency of each one's done-callback."""
     latencies = [math.nan] * n
-    remaining = [n]
-    lock = threading.Lock()
-    all_called = threading.Event()
+    all_called = h.Countdown(n)
 
     def callback_for(i):
         def callback(future):
@@ -53,10 +50,7 @@ def _latencies(ex, n):
                 latencies[i] = now - future.result()
             except BaseException:  # noqa: BLE001 - counted as missing below
                 pass
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    all_called.set()
+            all_called.tick()
 
         return callback
 

@@ -54,7 +54,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         chunk = max(1, min(1024, len(cells) // (workers * 16))) if key == "processes" else 1
         return lambda ex, n: solve_preset(ex, start, cells[:n], chunk)
 
-    selected = [p for p in curve_peers(grid) if config.peers is None or p.key in config.peers]
+    selected = [p for p in curve_peers(grid) if config.wants(p.key)]
     flat = scaling_runs(selected, counts, lambda p, w: baseline.peers(w, f"gridscaling@{w}").run(p, task(p.key, w)))
     base = baseline.settle(flat)
     table = h.Table(

@@ -84,18 +84,7 @@ class Baseline:
 
 def speedup_table(title: str, ms: list[h.Measurement], base: h.Measurement | None, notes=()) -> h.Table:
     """A table of ``ms``: peer, time, speedup over ``base``, µs per task, answer, start-up."""
-    rows = h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(h.speedup(base, m)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
-    )
+    rows = h.time_rows(ms, base, lambda m: [h.fmt_us(m.per_item), str(m.answer), h.fmt_ms(m.startup)])
     headers = ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"]
     return h.Table(title, headers, rows, notes=list(notes) + h.error_notes(ms))
 

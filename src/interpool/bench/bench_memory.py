@@ -131,15 +131,10 @@ def run(config: h.Config) -> h.WorkloadResult:
     fake = "n/a (fake interpool stand-in)" if h.fake_interpool() else None
     n = config.size(1000, 100, minimum=10)
     cycles = config.size(30, 10, minimum=3)
-    selected = config.peers
-
-    def wanted(key):
-        return selected is None or key in selected
-
     recycled = [
         _measure(config, "bare isolated interpreter (CPython's own leak)", "cpython", BARE, n, 0),
     ]
-    if wanted("interpool"):
+    if config.wants("interpool"):
         recycled.append(
             _measure(config, "interpool.Pool(1, max_tasks_per_worker=1)", "interpool", RECYCLED, n, missing=fake)
         )
@@ -167,7 +162,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     ] + [
         _measure(config, label, key, CYCLES, cycles, key, missing=missing)
         for key, label, missing in peers
-        if wanted(key)
+        if config.wants(key)
     ]
     bare_threads = h.find(cycle_ms, "cpython")
     if bare_threads is not None:

@@ -92,7 +92,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         "stdlib": _stdlib_queue,
         "threads": queue.Queue,
     }
-    selected = [p for p in peers() if config.peers is None or p.key in config.peers]
+    selected = [p for p in peers() if config.wants(p.key)]
     ms = [timing.run(p, ping_pong(makers[p.key]), probe_n=min(n, 20 if p.key == "stdlib" else 2_000)) for p in selected]
     ip = h.find(ms, "interpool")
     rows = h.rows(

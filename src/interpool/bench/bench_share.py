@@ -74,11 +74,6 @@ def peers(grid) -> list[h.Benchmark]:
     ]
 
 
-def _selected(config: h.Config, ps: list[h.Benchmark]) -> list[h.Benchmark]:
-    # --peers names the harness's peer kinds; "interpool" covers its variants.
-    return [p for p in ps if config.peers is None or p.key.split("-")[0] in config.peers]
-
-
 def solve_shared(ex, grid, start, cells) -> int:
     shared = h.load_interpool().share(grid)
     return sum(ex.map(_tasks.check_loop, itertools.repeat(shared), itertools.repeat(start), cells))
@@ -104,7 +99,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         "processes": lambda ex, n: solve_preset(ex, start, cells[:n], chunk),
     }
     timing = baseline.peers(config.workers)
-    peers_ms = [timing.run(p, tasks[p.key]) for p in _selected(config, peers(grid))]
+    peers_ms = [timing.run(p, tasks[p.key]) for p in peers(grid) if config.wants(p.key)]
     base = baseline.settle(peers_ms)
     ms = [baseline.serial] + peers_ms
     chunk_note = f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."

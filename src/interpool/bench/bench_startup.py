@@ -193,7 +193,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         ("interpool", "interpool.Pool", fake),
         ("stdlib", "InterpreterPoolExecutor (stdlib)", h._stdlib_ipe_missing()),
     ]
-    peers = [p for p in peers if p[0] == "cpython" or config.peers is None or p[0] in config.peers]
+    peers = [p for p in peers if p[0] == "cpython" or config.wants(p[0])]
     ms: list[h.Measurement] = []
     for n in sizes(config):
         for key, label, missing in peers:
@@ -248,7 +248,7 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     phase = h.Measurement("phases", "phases")
     tables = [table_a]
-    if not fake and (config.peers is None or "interpool" in config.peers):
+    if not fake and config.wants("interpool"):
         config.log("  startup: phases ...")
         try:
             doc = h.child_json(PHASES, 5 if config.quick else 20, timeout=600)

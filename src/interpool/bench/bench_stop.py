@@ -33,7 +33,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 from . import _harness as h
@@ -163,17 +162,12 @@ def _overshoots(pool, interpool, n):
     """Run ``n`` one-second loops with a TIMEOUT each; sorted overshoots in seconds."""
     log = interpool.Queue()
     done_at = [math.nan] * n
-    remaining = [n]
-    lock = threading.Lock()
-    all_done = threading.Event()
+    all_done = h.Countdown(n)
 
     def callback_for(i):
         def callback(future):
             done_at[i] = time.monotonic()
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    all_done.set()
+            all_done.tick()
 
         return callback
 
