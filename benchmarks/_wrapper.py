@@ -1,12 +1,11 @@
 """Shared start-up of the benchmarks/bench_*.py wrappers."""
 
-import importlib
 import os
 import sys
 
 
 def run(workload):
-    """Run ``interpool.bench.bench_<workload>.main()`` and exit with its status.
+    """Run ``python -m interpool.bench --only <workload>`` (other options from argv) and exit with its status.
 
     Uses the installed interpool; falls back to this checkout's src/ (the
     compiled extension must then have been built in place).
@@ -19,5 +18,6 @@ def run(workload):
             import interpool.bench  # noqa: F401
         except ImportError as exc:
             sys.exit(f"error: cannot import interpool: {exc} (build/install it first, e.g. pip install .)")
-    module = importlib.import_module(f"interpool.bench.bench_{workload}")
-    raise SystemExit(module.main())
+    from interpool.bench.__main__ import main
+
+    raise SystemExit(main(default_only=[workload]))

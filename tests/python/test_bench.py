@@ -109,51 +109,44 @@ def _config(**kw):
     return h.Config(workers=2, progress=None, **kw)
 
 
-def test_run_peer_threads_and_sizing():
+def test_timing_threads_and_sizing():
     peer = h.standard_peers()["threads"]
-    m = h.run_peer(
-        peer,
-        2,
-        bench_overhead._map,
-        n=2_000,
-        repeats=2,
-        config=_config(),
-        budget_s=10.0,
-        probe_n=100,
-        check=bench_overhead._check_map,
-    )
+    timing = h.Timing(_config(), n=2_000, repeats=2, budget_s=10.0, probe_n=100, check=bench_overhead._check_map)
+    m = timing.run(peer, bench_overhead._map)
     assert m.ok, m.detail
-    assert m.n == 2_000 and len(m.times) == 2 and m.startup > 0
+    assert m.n == 2_000 and len(m.times) == 2 and m.startup > 0 and m.workers == 2
     assert m.per_item == min(m.times) / 2_000
     json.dumps(m.as_dict(), allow_nan=False)
     # A tiny budget shrinks n (never below the probe) for slow peers.
-    m = h.run_peer(peer, 2, bench_overhead._map, n=1_000_000, repeats=1, config=_config(), budget_s=1e-6, probe_n=50)
+    m = timing.run(peer, bench_overhead._map, n=1_000_000, repeats=1, budget_s=1e-6, probe_n=50)
     assert m.ok and m.n == 50
+    # A change for one peer leaves the section's settings alone.
+    assert timing.n == 2_000 and timing.probe_n == 100
 
 
-def test_run_peer_reports_errors_and_wrong_answers():
+def test_timing_reports_errors_and_wrong_answers():
     peer = h.standard_peers()["threads"]
 
     def boom(ex, n):
         raise ValueError("boom")
 
-    m = h.run_peer(peer, 1, boom, n=1, repeats=1, config=_config())
+    timing = h.Timing(_config(), n=1, repeats=1, workers=1)
+    m = timing.run(peer, boom)
     assert m.status == "error" and "ValueError: boom" in m.detail
 
     def wrong(answer, n):
         assert answer == -1, "nope"
 
-    m = h.run_peer(peer, 1, lambda ex, n: n, n=1, repeats=1, config=_config(), check=wrong)
+    m = timing.run(peer, lambda ex, n: n, check=wrong)
     assert m.status == "error" and "wrong result" in m.detail
 
 
 def test_stdlib_peer_availability():
     peer = h.standard_peers()["stdlib"]
+    timing = h.Timing(_config(), n=50, repeats=1)
     if sys.version_info >= (3, 14):
         assert peer.unavailable() is None
-        m = h.run_peer(
-            peer, 2, bench_overhead._submit_all, n=50, repeats=1, config=_config(), check=bench_overhead._check_count
-        )
+        m = timing.run(peer, bench_overhead._submit_all, check=bench_overhead._check_count)
         assert m.ok, m.detail
         grid, start = _tasks.make_grid()
         cells = bench_gridsearch.candidates(grid, start, step=150)
@@ -162,7 +155,7 @@ def test_stdlib_peer_availability():
         assert got == bench_gridsearch.solve_serial(grid, start, cells)
     else:
         assert peer.unavailable() == "n/a (needs 3.14)"
-        m = h.run_peer(peer, 2, bench_overhead._submit_all, n=50, repeats=1, config=_config())
+        m = timing.run(peer, bench_overhead._submit_all)
         assert m.status == "n/a" and m.detail == "n/a (needs 3.14)"
 
 
@@ -203,27 +196,24 @@ def test_workloads_are_discovered():
 # -- CLI ----------------------------------------------------------------------
 
 
-def _run_cli(tmp_path, *args, **env):
-    out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--json",
-            str(out),
-            *args,
-        ],
-        env=_bench_env(**env),
+#: Tiny sizes for a smoke run of the CLI.
+SMALL = ("--quick", "--scale", "0.01", "--repeats", "1")
+
+
+def _bench(*args, env=None, timeout=120):
+    """``python -m interpool.bench ARGS`` in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "interpool.bench", *args],
+        env=env or _bench_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def _run_cli(tmp_path, *args, **env):
+    out = tmp_path / "bench.json"
+    proc = _bench(*SMALL, "--json", str(out), *args, env=_bench_env(**env))
     return proc, out
 
 
@@ -242,6 +232,17 @@ def _check_json(out, names):
         for r in rows:
             assert r["status"] in ("ok", "n/a"), r
     return doc
+
+
+def _run_real(tmp_path, name):
+    """Run one workload against the real interpool (skip where it cannot be imported); the process and its JSON."""
+    try:
+        h.load_interpool()
+    except h.InterpoolUnavailable:
+        pytest.skip("interpool cannot be imported")
+    proc, out = _run_cli(tmp_path, "--only", name)
+    assert proc.returncode == 0, proc.stderr
+    return proc, _check_json(out, [name])
 
 
 def test_cli_harness_with_stand_in(tmp_path):
@@ -279,13 +280,7 @@ def test_cli_gridsearch_real_interpool(tmp_path):
 
 def test_cli_asyncio_real_interpool(tmp_path):
     """The asyncio workload end to end at tiny sizes: every peer runs or is n/a."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "asyncio")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["asyncio"])
+    proc, doc = _run_real(tmp_path, "asyncio")
     results = doc["workloads"]["asyncio"]["results"]
     assert set(results) == {"gather", "sequential", "async_pool", "gridsearch"}
     for rows in results.values():
@@ -299,29 +294,18 @@ def test_cli_asyncio_real_interpool(tmp_path):
 
 
 def _plot_cli(tmp_path, target, *extra, **env):
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--plot",
-            str(target),
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--workers",
-            "2",
-            "--peers",
-            "interpool",
-            "threads",
-            "-q",
-            *extra,
-        ],
+    return _bench(
+        "--plot",
+        str(target),
+        *SMALL,
+        "--workers",
+        "2",
+        "--peers",
+        "interpool",
+        "threads",
+        "-q",
+        *extra,
         env=_bench_env(**env),
-        capture_output=True,
-        text=True,
         timeout=300,
     )
 
@@ -365,63 +349,25 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
     env = _bench_env()
     env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), env["PYTHONPATH"]])
     target = tmp_path / "scaling.svg"
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--plot", str(target), "--quick"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _bench("--plot", str(target), "--quick", env=env)
     assert proc.returncode == 2
     assert "--plot needs matplotlib" in proc.stderr and "pip install 'interpool[plot]'" in proc.stderr
     assert proc.stdout == "" and not target.exists()  # nothing ran
     # Without --plot the benchmark runs as usual.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interpool.bench",
-            "--quick",
-            "--scale",
-            "0.01",
-            "--repeats",
-            "1",
-            "--only",
-            "overhead",
-            "--peers",
-            "interpool",
-            "-q",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench(*SMALL, "--only", "overhead", "--peers", "interpool", "-q", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "== Tiny-task overhead ==" in proc.stdout
 
 
 def test_plot_refuses_an_unknown_file_type(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--plot", str(tmp_path / "chart.txt")],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--plot", str(tmp_path / "chart.txt"), timeout=60)
     assert proc.returncode == 2
     assert "--plot FILE must end in one of .svg, .png, .pdf" in proc.stderr
 
 
 def test_cli_startup_real_interpool(tmp_path):
     """The startup workload end to end: every peer runs or is n/a, and the JSON holds the figures."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "startup")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["startup"])
+    proc, doc = _run_real(tmp_path, "startup")
     results = doc["workloads"]["startup"]["results"]
     rows = results["startup"]
     assert {r["status"] for r in rows} <= {"ok", "n/a"}, rows
@@ -435,33 +381,15 @@ def test_cli_startup_real_interpool(tmp_path):
 
 
 def test_cli_list_and_bad_args(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--list"],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--list", timeout=60)
     assert proc.returncode == 0 and "gridsearch" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "interpool.bench", "--only", "nope"],
-        env=_bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _bench("--only", "nope", timeout=60)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
 def test_cli_stop_real_interpool(tmp_path):
     """The stop workload end to end at tiny sizes: interpool stops its tasks, the rest run or are n/a."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "stop")
-    assert proc.returncode == 0, proc.stderr
-    doc = _check_json(out, ["stop"])
+    proc, doc = _run_real(tmp_path, "stop")
     stop = doc["workloads"]["stop"]
     results, params = stop["results"], stop["params"]
     assert set(results) == {"interrupt", "timeout", "ctrl_c"}
@@ -513,14 +441,8 @@ def test_wrapper_scripts_call_the_package(name):
 
 def test_cli_byvalue_real_interpool(tmp_path):
     """By-value and by-name functions side by side, in one run, with their ratio."""
-    try:
-        h.load_interpool()
-    except h.InterpoolUnavailable:
-        pytest.skip("interpool cannot be imported")
-    proc, out = _run_cli(tmp_path, "--only", "byvalue")
-    assert proc.returncode == 0, proc.stderr
+    proc, doc = _run_real(tmp_path, "byvalue")
     assert "vs. by name" in proc.stdout
-    doc = _check_json(out, ["byvalue"])
     results = doc["workloads"]["byvalue"]["results"]
     for section in ("submit", "map"):
         assert [r["peer"] for r in results[section]] == ["interpool", "interpool-by-value"]

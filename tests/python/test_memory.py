@@ -10,10 +10,8 @@ figures only, never time.
 
 import asyncio
 import gc
-import json
 import subprocess
 import sys
-import textwrap
 import weakref
 
 import pytest
@@ -22,114 +20,31 @@ import _child
 import interpool
 from _delivery_tasks import import_module, imported, modules, nested_pool_modules, nothing
 from conftest import child_env
+from interpool.bench import bench_memory
 
-MARGIN_MB = 0.3  # what interpool may add to CPython's own leak, per interpreter
-
-# The probes run in fresh processes, so that nothing the test suite did
-# before (other pools, imports) blurs the figures.
-BARE = """
-import json, os, sys
-try:
-    import _interpreters as interpreters
-except ImportError:
-    import _xxsubinterpreters as interpreters
-
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-import threading
-
-def one():
-    interpreters.destroy(interpreters.create())  # isolated, own GIL
-
-def on_threads():  # as a pool does: each interpreter on a thread of its own
-    threads = [threading.Thread(target=one) for _ in range(per_round)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-n, per_round = int(sys.argv[1]), int(sys.argv[2])
-step = on_threads if per_round else one
-step(); step()
-before = rss_mb()
-for _ in range(n):
-    step()
-print(json.dumps({"per_interpreter_mb": (rss_mb() - before) / (n * max(per_round, 1))}))
-"""
-
-RECYCLED = """
-import json, os, sys
-import interpool
-from _delivery_tasks import nothing
-
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-n = int(sys.argv[1])
-with interpool.Pool(1, max_tasks_per_worker=1) as pool:
-    for _ in range(2):
-        pool.submit(nothing).result()
-    before = rss_mb()
-    for _ in range(n):  # each task ends its interpreter and starts a new one
-        pool.submit(nothing).result()
-    after = rss_mb()
-print(json.dumps({"per_interpreter_mb": (after - before) / n}))
-"""
-
-POOL_CYCLES = """
-import json, os, sys
-import interpool
-from _delivery_tasks import nothing
-
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-cycles = int(sys.argv[1])
-after = []
-for _ in range(cycles):
-    with interpool.Pool(4) as pool:
-        for f in [pool.submit(nothing) for _ in range(16)]:
-            f.result()
-    after.append(rss_mb())
-print(json.dumps({"rss_mb": after}))
-"""
-
-
-def run_probe(source, *args):
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+# The probes are the memory benchmark's (interpool.bench.bench_memory); each
+# runs in a fresh process, so that nothing the test suite did before (other
+# pools, imports) blurs the figures.
 
 
 def test_a_recycled_worker_leaks_no_more_than_a_bare_interpreter():
     # A recycling worker makes its interpreters one after another on one thread.
-    bare = run_probe(BARE, 200, 0)["per_interpreter_mb"]
-    recycled = run_probe(RECYCLED, 200)["per_interpreter_mb"]
-    assert recycled <= bare + MARGIN_MB, (
+    bare = bench_memory.probe(bench_memory.BARE, 200, 0)
+    recycled = bench_memory.probe(bench_memory.RECYCLED, 200)
+    assert recycled <= bare + bench_memory.MARGIN_MB, (
         f"each replaced worker interpreter grew RSS by {recycled:.2f} MB; a bare interpreter by {bare:.2f} MB"
     )
 
 
 def test_pool_cycles_grow_memory_no_more_than_their_interpreters_cost_cpython():
     # A pool makes its interpreters on new threads, four at once here.
-    bare = run_probe(BARE, 30, 4)["per_interpreter_mb"]
-    rss = run_probe(POOL_CYCLES, 30)["rss_mb"]
-    per_cycle = (rss[-1] - rss[0]) / (len(rss) - 1)
+    bare = bench_memory.probe(bench_memory.BARE, 30, 4) / 4
+    per_cycle = bench_memory.probe(bench_memory.CYCLES, 30, "interpool")
     # What CPython itself keeps of each of the four interpreters, plus the
     # margin: nothing of interpool's may accumulate cycle after cycle.
-    assert per_cycle <= 4 * (bare + MARGIN_MB), (
+    assert per_cycle <= 4 * (bare + bench_memory.MARGIN_MB), (
         f"RSS grew {per_cycle:.2f} MB per 'with Pool(4)' cycle after the first "
-        f"(a bare interpreter on a thread costs {bare:.2f} MB): {rss}"
+        f"(a bare interpreter on a thread costs {bare:.2f} MB)"
     )
 
 

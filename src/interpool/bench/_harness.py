@@ -20,10 +20,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import importlib
+import json
 import math
 import multiprocessing
 import os
+import subprocess
 import sys
+import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -72,6 +77,16 @@ def load_interpool():
             f"cannot import interpool.Pool (found a package without it at {where}; is the extension built/installed?)"
         )
     return interpool
+
+
+def needs(*libraries: str) -> str | None:
+    """Why a section that runs interpool under these libraries cannot run here (a row's text), or None."""
+    for name in libraries:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return f"n/a ({name} is not installed)"
+    return "n/a (fake interpool stand-in)" if fake_interpool() else None
 
 
 def interpool_version() -> str:
@@ -198,14 +213,22 @@ class Config:
         n = quick if self.quick else full
         return max(minimum, int(n * self.scale))
 
+    def pick(self, full: float, quick: float) -> float:
+        """The full or the quick value of a setting that does not scale (a time budget, a probe size)."""
+        return quick if self.quick else full
+
     def reps(self, full: int, quick: int) -> int:
         if self.repeats is not None:
             return max(1, self.repeats)
         return quick if self.quick else full
 
+    def wants(self, key: str) -> bool:
+        """Whether --peers selects the peer ``key`` (a variant such as "interpool-init" goes with its kind)."""
+        return self.peers is None or key.split("-")[0] in self.peers
+
     def select(self, keys: list[str]) -> list[Benchmark]:
         peers = standard_peers()
-        return [peers[k] for k in keys if self.peers is None or k in self.peers]
+        return [peers[k] for k in keys if self.wants(k)]
 
     def log(self, msg: str) -> None:
         if self.progress is not None:
@@ -318,6 +341,13 @@ class WorkloadResult:
     def errors(self) -> list[Measurement]:
         return [m for ms in self.data.values() for m in ms if m.status == "error"]
 
+    @classmethod
+    def of(cls, module: str, **parts: Any) -> WorkloadResult:
+        """The result of the workload module named ``module`` (its NAME, TITLE and DESCRIPTION)
+        with these ``params``, ``tables``, ``targets`` and ``data``."""
+        mod = sys.modules[module]
+        return cls(mod.NAME, mod.TITLE, mod.DESCRIPTION, **parts)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
@@ -372,58 +402,27 @@ def opened(bench: Benchmark, workers: int) -> Iterator[tuple[cf.Executor | None,
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def run_peer(
-    bench: Benchmark,
-    workers: int,
-    task: Callable[[cf.Executor | None, int], Any],
-    *,
-    n: int,
-    repeats: int,
+def guarded(
+    m: Measurement,
     config: Config,
-    budget_s: float | None = None,
-    probe_n: int | None = None,
-    check: Callable[[Any, int], None] | None = None,
-    section: str = "",
+    body: Callable[[Measurement], None],
+    *,
+    missing: str | None = None,
+    progress: str = "",
 ) -> Measurement:
-    """Time ``task(executor, n)`` best-of-``repeats`` on one peer.
+    """Fill ``m`` by ``body(m)``, logging ``progress`` first; return ``m``.
 
-    With ``budget_s``/``probe_n`` the size is adapted per peer: a probe run of
-    ``probe_n`` items (which doubles as warm-up) estimates the cost per item,
-    and ``n`` is reduced so one timed run takes about ``budget_s``; results
-    are normalised per item, so slow peers stay comparable. Without them, one
-    untimed run of ``min(n, probe_n or n)`` items warms up.
-
-    ``check(answer, n)`` may raise ``AssertionError`` to flag a wrong result.
-    Exceptions never escape: they become ``status="error"``.
+    With ``missing`` (a reason) the peer is n/a and ``body`` does not run. An
+    exception never escapes: it makes ``m`` an error row (an AssertionError
+    one a wrong result).
     """
-    m = Measurement(bench.label, bench.key, workers=None if bench.serial else workers)
-    reason = bench.unavailable()
-    if reason:
-        m.status, m.detail = "n/a", reason
+    if missing:
+        m.status, m.detail = "n/a", missing
         return m
-    config.log(
-        f"  {section + ': ' if section else ''}{bench.label} ({'serial' if bench.serial else f'{workers} workers'}) ..."
-    )
+    if progress:
+        config.log(progress)
     try:
-        with opened(bench, workers) as (ex, startup):
-            m.startup = startup
-            if budget_s is not None and probe_n:
-                probe = min(n, probe_n)
-                t0 = time.perf_counter()
-                task(ex, probe)
-                per_item = (time.perf_counter() - t0) / probe
-                if per_item > 0:
-                    n = max(probe, min(n, int(budget_s / per_item)))
-            else:
-                task(ex, min(n, probe_n or n))
-            m.n = n
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                answer = task(ex, n)
-                m.times.append(time.perf_counter() - t0)
-                if check is not None:
-                    check(answer, n)
-                m.answer = answer
+        body(m)
     except AssertionError as exc:
         m.status, m.detail = "error", f"wrong result: {exc}"
     except Exception as exc:
@@ -431,6 +430,105 @@ def run_peer(
     if m.status == "error":
         config.log(f"    ERROR: {m.detail}")
     return m
+
+
+class Countdown:
+    """An event set once ``n`` done-callbacks have each called ``tick``."""
+
+    def __init__(self, n: int):
+        self._left = n
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def tick(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How a section times its peers: written once per section, run for each peer.
+
+    ``task(executor, n)`` is timed best-of-``repeats`` on ``workers`` workers
+    (``None``: ``config.workers``). With ``budget_s``/``probe_n`` the size is
+    adapted per peer: a probe run of ``probe_n`` items (which doubles as
+    warm-up) estimates the cost per item, and ``n`` is reduced so one timed
+    run takes about ``budget_s``; results are normalised per item, so slow
+    peers stay comparable. Without them, one untimed run of ``min(n, probe_n
+    or n)`` items warms up. ``check(answer, n)`` may raise ``AssertionError``
+    to flag a wrong result. ``section`` prefixes the progress line.
+    """
+
+    config: Config
+    n: int
+    repeats: int
+    workers: int | None = None
+    budget_s: float | None = None
+    probe_n: int | None = None
+    check: Callable[[Any, int], None] | None = None
+    section: str = ""
+
+    def run(self, bench: Benchmark, task: Callable[[Any, int], Any], **changes: Any) -> Measurement:
+        """Time ``task`` on ``bench`` with these settings (``changes`` replace some of them for this peer).
+
+        Exceptions never escape: they become ``status="error"``.
+        """
+        t = dataclasses.replace(self, **changes) if changes else self
+        workers = t.workers or t.config.workers
+        m = Measurement(bench.label, bench.key, workers=None if bench.serial else workers)
+        where = "serial" if bench.serial else f"{workers} workers"
+        progress = f"  {t.section + ': ' if t.section else ''}{bench.label} ({where}) ..."
+
+        def body(m: Measurement) -> None:
+            with opened(bench, workers) as (ex, startup):
+                m.startup = startup
+                m.n = t.sized(task, ex)
+                for _ in range(t.repeats):
+                    t0 = time.perf_counter()
+                    answer = task(ex, m.n)
+                    m.times.append(time.perf_counter() - t0)
+                    if t.check is not None:
+                        t.check(answer, m.n)
+                    m.answer = answer
+
+        return guarded(m, t.config, body, missing=bench.unavailable(), progress=progress)
+
+    def sized(self, task: Callable[[Any, int], Any], ex: cf.Executor | None) -> int:
+        """Warm ``task`` up on ``ex``; the items of one timed run (see the class)."""
+        n = self.n
+        if self.budget_s is not None and self.probe_n:
+            probe = min(n, self.probe_n)
+            t0 = time.perf_counter()
+            task(ex, probe)
+            per_item = (time.perf_counter() - t0) / probe
+            if per_item > 0:
+                n = max(probe, min(n, int(self.budget_s / per_item)))
+        else:
+            task(ex, min(n, self.probe_n or n))
+        return n
+
+
+def child_json(source: str, *args: object, timeout: float) -> Any:
+    """Run ``source`` in a fresh Python (``python -c``, ``args`` its argv) that imports the
+    interpool this process runs, installed or not; the JSON its last line of output holds."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError((out.stderr.strip().splitlines() or ["child failed"])[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def merge(first: Measurement, again: Measurement) -> Measurement:
@@ -483,6 +581,11 @@ def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else fmt_num(seconds * 1e3)
 
 
+def in_ms(seconds: float) -> str:
+    """``seconds`` in ms, with the unit: a target's detail."""
+    return f"{fmt_ms(seconds)} ms"
+
+
 def fmt_s(seconds: float | None) -> str:
     return "-" if seconds is None else fmt_num(seconds)
 
@@ -500,9 +603,64 @@ def sort_measurements(ms: list[Measurement], key: Callable[[Measurement], float]
     return sorted(ms, key=lambda m: (rank[m.status], key(m) if m.ok else 0.0))
 
 
-def rows(ms: list[Measurement], key: Callable[[Measurement], float], row: Callable[[Measurement], list[str]]) -> list:
-    """Table rows sorted by ``key``: ``row(m)`` for OK peers, status rows for the rest."""
-    return [row(m) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
+#: Cells of a table row for one measurement.
+Cells = Callable[[Measurement], list[str]]
+
+
+def rows(ms: list[Measurement], key: Callable[[Measurement], float], row: Cells, extra: Cells | None = None) -> list:
+    """Table rows sorted by ``key``: ``row(m)`` (then ``extra(m)``) for OK peers, status rows for the rest."""
+    return [row(m) + (extra(m) if extra else []) if m.ok else status_row(m) for m in sort_measurements(ms, key)]
+
+
+def speedup(base: Measurement | None, m: Measurement | None) -> float | None:
+    """``base``'s time over ``m``'s, or None when either is missing or failed."""
+    return base.best / m.best if (base is not None and m is not None and m.ok) else None
+
+
+def ratio(m: Measurement | None, base: Measurement | None) -> float | None:
+    """``m``'s time per item over ``base``'s, or None when either is missing."""
+    return m.per_item / base.per_item if (m is not None and base is not None) else None
+
+
+def time_rows(ms: list[Measurement], base: Measurement | None, extra: Cells | None = None) -> list:
+    """Rows by time: peer, best time in s, the speedup over ``base`` (its time over the peer's), then ``extra(m)``."""
+    return rows(ms, lambda m: m.best, lambda m: [m.label, fmt_s(m.best), fmt_ratio(speedup(base, m))], extra)
+
+
+def per_item_rows(ms: list[Measurement], base: Measurement | None, extra: Cells | None = None) -> list:
+    """Rows by time per item: peer, items, µs per item, the ratio to ``base``'s, then ``extra(m)``."""
+
+    def row(m: Measurement) -> list[str]:
+        return [m.label, f"{m.n:,}", fmt_us(m.per_item), fmt_ratio(ratio(m, base))]
+
+    return rows(ms, lambda m: m.per_item, row, extra)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (q in 0..1)."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def p50(m: Measurement) -> float:
+    """The median of ``m.times`` (sorted: a measurement of latencies)."""
+    return percentile(m.times, 0.50)
+
+
+def p99(m: Measurement) -> float:
+    """The 99th percentile of ``m.times`` (sorted: a measurement of latencies)."""
+    return percentile(m.times, 0.99)
+
+
+def latency_rows(ms: list[Measurement], extra: Cells | None = None) -> list:
+    """Rows by p99 of measurements of latencies: peer (and its detail), count, p50, p99, max in ms, then ``extra(m)``."""
+
+    def row(m: Measurement) -> list[str]:
+        label = m.label + (f" ({m.detail})" if m.detail else "")
+        return [label, f"{m.n:,}", fmt_ms(p50(m)), fmt_ms(p99(m)), fmt_ms(m.times[-1])]
+
+    return rows(ms, p99, row, extra)
 
 
 def error_notes(ms: list[Measurement]) -> list[str]:
@@ -518,6 +676,16 @@ def find(ms: list[Measurement], key: str) -> Measurement | None:
 
 def target(text: str, ok: bool | None, detail: str = "") -> Target:
     return Target(text, "n/a" if ok is None else ("PASS" if ok else "FAIL"), detail)
+
+
+def at_most(text: str, value: float | None, limit: float, shown: Callable[[float], str], missing: str = "") -> Target:
+    """PASS when ``value`` ≤ ``limit``, detail ``shown(value)``; n/a (detail ``missing``) without a value."""
+    return target(text, None if value is None else value <= limit, missing if value is None else shown(value))
+
+
+def at_least(text: str, value: float | None, limit: float, shown: Callable[[float], str], missing: str = "") -> Target:
+    """PASS when ``value`` ≥ ``limit``, detail ``shown(value)``; n/a (detail ``missing``) without a value."""
+    return target(text, None if value is None else value >= limit, missing if value is None else shown(value))
 
 
 def fail_if_interpool_failed(targets: list[Target], *sections: list[Measurement]) -> list[Target]:

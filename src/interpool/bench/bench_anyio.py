@@ -59,13 +59,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_conc = config.size(2_000, 300, minimum=10)
     # anyio's to_interpreter starts an interpreter per concurrent call: keep its batch small.
     n_conc_anyio_interp = min(n_conc, config.size(64, 16, minimum=4))
-    missing = None
-    try:
-        import anyio
-    except ImportError:
-        missing = "n/a (anyio is not installed)"
-    if missing is None and h.fake_interpool():
-        missing = "n/a (fake interpool stand-in)"
+    missing = h.needs("anyio")
     backends = ["asyncio"]
     try:
         import trio  # noqa: F401
@@ -78,6 +72,8 @@ def run(config: h.Config) -> h.WorkloadResult:
     if missing is not None:
         rows.append(("all peers", missing))
     else:
+        import anyio
+
         for label, call, why in _peers():
             if call is None:
                 rows.append((label, why))
@@ -104,22 +100,11 @@ def run(config: h.Config) -> h.WorkloadResult:
             "beyond its pool, so it gets a smaller concurrent batch."
         ],
     )
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"sequential": n_seq, "concurrent": n_conc, "backends": backends},
-        tables=[table],
-        targets=[],
-        data={},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"sequential": n_seq, "concurrent": n_conc, "backends": backends}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=[], data={})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import itertools
-import math
-import time
 
 from . import _harness as h
 from . import _tasks
+from .bench_gridsearch import problem
+from .bench_scaling import calibrate
 
 NAME = "asyncio"
 TITLE = "asyncio: Pool.run, AsyncPool, to_interpreter"
@@ -103,8 +103,15 @@ class _AsyncPoolPeer:
         self.apool.shutdown(wait)
 
 
-def _wanted(config, key):
-    return config.peers is None or key in config.peers
+def _peers(config, *entries):
+    """``(peer, task)`` for each ``(label, make, key, task)`` that --peers selects (one that runs
+    in-process, ``make`` None, always runs); interpool's are n/a under the FAKE stand-in."""
+    missing = {"interpool": _interpool_missing, "stdlib": h._stdlib_ipe_missing}
+    return [
+        (h.Benchmark(label, make, key, missing.get(key.split("-")[0])), task)
+        for label, make, key, task in entries
+        if make is None or config.wants(key)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -157,75 +164,28 @@ def _check_count(answer, n):
 def _overhead(config):
     n = config.size(100_000, 20_000, minimum=10)
     reps = config.reps(3, 2)
-    budget = 1.5 if not config.quick else 0.3
-    probe = min(n, 2_000 if not config.quick else 500)
-    peers = [
-        (h.Benchmark("bare coroutine (floor)", None, "serial"), _gather_bare),
+    budget = config.pick(1.5, 0.3)
+    probe = min(n, int(config.pick(2_000, 500)))
+    peers = _peers(
+        config,
+        ("bare coroutine (floor)", None, "serial", _gather_bare),
         # What any awaited result costs asyncio itself: a coroutine that
         # suspends on a future and is resumed when the loop completes it.
-        (
-            h.Benchmark("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future"),
-            _gather_awaiting_future,
-        ),
-    ]
-    if _wanted(config, "interpool"):
-        peers += [
-            (h.Benchmark("interpool.Pool.run", h._make_interpool, "interpool", _interpool_missing), _gather_pool_run),
-            (
-                h.Benchmark(
-                    "interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie", _interpool_missing
-                ),
-                _gather_run_in_executor,
-            ),
-        ]
-    if _wanted(config, "threads"):
-        peers.append(
-            (
-                h.Benchmark("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads"),
-                _gather_run_in_executor,
-            )
-        )
-    if _wanted(config, "stdlib"):
-        peers.append(
-            (
-                h.Benchmark(
-                    "InterpreterPoolExecutor (stdlib) via run_in_executor",
-                    h._make_stdlib_ipe,
-                    "stdlib",
-                    h._stdlib_ipe_missing,
-                ),
-                _gather_run_in_executor,
-            )
-        )
-    ms = [
-        h.run_peer(
-            p,
-            config.workers,
-            task,
-            n=n,
-            repeats=reps,
-            config=config,
-            budget_s=budget,
-            probe_n=probe,
-            check=_check_count,
-            section="gather",
-        )
-        for p, task in peers
-    ]
+        ("coroutine awaiting a future, no work (asyncio floor)", None, "serial-future", _gather_awaiting_future),
+        ("interpool.Pool.run", h._make_interpool, "interpool", _gather_pool_run),
+        ("interpool.Pool via run_in_executor", h._make_interpool, "interpool-rie", _gather_run_in_executor),
+        ("ThreadPoolExecutor via run_in_executor", cf.ThreadPoolExecutor, "threads", _gather_run_in_executor),
+        ("InterpreterPoolExecutor (stdlib) via run_in_executor", h._make_stdlib_ipe, "stdlib", _gather_run_in_executor),
+    )
+    timing = h.Timing(config, n=n, repeats=reps, budget_s=budget, probe_n=probe, check=_check_count, section="gather")
+    ms = [timing.run(p, task) for p, task in peers]
     floor, ip, st = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "stdlib")
     awaiting = h.find(ms, "serial-future")
-    rows = h.rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-            h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-",
-            h.fmt_ms(m.startup),
-        ],
-    )
+
+    def above_floor(m):
+        return [h.fmt_us(m.per_item - floor.per_item) if (floor and m is not floor) else "-", h.fmt_ms(m.startup)]
+
+    rows = h.per_item_rows(ms, ip, above_floor)
     table = h.Table(
         f"(a) {n:,} awaited noop() tasks through asyncio.gather, {config.workers} workers",
         ["peer", "items", "µs/task", "vs. interpool", "µs above floor", "startup ms"],
@@ -260,21 +220,10 @@ def _overhead(config):
 # ---------------------------------------------------------------------------
 
 
-def calibrate_spin(seconds):
-    """n such that sum_squares(n) takes about ``seconds`` here (best of 5)."""
-    probe = 20_000
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        _tasks.sum_squares(probe)
-        best = min(best, time.perf_counter() - t0)
-    return max(100, int(probe * seconds / best))
-
-
 def _async_pool(config):
     n = config.size(5_000, 1_000, minimum=4)
     delay = 0.05
-    spin = calibrate_spin(0.001)
+    spin = calibrate(0.001, probe=20_000, tries=5, minimum=100)
     workers = config.workers
     concurrency = n // workers + 1  # every coroutine may be sleeping at once
     reps = config.reps(2, 1)
@@ -298,49 +247,33 @@ def _async_pool(config):
 
         return sum(asyncio.run(main()))
 
-    peers = [(h.Benchmark("main event loop alone", None, "serial"), on_main_loop)]
-    if _wanted(config, "interpool"):
-        peers.append(
-            (
-                h.Benchmark(
-                    f"interpool.AsyncPool({workers}, concurrency={concurrency})",
-                    lambda w: _AsyncPoolPeer(w, concurrency),
-                    "interpool",
-                    _interpool_missing,
-                ),
-                on_async_pool,
-            )
-        )
-    ms = [
-        h.run_peer(
-            p, workers, task, n=n, repeats=reps, config=config, probe_n=min(n, 100), check=check, section="async pool"
-        )
-        for p, task in peers
-    ]
-    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(base.best / m.best) if base else "-",
-            h.fmt_ms(m.per_item),
-            h.fmt_ms(m.startup),
-        ],
+    peers = _peers(
+        config,
+        ("main event loop alone", None, "serial", on_main_loop),
+        (
+            f"interpool.AsyncPool({workers}, concurrency={concurrency})",
+            lambda w: _AsyncPoolPeer(w, concurrency),
+            "interpool",
+            on_async_pool,
+        ),
     )
+    timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 100), check=check, section="async pool")
+    ms = [timing.run(p, task) for p, task in peers]
+    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
+    rows = h.time_rows(ms, base, lambda m: [h.fmt_ms(m.per_item), h.fmt_ms(m.startup)])
     table = h.Table(
         f"(b) {n:,} coroutines: await asyncio.sleep({delay}), then ~1 ms CPU (sum_squares({spin:,}))",
         ["peer", "time s", "vs. main loop", "ms/coroutine", "startup ms"],
         rows,
         notes=h.error_notes(ms),
     )
-    ratio = base.best / ip.best if (base and ip) else None
     targets = [
-        h.target(
+        h.at_least(
             f"AsyncPool on {workers} workers ≥ 1.8× the main loop alone",
-            None if ratio is None else ratio >= 1.8,
-            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+            h.speedup(base, ip),
+            1.8,
+            h.fmt_ratio,
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"n_coroutines": n, "sleep_s": delay, "spin_n": spin, "concurrency": concurrency}
@@ -378,60 +311,28 @@ def _sequential(config):
             ex.submit(noop).result()
         return k
 
-    peers = [(h.Benchmark("asyncio.to_thread(noop) (default executor)", None, "serial"), to_thread)]
-    if _wanted(config, "interpool"):
-        peers += [
-            (
-                h.Benchmark("await interpool.Pool.run(noop)", h._make_interpool, "interpool", _interpool_missing),
-                pool_run,
-            ),
-            (
-                h.Benchmark(
-                    "interpool.Pool.submit(noop).result(), no loop",
-                    h._make_interpool,
-                    "interpool-sync",
-                    _interpool_missing,
-                ),
-                submit_result,
-            ),
-        ]
-    ms = [
-        h.run_peer(
-            p,
-            config.workers,
-            task,
-            n=n,
-            repeats=reps,
-            config=config,
-            probe_n=min(n, 200),
-            check=_check_count,
-            section="sequential",
-        )
-        for p, task in peers
-    ]
-    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-        ],
+    peers = _peers(
+        config,
+        ("asyncio.to_thread(noop) (default executor)", None, "serial", to_thread),
+        ("await interpool.Pool.run(noop)", h._make_interpool, "interpool", pool_run),
+        ("interpool.Pool.submit(noop).result(), no loop", h._make_interpool, "interpool-sync", submit_result),
     )
+    timing = h.Timing(config, n=n, repeats=reps, probe_n=min(n, 200), check=_check_count, section="sequential")
+    ms = [timing.run(p, task) for p, task in peers]
+    base, ip = h.find(ms, "serial"), h.find(ms, "interpool")
     table = h.Table(
         f"(d) {n:,} sequential awaits of noop(), {config.workers} workers",
         ["peer", "items", "µs/round trip", "vs. to_thread"],
-        rows,
+        h.per_item_rows(ms, base),
         notes=h.error_notes(ms),
     )
-    ratio = ip.per_item / base.per_item if (ip and base) else None
     targets = [
-        h.target(
+        h.at_most(
             "sequential await pool.run(noop) ≤ 0.5 × asyncio.to_thread(noop)",
-            None if ratio is None else ratio <= 0.5,
-            (_interpool_missing() or "missing measurement") if ratio is None else h.fmt_ratio(ratio),
+            h.ratio(ip, base),
+            0.5,
+            h.fmt_ratio,
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"n_sequential": n}
@@ -443,13 +344,7 @@ def _sequential(config):
 
 
 def _gridsearch(config):
-    from .bench_gridsearch import candidates
-
-    grid, start = _tasks.make_grid()
-    step = 3 if config.quick else 1
-    cells = candidates(grid, start, step=step)
-    if config.scale < 1:
-        cells = cells[: max(1, int(len(cells) * config.scale))]
+    grid, start, _, cells = problem(config)
     reps = config.reps(3, 2)
     ipmod = None if _interpool_missing() else h.load_interpool()
     workers = ipmod.default_workers() if ipmod else config.workers
@@ -477,42 +372,27 @@ def _gridsearch(config):
             answers.setdefault("first", answer)
             assert answer == answers["first"], f"answer {answer} != {answers['first']}"
 
-    peers = [(h.Benchmark("serial (in-process loop)", None, "serial"), serial)]
-    if _wanted(config, "interpool"):
-        peers += [
-            (h.Benchmark("Pool.map, shared grid", h._make_interpool, "interpool-map", _interpool_missing), via_map),
-            (
-                h.Benchmark("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", _interpool_missing),
-                via_to_interpreter,
-            ),
-        ]
-    ms = [
-        h.run_peer(
-            p,
-            workers,
-            task,
-            n=len(cells),
-            repeats=1 if p.serial else reps,
-            config=config,
-            probe_n=min(len(cells), 8 * workers),
-            check=check,
-            section="gridsearch",
-        )
-        for p, task in peers
-    ]
+    peers = _peers(
+        config,
+        ("serial (in-process loop)", None, "serial", serial),
+        ("Pool.map, shared grid", h._make_interpool, "interpool-map", via_map),
+        ("to_interpreter + gather, shared grid", _DefaultPoolPeer, "interpool", via_to_interpreter),
+    )
+    timing = h.Timing(
+        config,
+        n=len(cells),
+        repeats=reps,
+        workers=workers,
+        probe_n=min(len(cells), 8 * workers),
+        check=check,
+        section="gridsearch",
+    )
+    ms = [timing.run(p, task, repeats=1) if p.serial else timing.run(p, task) for p, task in peers]
     base, ti, pm = h.find(ms, "serial"), h.find(ms, "interpool"), h.find(ms, "interpool-map")
-    rows = h.rows(
+    rows = h.time_rows(
         ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(base.best / m.best) if base else "-",
-            h.fmt_ratio(m.best / pm.best) if pm else "-",
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
+        base,
+        lambda m: [h.fmt_ratio(h.speedup(m, pm)), h.fmt_us(m.per_item), str(m.answer), h.fmt_ms(m.startup)],
     )
     table = h.Table(
         f"(c) grid search, {len(cells):,} cells, {workers} workers (default_pool's size), grid shared once",
@@ -521,14 +401,13 @@ def _gridsearch(config):
         notes=h.error_notes(ms),
     )
     table.notes.append("to_interpreter runs on interpool.default_pool(); its start-up counts only the first use.")
-    ratio = ti.best / pm.best if (ti and pm) else None
     targets = [
-        h.target(
+        h.at_most(
             "to_interpreter grid search within 10% of Pool.map",
-            None if ratio is None else ratio <= 1.10,
-            (_interpool_missing() or "missing measurement")
-            if ratio is None
-            else f"{h.fmt_ratio(ratio)} Pool.map's time",
+            h.speedup(ti, pm),
+            1.10,
+            lambda r: f"{h.fmt_ratio(r)} Pool.map's time",
+            _interpool_missing() or "missing measurement",
         )
     ]
     return table, targets, ms, {"grid_cells": len(cells), "grid_workers": workers}
@@ -555,14 +434,10 @@ def run(config: h.Config) -> h.WorkloadResult:
         targets += section_targets
         data[name] = ms
         params.update(section_params)
-    return h.WorkloadResult(NAME, TITLE, DESCRIPTION, params=params, tables=tables, targets=targets, data=data)
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    return h.WorkloadResult.of(__name__, params=params, tables=tables, targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

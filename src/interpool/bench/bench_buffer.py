@@ -44,10 +44,6 @@ def peers() -> list[h.Benchmark]:
     ]
 
 
-def _selected(config: h.Config, ps: list[h.Benchmark]) -> list[h.Benchmark]:
-    return [p for p in ps if config.peers is None or p.key.split("-")[0] in config.peers]
-
-
 def _calls(data, size):
     def task(ex, n):
         fn = _handle_tasks.head_and_length
@@ -61,10 +57,9 @@ def _calls(data, size):
 
 
 def run(config: h.Config) -> h.WorkloadResult:
-    reps = config.reps(3, 2)
     n = config.size(2_000, 500, minimum=5)
-    budget = 0.5 if not config.quick else 0.15
-    selected = _selected(config, peers())
+    timing = h.Timing(config, n=n, repeats=config.reps(3, 2), budget_s=config.pick(0.5, 0.15), probe_n=min(n, 5))
+    selected = [p for p in peers() if config.wants(p.key)]
     by_peer: dict[str, list[h.Measurement]] = {p.key: [] for p in selected}
     for label, size in SIZES:
         for p in selected:
@@ -72,19 +67,7 @@ def run(config: h.Config) -> h.WorkloadResult:
                 data = h.load_interpool().SharedBuffer(size)
             else:
                 data = bytes(size)
-            by_peer[p.key].append(
-                h.run_peer(
-                    p,
-                    config.workers,
-                    _calls(data, size),
-                    n=n,
-                    repeats=reps,
-                    config=config,
-                    budget_s=budget,
-                    probe_n=min(n, 5),
-                    section=f"buffer {label}",
-                )
-            )
+            by_peer[p.key].append(timing.run(p, _calls(data, size), section=f"buffer {label}"))
             del data
 
     rows: list[h.Row] = []
@@ -114,29 +97,20 @@ def run(config: h.Config) -> h.WorkloadResult:
             None if not ok else max(per_call) <= TARGET_US,
             detail,
         ),
-        h.target(
+        h.at_most(
             f"SharedBuffer per-call cost independent of size (slowest size within {TARGET_SPREAD:g}× of the fastest)",
-            None if spread is None else spread <= TARGET_SPREAD,
-            "" if spread is None else f"slowest/fastest {h.fmt_ratio(spread)}",
+            spread,
+            TARGET_SPREAD,
+            lambda r: f"slowest/fastest {h.fmt_ratio(r)}",
         ),
     ]
     h.fail_if_interpool_failed(targets, ip)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": config.workers, "sizes": [s for _, s in SIZES], "calls": n, "repeats": reps},
-        tables=[table],
-        targets=targets,
-        data={label: [by_peer[p.key][i] for p in selected] for i, (label, _) in enumerate(SIZES)},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": config.workers, "sizes": [s for _, s in SIZES], "calls": n, "repeats": timing.repeats}
+    data = {label: [by_peer[p.key][i] for p in selected] for i, (label, _) in enumerate(SIZES)}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -127,7 +127,7 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_submit = config.size(20_000, 5_000, minimum=10)
     n_map = config.size(200_000, 50_000, minimum=10)
     sections = {}
-    if config.peers is None or "interpool" in config.peers:
+    if config.wants("interpool"):
         sections["submit"] = _alternate(
             config, "submit", (_submitter(_tasks.noop), _submitter(noop)), n_submit, rounds, _check_count
         )
@@ -158,22 +158,11 @@ def run(config: h.Config) -> h.WorkloadResult:
             )
         )
     h.fail_if_interpool_failed(targets, *sections.values())
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "rounds": rounds},
-        tables=tables,
-        targets=targets,
-        data=sections,
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "rounds": rounds}
+    return h.WorkloadResult.of(__name__, params=params, tables=tables, targets=targets, data=sections)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -90,15 +90,10 @@ def _measure(config, label, key, processes, threads, interpreters, requires, ite
     import dask.bag as db
     import distributed
 
-    m = h.Measurement(label, key, workers=processes * threads)
-    reason = requires() if requires else None
-    if reason:
-        m.status, m.detail = "n/a", reason
-        return m, None, None
-    overhead = []  # s: the same graph with one item per partition
-    config.log(f"  dask: {label} ...")
-    expected = sum(_tasks.sum_squares(size) for _ in range(items))
-    try:
+    got = {}  # rss: the workers' MiB; overhead: s of the same graph with one item per partition
+
+    def body(m):
+        expected = sum(_tasks.sum_squares(size) for _ in range(items))
         t0 = time.perf_counter()
         with (
             distributed.LocalCluster(
@@ -126,6 +121,7 @@ def _measure(config, label, key, processes, threads, interpreters, requires, ite
             job(partitions)  # warm up: every worker imports the task module
             m.startup = time.perf_counter() - t0
             m.n = items
+            overhead = []
             for _ in range(repeats):
                 client.run(_gc_collect)
                 t0 = time.perf_counter()
@@ -137,15 +133,11 @@ def _measure(config, label, key, processes, threads, interpreters, requires, ite
                 t0 = time.perf_counter()
                 job(partitions)
                 overhead.append(time.perf_counter() - t0)
-            rss = sum(client.run(process_rss_mb).values())
-    except AssertionError as exc:
-        m.status, m.detail = "error", f"wrong result: {exc}"
-        return m, None, None
-    except Exception as exc:
-        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
-        config.log(f"    ERROR: {m.detail}")
-        return m, None, None
-    return m, rss, min(overhead)
+            got["rss"], got["overhead"] = sum(client.run(process_rss_mb).values()), min(overhead)
+
+    m = h.Measurement(label, key, workers=processes * threads)
+    h.guarded(m, config, body, missing=requires() if requires else None, progress=f"  dask: {label} ...")
+    return m, got.get("rss"), got.get("overhead")
 
 
 def _busy_machine_note(workers):
@@ -179,19 +171,13 @@ def run(config: h.Config) -> h.WorkloadResult:
     missing = _missing()
     if missing:
         line = f"skipped: {missing}" + ("" if h.fake_interpool() else "; pip install 'dask[bag]' distributed to run it")
-        return h.WorkloadResult(
-            NAME,
-            TITLE,
-            DESCRIPTION,
-            params={"workers": workers, "skipped": missing},
-            tables=[h.Table(f"section skipped: {missing}", ["peer", "result"], [("dask", line)])],
-            targets=[],
-            data={},
-        )
+        table = h.Table(f"section skipped: {missing}", ["peer", "result"], [("dask", line)])
+        params = {"workers": workers, "skipped": missing}
+        return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=[], data={})
     items = config.size(800, 80, minimum=8)
     size = config.size(20_000, 5_000, minimum=100)
     repeats = config.reps(5, 1)
-    selected = [s for s in _setups(workers) if config.peers is None or s[1] in config.peers]
+    selected = [s for s in _setups(workers) if config.wants(s[1])]
     ms, rss, overhead = [], {}, {}
     for label, key, processes, threads, interpreters, requires in selected:
         m, mb, cost = _measure(config, label, key, processes, threads, interpreters, requires, items, size, repeats)
@@ -245,29 +231,18 @@ def run(config: h.Config) -> h.WorkloadResult:
         ),
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={
-            "workers": workers,
-            "items": items,
-            "size": size,
-            "repeats": repeats,
-            "worker_rss_mb": {k: round(v, 1) for k, v in rss.items()},
-            "job_overhead_s": {k: round(v, 4) for k, v in overhead.items()},
-        },
-        tables=[table],
-        targets=targets,
-        data={"setups": ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {
+        "workers": workers,
+        "items": items,
+        "size": size,
+        "repeats": repeats,
+        "worker_rss_mb": {k: round(v, 1) for k, v in rss.items()},
+        "job_overhead_s": {k: round(v, 4) for k, v in overhead.items()},
+    }
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={"setups": ms})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

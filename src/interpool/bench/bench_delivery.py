@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import threading
 import time
 
 from . import _harness as h
@@ -39,19 +38,10 @@ def sleep_then_clock(seconds):
     return time.perf_counter()
 
 
-def percentile(sorted_values, q):
-    """Nearest-rank percentile of an ascending list (q in 0..1)."""
-    if not sorted_values:
-        return math.nan
-    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
-
-
 def _latencies(ex, n):
     """Submit n long tasks at once; the latency of each one's done-callback."""
     latencies = [math.nan] * n
-    remaining = [n]
-    lock = threading.Lock()
-    all_called = threading.Event()
+    all_called = h.Countdown(n)
 
     def callback_for(i):
         def callback(future):
@@ -60,10 +50,7 @@ def _latencies(ex, n):
                 latencies[i] = now - future.result()
             except BaseException:  # noqa: BLE001 - counted as missing below
                 pass
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    all_called.set()
+            all_called.tick()
 
         return callback
 
@@ -80,47 +67,25 @@ def _latencies(ex, n):
 
 
 def _measure(bench, config, n):
-    m = h.Measurement(bench.label, bench.key, workers=config.workers)
-    reason = bench.unavailable()
-    if reason:
-        m.status, m.detail = "n/a", reason
-        return m
-    config.log(f"  {bench.label} ({config.workers} workers) ...")
-    try:
+    def body(m):
         with h.opened(bench, config.workers) as (ex, startup):
             m.startup = startup
             _latencies(ex, min(n, 2 * config.workers))  # warm-up: every worker imports this module
             m.times = _latencies(ex, n)
             m.n = n
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
-        config.log(f"    ERROR: {m.detail}")
-    return m
+
+    m = h.Measurement(bench.label, bench.key, workers=config.workers)
+    return h.guarded(
+        m, config, body, missing=bench.unavailable(), progress=f"  {bench.label} ({config.workers} workers) ..."
+    )
 
 
 def run(config: h.Config) -> h.WorkloadResult:
     n = config.size(400, 60, minimum=2 * config.workers)
     ms = [_measure(p, config, n) for p in config.select(PEERS)]
-
-    def p50(m):
-        return percentile(m.times, 0.50)
-
-    def p99(m):
-        return percentile(m.times, 0.99)
-
     ip = h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        p99,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_ms(p50(m)),
-            h.fmt_ms(p99(m)),
-            h.fmt_ms(m.times[-1]),
-            h.fmt_ratio(p99(m) / p99(ip)) if ip and p99(ip) > 0 else "-",
-        ],
-    )
+    p99_ip = h.p99(ip) if ip else None
+    rows = h.latency_rows(ms, lambda m: [h.fmt_ratio(h.p99(m) / p99_ip) if p99_ip else "-"])
     table = h.Table(
         f"task end -> done-callback, {n:,} tasks of sleep({LONG * 1e3:g} ms), {config.workers} workers",
         ["peer", "tasks", "p50 ms", "p99 ms", "max ms", "p99 vs. interpool"],
@@ -132,34 +97,15 @@ def run(config: h.Config) -> h.WorkloadResult:
         + h.error_notes(ms),
     )
     targets = [
-        h.target(
-            "interpool p50 ≤ 1 ms",
-            None if ip is None else p50(ip) <= 1e-3,
-            "" if ip is None else f"{h.fmt_ms(p50(ip))} ms",
-        ),
-        h.target(
-            "interpool p99 ≤ 5 ms",
-            None if ip is None else p99(ip) <= 5e-3,
-            "" if ip is None else f"{h.fmt_ms(p99(ip))} ms",
-        ),
+        h.at_most("interpool p50 ≤ 1 ms", h.p50(ip) if ip else None, 1e-3, h.in_ms),
+        h.at_most("interpool p99 ≤ 5 ms", p99_ip, 5e-3, h.in_ms),
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": config.workers, "tasks": n, "task_seconds": LONG},
-        tables=[table],
-        targets=targets,
-        data={"latency": ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": config.workers, "tasks": n, "task_seconds": LONG}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={"latency": ms})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

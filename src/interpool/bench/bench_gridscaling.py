@@ -14,8 +14,8 @@ import concurrent.futures as cf
 import os
 
 from . import _harness as h
-from .bench_gridsearch import problem, serial_runner, solve_map, speedup
-from .bench_scaling import worker_counts
+from .bench_gridsearch import Baseline, problem, solve_map
+from .bench_scaling import capped_note, scaling_runs, speedup_row, worker_counts, worker_headers
 from .bench_share import peers as share_peers
 from .bench_share import solve_preset, solve_shared
 
@@ -42,18 +42,9 @@ def curve_peers(grid) -> list[h.Benchmark]:
 
 def run(config: h.Config) -> h.WorkloadResult:
     grid, start, _, cells = problem(config)
-    reps = config.reps(2, 1)
     counts = worker_counts(config.workers)
     config.log(f"  gridscaling: {len(cells):,} cells at {counts} workers")
-
-    run_serial = serial_runner(config, grid, start, cells, reps, "gridscaling")
-
-    serial = run_serial()
-    expected = serial.answer if serial.ok else None
-
-    def check(answer, n):
-        if expected is not None and n == len(cells):
-            assert answer == expected, f"answer {answer} != serial answer {expected}"
+    baseline = Baseline(config, grid, start, cells, config.reps(2, 1), "gridscaling")
 
     def task(key, workers):
         if key == "interpool":
@@ -63,72 +54,32 @@ def run(config: h.Config) -> h.WorkloadResult:
         chunk = max(1, min(1024, len(cells) // (workers * 16))) if key == "processes" else 1
         return lambda ex, n: solve_preset(ex, start, cells[:n], chunk)
 
-    flat: list[h.Measurement] = []
-    selected = [p for p in curve_peers(grid) if config.peers is None or p.key in config.peers]
-    for p in selected:
-        for w in counts:
-            m = h.run_peer(
-                p,
-                w,
-                task(p.key, w),
-                n=len(cells),
-                repeats=reps,
-                config=config,
-                probe_n=min(len(cells), 8 * w),
-                check=check,
-                section=f"gridscaling@{w}",
-            )
-            flat.append(m)
-            if m.status == "n/a":
-                break
-    serial = h.merge(serial, run_serial())
-    base = serial if serial.ok else None
-    rows: list[h.Row] = []
-    for p in selected:
-        ms = {m.workers: m for m in flat if m.key == p.key}
-        first = next(iter(ms.values()), None)
-        if first is None or first.status == "n/a":
-            rows.append(h.status_row(first) if first else (p.label, "-"))
-            continue
-        rows.append(
-            [p.label] + [h.fmt_ratio(speedup(base, ms.get(w))) if ms.get(w) and ms[w].ok else "ERROR" for w in counts]
-        )
+    selected = [p for p in curve_peers(grid) if config.wants(p.key)]
+    flat = scaling_runs(selected, counts, lambda p, w: baseline.peers(w, f"gridscaling@{w}").run(p, task(p.key, w)))
+    base = baseline.settle(flat)
     table = h.Table(
         f"speedup vs. serial: {len(cells):,} grid cells",
-        ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts],
-        rows,
-        notes=h.error_notes([serial] + flat),
+        ["peer"] + worker_headers(counts),
+        [speedup_row(p, flat, counts, base) for p in selected],
+        notes=h.error_notes([baseline.serial] + flat) + capped_note(config.workers),
     )
-    cpus = os.cpu_count() or 1
-    if config.workers > cpus:
-        table.notes.append(f"note: {config.workers} workers > {cpus} CPUs; speedup is capped by the CPU count.")
     ip = next((m for m in flat if m.key == "interpool" and m.workers == config.workers and m.ok), None)
-    s = speedup(base, ip)
-    goal = 0.9 * min(config.workers, cpus)
+    cpus = min(config.workers, os.cpu_count() or 1)
     targets = [
-        h.target(
-            f"interpool + share(grid) at {config.workers} workers ≥ 0.9 × {min(config.workers, cpus)} = {goal:.3g}×",
-            None if s is None else s >= goal,
-            "" if s is None else h.fmt_ratio(s),
+        h.at_least(
+            f"interpool + share(grid) at {config.workers} workers ≥ 0.9 × {cpus} = {0.9 * cpus:.3g}×",
+            h.speedup(base, ip),
+            0.9 * cpus,
+            h.fmt_ratio,
         )
     ]
     h.fail_if_interpool_failed(targets, flat)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": counts, "tasks": len(cells), "answer": expected, "repeats": reps},
-        tables=[table],
-        targets=targets,
-        data={"serial": [serial], "peers": flat},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": counts, "tasks": len(cells), "answer": baseline.expected, "repeats": baseline.timing.repeats}
+    data = {"serial": [baseline.serial], "peers": flat}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -13,6 +13,7 @@ measurement. Every peer's answer must equal the serial answer.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 
@@ -43,53 +44,49 @@ def solve_map(ex, grid, start, cells) -> int:
     return sum(ex.map(_tasks.check_loop, itertools.repeat(grid), itertools.repeat(start), cells))
 
 
-def serial_runner(config: h.Config, grid, start, cells, reps: int, section: str):
-    """A function that times the in-process loop over ``cells`` (the serial baseline)."""
+class Baseline:
+    """The serial baseline of a grid search, and the timing of its peers.
 
-    def run_serial():
-        return h.run_peer(
-            h.SERIAL,
-            1,
-            lambda ex, n: solve_serial(grid, start, cells[:n]),
-            n=len(cells),
-            repeats=reps,
-            config=config,
-            probe_n=min(len(cells), 20),
-            section=section,
+    Timed before the peers and again after them (the best of all its runs
+    counts, so that a burst of unrelated load during one of the two does not
+    skew every ratio); its answer checks theirs.
+    """
+
+    def __init__(self, config: h.Config, grid, start, cells, reps: int, section: str):
+        self.timing = h.Timing(
+            config, n=len(cells), repeats=reps, workers=1, probe_n=min(len(cells), 20), section=section
+        )
+        self._task = lambda ex, n: solve_serial(grid, start, cells[:n])
+        self.serial = self.timing.run(h.SERIAL, self._task)
+        self.expected = self.serial.answer if self.serial.ok else None
+
+    def check(self, answer, n) -> None:
+        if self.expected is not None and n == self.timing.n:
+            assert answer == self.expected, f"answer {answer} != serial answer {self.expected}"
+
+    def peers(self, workers: int, section: str | None = None) -> h.Timing:
+        """How the peers are timed on ``workers``: the same cells and repeats, checked against the serial answer."""
+        probe = min(self.timing.n, 8 * workers)
+        return dataclasses.replace(
+            self.timing, workers=workers, probe_n=probe, check=self.check, section=section or self.timing.section
         )
 
-    return run_serial
+    def settle(self, ms: list[h.Measurement]) -> h.Measurement | None:
+        """Time the baseline again; mark the peers in ``ms`` whose answer differs. The base for speedups (or None)."""
+        self.serial = h.merge(self.serial, self.timing.run(h.SERIAL, self._task))
+        if self.serial.ok and self.expected is None:
+            self.expected = self.serial.answer  # the first serial run failed; the re-run decides
+            for m in ms:
+                if m.ok and m.answer != self.expected:
+                    m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {self.expected}"
+        return self.serial if self.serial.ok else None
 
 
-def settle_serial(ms: list[h.Measurement], serial: h.Measurement, expected):
-    """Merge a second serial run into ``ms[0]``; mark peers whose answer differs. Returns the base (or None)."""
-    if serial.ok and expected is None:
-        expected = serial.answer  # the first serial run failed; the re-run decides
-        for m in ms[1:]:
-            if m.ok and m.answer != expected:
-                m.status, m.detail = "error", f"wrong result: answer {m.answer} != serial answer {expected}"
-    return serial if serial.ok else None
-
-
-def speedup(base: h.Measurement | None, m: h.Measurement | None) -> float | None:
-    """``base``'s time over ``m``'s, or None when either is missing or failed."""
-    return base.best / m.best if (base is not None and m is not None and m.ok) else None
-
-
-def speedup_rows(ms: list[h.Measurement], base: h.Measurement | None) -> list[h.Row]:
-    """Table rows: peer, time, speedup over ``base``, µs per task, answer, start-up."""
-    return h.rows(
-        ms,
-        lambda m: m.best,
-        lambda m: [
-            m.label,
-            h.fmt_s(m.best),
-            h.fmt_ratio(speedup(base, m)),
-            h.fmt_us(m.per_item),
-            str(m.answer),
-            h.fmt_ms(m.startup),
-        ],
-    )
+def speedup_table(title: str, ms: list[h.Measurement], base: h.Measurement | None, notes=()) -> h.Table:
+    """A table of ``ms``: peer, time, speedup over ``base``, µs per task, answer, start-up."""
+    rows = h.time_rows(ms, base, lambda m: [h.fmt_us(m.per_item), str(m.answer), h.fmt_ms(m.startup)])
+    headers = ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"]
+    return h.Table(title, headers, rows, notes=list(notes) + h.error_notes(ms))
 
 
 def problem(config: h.Config):
@@ -103,80 +100,41 @@ def problem(config: h.Config):
 
 def run(config: h.Config) -> h.WorkloadResult:
     grid, start, path, cells = problem(config)
-    reps = config.reps(3, 2)
     grid_bytes = len(pickle.dumps(grid))
     config.log(f"  gridsearch: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")
-
-    run_serial = serial_runner(config, grid, start, cells, reps, "gridsearch")
-
-    # Serial runs before and after the peers; the best of all its runs counts.
-    serial = run_serial()
-    expected = serial.answer if serial.ok else None
-
-    def check(answer, n):
-        if expected is not None and n == len(cells):
-            assert answer == expected, f"answer {answer} != serial answer {expected}"
-
-    ms = [serial]
-    for p in config.select(PEERS):
-        ms.append(
-            h.run_peer(
-                p,
-                config.workers,
-                lambda ex, n: solve_map(ex, grid, start, cells[:n]),
-                n=len(cells),
-                repeats=reps,
-                config=config,
-                probe_n=min(len(cells), 8 * config.workers),
-                check=check,
-                section="gridsearch",
-            )
-        )
-
-    ms[0] = serial = h.merge(serial, run_serial())
-    base = settle_serial(ms, serial, expected)
-    rows = speedup_rows(ms, base)
-    table = h.Table(
-        f"{len(cells):,} tasks on {config.workers} workers "
-        f"(grid {len(grid)}×{len(grid[0])}, route {len(path):,} cells)",
-        ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"],
-        rows,
-        notes=h.error_notes(ms),
+    baseline = Baseline(config, grid, start, cells, config.reps(3, 2), "gridsearch")
+    timing = baseline.peers(config.workers)
+    peers = [timing.run(p, lambda ex, n: solve_map(ex, grid, start, cells[:n])) for p in config.select(PEERS)]
+    base = baseline.settle(peers)
+    ms = [baseline.serial] + peers
+    table = speedup_table(
+        f"{len(cells):,} tasks on {config.workers} workers (grid {len(grid)}×{len(grid[0])}, route {len(path):,} cells)",
+        ms,
+        base,
     )
-    ip = h.find(ms, "interpool")
-    s = speedup(base, ip) if ip else None
+    s = h.speedup(base, h.find(ms, "interpool"))
     targets = [
-        h.target(
+        h.at_least(
             f"interpool ≥ 1.5× serial on {config.workers} workers (stdlib measured 0.78× on 2 cores)",
-            None if s is None else s >= 1.5,
-            "" if s is None else h.fmt_ratio(s),
+            s,
+            1.5,
+            h.fmt_ratio,
         )
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={
-            "workers": config.workers,
-            "grid": f"{len(grid)}x{len(grid[0])}",
-            "route_cells": len(path),
-            "tasks": len(cells),
-            "grid_pickle_bytes": grid_bytes,
-            "answer": expected,
-            "repeats": reps,
-        },
-        tables=[table],
-        targets=targets,
-        data={"peers": ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {
+        "workers": config.workers,
+        "grid": f"{len(grid)}x{len(grid[0])}",
+        "route_cells": len(path),
+        "tasks": len(cells),
+        "grid_pickle_bytes": grid_bytes,
+        "answer": baseline.expected,
+        "repeats": timing.repeats,
+    }
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={"peers": ms})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -108,16 +108,11 @@ def run(config: h.Config) -> h.WorkloadResult:
             h.fmt_ratio(got[(hp, "cpu")]) if ok else "",
         )
     ]
-    return h.WorkloadResult(
-        NAME, TITLE, DESCRIPTION, params={"workers": workers, "work": work}, tables=[table], targets=targets, data={}
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": workers, "work": work}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -40,19 +40,15 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_cpu = 8
     work = config.size(3_000_000, 300_000, minimum=1_000)
     reps = config.reps(3, 1)
-    missing = None
-    try:
-        import joblib
-        from joblib import Parallel, delayed
-    except ImportError:
-        missing = "n/a (joblib is not installed)"
-    if missing is None and h.fake_interpool():
-        missing = "n/a (fake interpool stand-in)"
+    missing = h.needs("joblib")
     rows: list[h.Row] = []
     data, tiny, speed = {}, {}, {}
     if missing is not None:
         rows.append(("all backends", missing))
     else:
+        import joblib
+        from joblib import Parallel, delayed
+
         import interpool.joblib  # noqa: F401  (registers the backend)
 
         serial = _time(lambda: [_tasks.sum_squares(work) for _ in range(n_cpu)], reps)
@@ -92,22 +88,11 @@ def run(config: h.Config) -> h.WorkloadResult:
             f"{h.fmt_ratio(speed['interpool'])}" if ok else "",
         ),
     ]
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": workers, "tiny_calls": n_tiny, "cpu_calls": n_cpu, "work": work},
-        tables=[table],
-        targets=targets,
-        data=data,
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": workers, "tiny_calls": n_tiny, "cpu_calls": n_cpu, "work": work}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

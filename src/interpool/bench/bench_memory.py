@@ -17,12 +17,6 @@ did blurs the figures.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 from . import _harness as h
 
 NAME = "memory"
@@ -31,6 +25,9 @@ DESCRIPTION = (
     "RSS growth per ended worker interpreter, beside CPython's own leak for a bare isolated "
     "interpreter measured in the same run; lower is better."
 )
+
+#: What interpool may add to CPython's own leak, per interpreter (MB); tests/python/test_memory.py holds it to it too.
+MARGIN_MB = 0.3
 
 _RSS = """
 import json, os, sys
@@ -103,22 +100,10 @@ print(json.dumps({"growth_mb": after[-1] - after[0], "count": n - 1}))
 )
 
 
-def _probe(source, *args):
-    # The child imports the interpool this process runs (the package above
-    # this bench package), installed or not.
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if out.returncode != 0:
-        raise RuntimeError((out.stderr.strip().splitlines() or ["child failed"])[-1])
-    doc = json.loads(out.stdout.strip().splitlines()[-1])
+def probe(source, *args) -> float:
+    """MB of RSS growth per unit (interpreter, round or cycle) that ``source`` (BARE, RECYCLED or CYCLES)
+    measures in a fresh child process with these arguments."""
+    doc = h.child_json(source, *args, timeout=1200)
     return doc["growth_mb"] / doc["count"]
 
 
@@ -128,33 +113,28 @@ def _mb(x):
 
 def _measure(config, label, key, source, *args, missing=None):
     """A Measurement whose one 'time' is MB per unit (interpreter or cycle)."""
-    m = h.Measurement(label, key)
-    if missing:
-        m.status, m.detail = "n/a", missing
-        return m
-    config.log(f"  {label} ...")
-    try:
-        m.times = [_probe(source, *args)]
+
+    def body(m):
+        m.times = [probe(source, *args)]
         m.n = int(args[0])
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
-        config.log(f"    ERROR: {m.detail}")
-    return m
+
+    return h.guarded(h.Measurement(label, key), config, body, missing=missing, progress=f"  {label} ...")
+
+
+def _table(title, headers, ms, cells, notes):
+    """Rows by MB: the peer, then ``cells(m)``."""
+    rows = h.rows(ms, lambda m: m.best, lambda m: [m.label, *cells(m)])
+    return h.Table(title, headers, rows, notes=notes + h.error_notes(ms))
 
 
 def run(config: h.Config) -> h.WorkloadResult:
     fake = "n/a (fake interpool stand-in)" if h.fake_interpool() else None
     n = config.size(1000, 100, minimum=10)
     cycles = config.size(30, 10, minimum=3)
-    selected = config.peers
-
-    def wanted(key):
-        return selected is None or key in selected
-
     recycled = [
         _measure(config, "bare isolated interpreter (CPython's own leak)", "cpython", BARE, n, 0),
     ]
-    if wanted("interpool"):
+    if config.wants("interpool"):
         recycled.append(
             _measure(config, "interpool.Pool(1, max_tasks_per_worker=1)", "interpool", RECYCLED, n, missing=fake)
         )
@@ -163,21 +143,12 @@ def run(config: h.Config) -> h.WorkloadResult:
     def above(m):
         return "-" if bare is None or m is bare else f"{(m.best - bare.best) * 1024:+,.0f}".replace("-0", "0")
 
-    table_a = h.Table(
+    table_a = _table(
         f"(a) RSS growth per replaced interpreter, {n:,} interpreters",
         ["peer", "interpreters", "MB/interpreter", "kB above CPython's"],
-        h.rows(
-            recycled,
-            lambda m: m.best,
-            lambda m: [
-                m.label,
-                f"{m.n:,}",
-                _mb(m.best),
-                above(m),
-            ],
-        ),
-        notes=["Each figure comes from a fresh child process; CPython's baseline is measured in this run."]
-        + h.error_notes(recycled),
+        recycled,
+        lambda m: [f"{m.n:,}", _mb(m.best), above(m)],
+        ["Each figure comes from a fresh child process; CPython's baseline is measured in this run."],
     )
 
     peers = [
@@ -191,25 +162,17 @@ def run(config: h.Config) -> h.WorkloadResult:
     ] + [
         _measure(config, label, key, CYCLES, cycles, key, missing=missing)
         for key, label, missing in peers
-        if wanted(key)
+        if config.wants(key)
     ]
     bare_threads = h.find(cycle_ms, "cpython")
     if bare_threads is not None:
         bare_threads.n += 1  # its figure is per round of four already; the table counts rounds after the first
-    table_b = h.Table(
+    table_b = _table(
         f"(b) RSS growth per 'with executor:' cycle after the first, {cycles} cycles, 16 tasks each",
         ["peer", "cycles", "MB/cycle", "MB/interpreter"],
-        h.rows(
-            cycle_ms,
-            lambda m: m.best,
-            lambda m: [
-                m.label,
-                f"{m.n - 1:,}",
-                _mb(m.best),
-                "-" if m.key == "threads" else _mb(m.best / 4),
-            ],
-        ),
-        notes=["Four interpreters end per cycle: CPython keeps about its bare leak of each."] + h.error_notes(cycle_ms),
+        cycle_ms,
+        lambda m: [f"{m.n - 1:,}", _mb(m.best), "-" if m.key == "threads" else _mb(m.best / 4)],
+        ["Four interpreters end per cycle: CPython keeps about its bare leak of each."],
     )
 
     ip = h.find(recycled, "interpool")
@@ -217,33 +180,23 @@ def run(config: h.Config) -> h.WorkloadResult:
     floor = bare_threads.best / 4 if bare_threads is not None else None
     targets = [
         h.target(
-            "recycled interpreter ≤ CPython's bare leak + 0.3 MB",
-            None if ip is None or bare is None else ip.best <= bare.best + 0.3,
+            f"recycled interpreter ≤ CPython's bare leak + {MARGIN_MB:g} MB",
+            None if ip is None or bare is None else ip.best <= bare.best + MARGIN_MB,
             "" if ip is None or bare is None else f"{ip.best:.2f} vs {bare.best:.2f} MB",
         ),
         h.target(
-            "'with Pool(4)' cycle ≤ 4 × (CPython's bare leak on a thread + 0.3 MB)",
-            None if ip_cycles is None or floor is None else ip_cycles.best <= 4 * (floor + 0.3),
+            f"'with Pool(4)' cycle ≤ 4 × (CPython's bare leak on a thread + {MARGIN_MB:g} MB)",
+            None if ip_cycles is None or floor is None else ip_cycles.best <= 4 * (floor + MARGIN_MB),
             "" if ip_cycles is None or floor is None else f"{ip_cycles.best:.2f} vs 4 × {floor:.2f} MB",
         ),
     ]
     h.fail_if_interpool_failed(targets, recycled, cycle_ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"interpreters": n, "cycles": cycles},
-        tables=[table_a, table_b],
-        targets=targets,
-        data={"recycled": recycled, "cycles": cycle_ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"interpreters": n, "cycles": cycles}
+    data = {"recycled": recycled, "cycles": cycle_ms}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table_a, table_b], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -11,6 +11,9 @@ few seconds at most); everything is normalised per item.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from . import _harness as h
 from . import _tasks
@@ -58,102 +61,70 @@ def _check_map(answer, n):
     assert answer == list(range(n)), "map results differ from the input / are out of order"
 
 
-def _section(config, peers, task, *, n, probe, budget, repeats, check, section):
-    return [
-        h.run_peer(
-            p,
-            config.workers,
-            task,
-            n=n,
-            repeats=repeats,
-            config=config,
-            budget_s=budget,
-            probe_n=probe,
-            check=check,
-            section=section,
-        )
-        for p in peers
-    ]
+def _us(seconds: float) -> str:
+    return f"{h.fmt_us(seconds)} µs"
 
 
-def _table(title: str, ms: list[h.Measurement], unit: str) -> h.Table:
-    base = h.find(ms, "interpool")
-    rows = h.rows(
-        ms,
-        lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / base.per_item) if base else "-",
-            h.fmt_ms(m.startup),
-        ],
-    )
-    return h.Table(
-        title,
-        ["peer", "items", f"µs/{unit}", "vs. interpool", "startup ms"],
-        rows,
-        notes=h.error_notes(ms),
-    )
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One of the three measurements: its task, its sizes (full, quick) and its table."""
+
+    key: str
+    task: Callable[[cf.Executor, int], Any]
+    check: Callable[[Any, int], None]
+    items: tuple[int, int]
+    probe: tuple[int, int]
+    budget_s: tuple[float, float]
+    title: str  # formatted with the items
+    unit: str
+
+
+# fmt: off
+PARTS = (
+    Part("submit", _submit_all, _check_count, (100_000, 20_000), (2_000, 500), (1.0, 0.25),
+         "(a) submit {:,} × noop(), then .result() each", "task"),
+    Part("map", _map, _check_map, (1_000_000, 100_000), (5_000, 1_000), (1.5, 0.3),
+         "(b) list(ex.map(identity, range({:,})))", "item"),
+    Part("round_trip", _round_trip, _check_count, (20_000, 5_000), (500, 200), (0.5, 0.15),
+         "(c) serial round trip: ex.submit(noop).result(), {:,}×", "round trip"),
+)
+# fmt: on
 
 
 def run(config: h.Config) -> h.WorkloadResult:
     peers = config.select(PEERS)
-    q = config.quick
     reps = config.reps(3, 2)
-
-    n_submit = config.size(100_000, 20_000, minimum=10)
-    submit = _section(
-        config,
-        peers,
-        _submit_all,
-        n=n_submit,
-        probe=min(n_submit, 2_000 if not q else 500),
-        budget=1.0 if not q else 0.25,
-        repeats=reps,
-        check=_check_count,
-        section="submit",
-    )
-
-    n_map = config.size(1_000_000, 100_000, minimum=10)
-    map_peers = list(peers)
-    if any(p.key == "processes" for p in peers):
-        map_peers.append(h.Benchmark("ProcessPoolExecutor chunksize=1000", h._make_processes, "processes"))
-    map_ms = []
-    for p in map_peers:
-        task = _map_chunked if p.label.endswith("chunksize=1000") else _map
-        map_ms += _section(
+    tables, data, params = [], {}, {"workers": config.workers}
+    for part in PARTS:
+        n = config.size(*part.items, minimum=10)
+        timing = h.Timing(
             config,
-            [p],
-            task,
-            n=n_map,
-            probe=min(n_map, 5_000 if not q else 1_000),
-            budget=1.5 if not q else 0.3,
+            n=n,
             repeats=reps,
-            check=_check_map,
-            section="map",
+            budget_s=config.pick(*part.budget_s),
+            probe_n=min(n, int(config.pick(*part.probe))),
+            check=part.check,
+            section=part.key.replace("_", "-"),
         )
-
-    n_rt = config.size(20_000, 5_000, minimum=10)
-    rt = _section(
-        config,
-        peers,
-        _round_trip,
-        n=n_rt,
-        probe=min(n_rt, 500 if not q else 200),
-        budget=0.5 if not q else 0.15,
-        repeats=reps,
-        check=_check_count,
-        section="round-trip",
-    )
-
-    tables = [
-        _table(f"(a) submit {n_submit:,} × noop(), then .result() each", submit, "task"),
-        _table(f"(b) list(ex.map(identity, range({n_map:,})))", map_ms, "item"),
-        _table(f"(c) serial round trip: ex.submit(noop).result(), {n_rt:,}×", rt, "round trip"),
-    ]
+        runs = [(p, part.task) for p in peers]
+        if part.key == "map" and any(p.key == "processes" for p in peers):
+            runs.append(
+                (h.Benchmark("ProcessPoolExecutor chunksize=1000", h._make_processes, "processes"), _map_chunked)
+            )
+        data[part.key] = ms = [timing.run(p, task) for p, task in runs]
+        params[f"n_{part.key}"] = n
+        tables.append(
+            h.Table(
+                part.title.format(n),
+                ["peer", "items", f"µs/{part.unit}", "vs. interpool", "startup ms"],
+                h.per_item_rows(ms, h.find(ms, "interpool"), lambda m: [h.fmt_ms(m.startup)]),
+                notes=h.error_notes(ms),
+            )
+        )
+    params["repeats"] = reps
     tables[1].notes.insert(0, "map uses default arguments (chunksize=1 for ProcessPoolExecutor) except where labelled.")
     tables[0].notes.append("Slow peers run fewer items (sized to ~1 s per run); all figures are per item.")
+    submit, map_ms = data["submit"], data["map"]
 
     ip_s, th_s, st_s = (h.find(submit, k) for k in ("interpool", "threads", "stdlib"))
     ip_m, st_m = h.find(map_ms, "interpool"), h.find(map_ms, "stdlib")
@@ -166,41 +137,21 @@ def run(config: h.Config) -> h.WorkloadResult:
         return r >= 15, f"{h.fmt_ratio(r)} less"
 
     targets = [
-        h.target(
-            "submit+result ≤ 5 µs per task",
-            None if ip_s is None else ip_s.per_item <= 5e-6,
-            "" if ip_s is None else f"{h.fmt_us(ip_s.per_item)} µs",
-        ),
+        h.at_most("submit+result ≤ 5 µs per task", ip_s.per_item if ip_s else None, 5e-6, _us),
         h.target(
             "submit+result no slower than ThreadPoolExecutor",
             None if (ip_s is None or th_s is None) else ip_s.per_item <= th_s.per_item,
             "" if (ip_s is None or th_s is None) else f"{h.fmt_us(ip_s.per_item)} vs {h.fmt_us(th_s.per_item)} µs",
         ),
-        h.target(
-            "map ≤ 1 µs per item",
-            None if ip_m is None else ip_m.per_item <= 1e-6,
-            "" if ip_m is None else f"{h.fmt_us(ip_m.per_item)} µs",
-        ),
+        h.at_most("map ≤ 1 µs per item", ip_m.per_item if ip_m else None, 1e-6, _us),
         h.target("submit overhead ≥ 15× less than stdlib InterpreterPoolExecutor", *vs_stdlib(ip_s, st_s)),
         h.target("map overhead ≥ 15× less than stdlib InterpreterPoolExecutor", *vs_stdlib(ip_m, st_m)),
     ]
-    h.fail_if_interpool_failed(targets, submit, map_ms, rt)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": config.workers, "n_submit": n_submit, "n_map": n_map, "n_round_trip": n_rt, "repeats": reps},
-        tables=tables,
-        targets=targets,
-        data={"submit": submit, "map": map_ms, "round_trip": rt},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    h.fail_if_interpool_failed(targets, *data.values())
+    return h.WorkloadResult.of(__name__, params=params, tables=tables, targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

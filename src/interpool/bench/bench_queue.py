@@ -82,43 +82,23 @@ def ping_pong(make_queue):
 
 
 def run(config: h.Config) -> h.WorkloadResult:
-    reps = config.reps(3, 2)
     n = config.size(200_000, 30_000, minimum=20)
-    budget = 1.0 if not config.quick else 0.3
+    # Workers: the ping-pong uses one; a second would only sit idle.
+    timing = h.Timing(
+        config, n=n, repeats=config.reps(3, 2), workers=1, budget_s=config.pick(1.0, 0.3), section="queue"
+    )
     makers = {
         "interpool": lambda: h.load_interpool().Queue(),
         "stdlib": _stdlib_queue,
         "threads": queue.Queue,
     }
-    ms = []
-    selected = [p for p in peers() if config.peers is None or p.key in config.peers]
-    for p in selected:
-        # Workers: the ping-pong uses one; a second would only sit idle.
-        ms.append(
-            h.run_peer(
-                p,
-                1,
-                ping_pong(makers[p.key]),
-                n=n,
-                repeats=reps,
-                config=config,
-                budget_s=budget,
-                probe_n=min(n, 20 if p.key == "stdlib" else 2_000),
-                section="queue",
-            )
-        )
-
+    selected = [p for p in peers() if config.wants(p.key)]
+    ms = [timing.run(p, ping_pong(makers[p.key]), probe_n=min(n, 20 if p.key == "stdlib" else 2_000)) for p in selected]
     ip = h.find(ms, "interpool")
     rows = h.rows(
         ms,
         lambda m: m.per_item,
-        lambda m: [
-            m.label,
-            f"{m.n:,}",
-            f"{1 / m.per_item:,.0f}",
-            h.fmt_us(m.per_item),
-            h.fmt_ratio(m.per_item / ip.per_item) if ip else "-",
-        ],
+        lambda m: [m.label, f"{m.n:,}", f"{1 / m.per_item:,.0f}", h.fmt_us(m.per_item), h.fmt_ratio(h.ratio(m, ip))],
     )
     table = h.Table(
         "ping-pong between the caller and 1 worker",
@@ -128,10 +108,11 @@ def run(config: h.Config) -> h.WorkloadResult:
     )
     st = h.find(ms, "stdlib")
     targets = [
-        h.target(
+        h.at_least(
             f"interpool.Queue ≥ {TARGET_RATE:,} round trips/s",
-            None if ip is None else 1 / ip.per_item >= TARGET_RATE,
-            "" if ip is None else f"{1 / ip.per_item:,.0f}/s",
+            1 / ip.per_item if ip else None,
+            TARGET_RATE,
+            "{:,.0f}/s".format,
         ),
         h.target(
             "interpool.Queue faster than concurrent.interpreters.Queue (stdlib)",
@@ -141,22 +122,11 @@ def run(config: h.Config) -> h.WorkloadResult:
         ),
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"round_trips": n, "repeats": reps},
-        tables=[table],
-        targets=targets,
-        data={"peers": ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"round_trips": n, "repeats": timing.repeats}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={"peers": ms})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 
 from . import _harness as h
 from . import _tasks
@@ -31,15 +32,48 @@ def worker_counts(n: int) -> list[int]:
     return counts + ([n] if counts[-1] != n else [])
 
 
-def calibrate(task_seconds: float) -> int:
-    """n such that sum_squares(n) takes about ``task_seconds`` here."""
-    probe = 50_000
+def worker_headers(counts: list[int]) -> list[str]:
+    return [f"{w} worker{'s' if w > 1 else ''}" for w in counts]
+
+
+def capped_note(workers: int) -> list[str]:
+    """A table note where there are more workers than CPUs."""
+    cpus = os.cpu_count() or 1
+    return [f"note: {workers} workers > {cpus} CPUs; speedup is capped by the CPU count."] if workers > cpus else []
+
+
+def scaling_runs(
+    peers: list[h.Benchmark], counts: list[int], measure: Callable[[h.Benchmark, int], h.Measurement]
+) -> list[h.Measurement]:
+    """``measure(peer, workers)`` for each peer at each worker count; one that is n/a is not run further."""
+    flat = []
+    for p in peers:
+        for w in counts:
+            flat.append(measure(p, w))
+            if flat[-1].status == "n/a":
+                break  # unavailable everywhere; one row is enough
+    return flat
+
+
+def speedup_row(peer: h.Benchmark, flat: list[h.Measurement], counts: list[int], base: h.Measurement | None) -> h.Row:
+    """``peer``'s speedup over ``base`` at each worker count (of the runs in ``flat``), or its status."""
+    runs = {m.workers: m for m in flat if m.key == peer.key}
+    first = next(iter(runs.values()), None)
+    if first is None or first.status == "n/a":
+        return h.status_row(first) if first else (peer.label, "-")
+    return [peer.label] + [
+        h.fmt_ratio(h.speedup(base, runs[w])) if w in runs and runs[w].ok else "ERROR" for w in counts
+    ]
+
+
+def calibrate(task_seconds: float, *, probe: int = 50_000, tries: int = 3, minimum: int = 1_000) -> int:
+    """n such that sum_squares(n) takes about ``task_seconds`` here (best of ``tries`` runs of ``probe``)."""
     best = math.inf
-    for _ in range(3):
+    for _ in range(tries):
         t0 = time.perf_counter()
         _tasks.sum_squares(probe)
         best = min(best, time.perf_counter() - t0)
-    return max(1_000, int(probe * task_seconds / best))
+    return max(minimum, int(probe * task_seconds / best))
 
 
 def run(config: h.Config) -> h.WorkloadResult:
@@ -51,7 +85,6 @@ def run(config: h.Config) -> h.WorkloadResult:
     n_tasks = max(config.size(24, 12, minimum=1), nmax)
     n_tasks = -(-n_tasks // lcm) * lcm  # divisible by small worker counts
     expected = _tasks.sum_squares(size)
-    reps = config.reps(3, 2)
     config.log(f"  scaling: {n_tasks} tasks of sum_squares({size:,}) ≈ {task_s * 1e3:.0f} ms each")
 
     def serial_task(ex, n):
@@ -65,102 +98,59 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     # The serial baseline always runs (every speedup is relative to it), both
     # before and after the peers; the best of all its runs counts.
-    def run_serial():
-        return h.run_peer(
-            h.SERIAL, 1, serial_task, n=n_tasks, repeats=reps, config=config, probe_n=1, check=check, section="scaling"
-        )
-
-    serial = [run_serial()]
-
-    by_peer: dict[str, dict[int, h.Measurement]] = {}
-    flat: list[h.Measurement] = []
-    for p in config.select(PEERS):
-        by_peer[p.key] = {}
-        for w in counts:
-            m = h.run_peer(
-                p, w, pool_task, n=n_tasks, repeats=reps, config=config, probe_n=w, check=check, section=f"scaling@{w}"
-            )
-            by_peer[p.key][w] = m
-            flat.append(m)
-            if m.status == "n/a":
-                break  # unavailable everywhere; one row is enough
-
-    serial[0] = h.merge(serial[0], run_serial())
-    base = serial[0] if serial[0].ok else None
-
-    def speedup(m: h.Measurement | None) -> float | None:
-        if m is None or not m.ok or base is None:
-            return None
-        return base.best / m.best
-
-    rows: list[h.Row] = []
+    timing = h.Timing(
+        config, n=n_tasks, repeats=config.reps(3, 2), workers=1, probe_n=1, check=check, section="scaling"
+    )
+    serial = timing.run(h.SERIAL, serial_task)
     peers = config.select(PEERS)
+    flat = scaling_runs(
+        peers, counts, lambda p, w: timing.run(p, pool_task, workers=w, probe_n=w, section=f"scaling@{w}")
+    )
+    serial = h.merge(serial, timing.run(h.SERIAL, serial_task))
+    base = serial if serial.ok else None
+    top = {m.key: m for m in flat if m.workers == nmax and m.ok}
 
     def sort_key(p):
-        s = speedup(by_peer[p.key].get(nmax))
+        s = h.speedup(base, top.get(p.key))
         return (s is None, -(s or 0.0))
 
+    rows: list[h.Row] = []
     for p in sorted(peers, key=sort_key):
-        ms = by_peer[p.key]
-        first = next(iter(ms.values()))
-        if first.status == "n/a":
-            rows.append(h.status_row(first))
-            continue
-        cells = []
-        for w in counts:
-            got = ms.get(w)
-            cells.append(h.fmt_ratio(speedup(got)) if got is not None and got.ok else "ERROR")
-        top = ms.get(nmax)
-        rows.append(
-            [p.label]
-            + cells
-            + [
-                h.fmt_s(top.best) if top is not None and top.ok else "",
-                h.fmt_ms(top.startup) if top is not None and top.ok else "",
-            ]
-        )
+        row = speedup_row(p, flat, counts, base)
+        if isinstance(row, list):
+            m = top.get(p.key)
+            row += [h.fmt_s(m.best), h.fmt_ms(m.startup)] if m else ["", ""]
+        rows.append(row)
     if base is not None:
         rows.append([h.SERIAL.label, "1.00×"] + [""] * (len(counts) - 1) + [h.fmt_s(base.best), ""])
-    headers = (
-        ["peer"] + [f"{w} worker{'s' if w > 1 else ''}" for w in counts] + [f"time @{nmax} s", f"startup @{nmax} ms"]
-    )
     table = h.Table(
         f"speedup vs. serial: {n_tasks} × sum_squares({size:,})",
-        headers,
+        ["peer"] + worker_headers(counts) + [f"time @{nmax} s", f"startup @{nmax} ms"],
         rows,
-        notes=h.error_notes(serial + flat),
+        notes=h.error_notes([serial] + flat) + capped_note(nmax),
     )
-    cpus = os.cpu_count() or 1
-    if nmax > cpus:
-        table.notes.append(f"note: {nmax} workers > {cpus} CPUs; speedup is capped by the CPU count.")
-
-    ip = by_peer.get("interpool", {}).get(nmax)
-    s = speedup(ip)
-    goal = 0.9 * min(nmax, cpus)
+    cpus = min(nmax, os.cpu_count() or 1)
     targets = [
-        h.target(
-            f"interpool speedup at {nmax} workers ≥ 0.9 × {min(nmax, cpus)} = {goal:.2g}×",
-            None if s is None else s >= goal,
-            "" if s is None else h.fmt_ratio(s),
+        h.at_least(
+            f"interpool speedup at {nmax} workers ≥ 0.9 × {cpus} = {0.9 * cpus:.2g}×",
+            h.speedup(base, top.get("interpool")),
+            0.9 * cpus,
+            h.fmt_ratio,
         )
     ]
     h.fail_if_interpool_failed(targets, flat)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": counts, "n_tasks": n_tasks, "sum_squares_n": size, "task_ms": task_s * 1e3, "repeats": reps},
-        tables=[table],
-        targets=targets,
-        data={"serial": serial, "peers": flat},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {
+        "workers": counts,
+        "n_tasks": n_tasks,
+        "sum_squares_n": size,
+        "task_ms": task_s * 1e3,
+        "repeats": timing.repeats,
+    }
+    data = {"serial": [serial], "peers": flat}
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

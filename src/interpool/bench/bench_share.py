@@ -22,7 +22,7 @@ import pickle
 
 from . import _handle_tasks, _tasks
 from . import _harness as h
-from .bench_gridsearch import problem, serial_runner, settle_serial, solve_map, speedup, speedup_rows
+from .bench_gridsearch import Baseline, problem, solve_map, speedup_table
 
 NAME = "share"
 TITLE = "Grid search with share(grid)"
@@ -74,11 +74,6 @@ def peers(grid) -> list[h.Benchmark]:
     ]
 
 
-def _selected(config: h.Config, ps: list[h.Benchmark]) -> list[h.Benchmark]:
-    # --peers names the harness's peer kinds; "interpool" covers its variants.
-    return [p for p in ps if config.peers is None or p.key.split("-")[0] in config.peers]
-
-
 def solve_shared(ex, grid, start, cells) -> int:
     shared = h.load_interpool().share(grid)
     return sum(ex.map(_tasks.check_loop, itertools.repeat(shared), itertools.repeat(start), cells))
@@ -90,22 +85,12 @@ def solve_preset(ex, start, cells, chunksize=1) -> int:
 
 def run(config: h.Config) -> h.WorkloadResult:
     grid, start, _, cells = problem(config)
-    reps = config.reps(3, 2)
     grid_bytes = len(pickle.dumps(grid))
     # ProcessPoolExecutor's best case batches items (its map defaults to one
     # item per round trip); the chunk size interpool's map picks by itself.
     chunk = max(1, min(1024, len(cells) // (config.workers * 16)))
     config.log(f"  share: {len(cells):,} candidate cells, grid {grid_bytes:,} bytes pickled")
-
-    run_serial = serial_runner(config, grid, start, cells, reps, "share")
-
-    serial = run_serial()
-    expected = serial.answer if serial.ok else None
-
-    def check(answer, n):
-        if expected is not None and n == len(cells):
-            assert answer == expected, f"answer {answer} != serial answer {expected}"
-
+    baseline = Baseline(config, grid, start, cells, config.reps(3, 2), "share")
     tasks = {
         "interpool": lambda ex, n: solve_shared(ex, grid, start, cells[:n]),
         "interpool-plain": lambda ex, n: solve_map(ex, grid, start, cells[:n]),
@@ -113,83 +98,52 @@ def run(config: h.Config) -> h.WorkloadResult:
         "stdlib": lambda ex, n: solve_preset(ex, start, cells[:n]),
         "processes": lambda ex, n: solve_preset(ex, start, cells[:n], chunk),
     }
-    ms = [serial]
-    for p in _selected(config, peers(grid)):
-        ms.append(
-            h.run_peer(
-                p,
-                config.workers,
-                tasks[p.key],
-                n=len(cells),
-                repeats=reps,
-                config=config,
-                probe_n=min(len(cells), 8 * config.workers),
-                check=check,
-                section="share",
-            )
-        )
-
-    ms[0] = serial = h.merge(serial, run_serial())
-    base = settle_serial(ms, serial, expected)
-    rows = speedup_rows(ms, base)
-    table = h.Table(
+    timing = baseline.peers(config.workers)
+    peers_ms = [timing.run(p, tasks[p.key]) for p in peers(grid) if config.wants(p.key)]
+    base = baseline.settle(peers_ms)
+    ms = [baseline.serial] + peers_ms
+    chunk_note = f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."
+    table = speedup_table(
         f"{len(cells):,} tasks on {config.workers} workers "
         f"(grid {len(grid)}×{len(grid[0])}, {grid_bytes:,} bytes pickled)",
-        ["peer", "time s", "vs. serial", "µs/task", "answer", "startup ms"],
-        rows,
-        notes=["share(grid) is inside the timed run."]
-        + (
-            [f"ProcessPoolExecutor map uses chunksize={chunk} (its default of 1 is much slower)."]
-            if any(m.key == "processes" for m in ms)
-            else []
-        )
-        + h.error_notes(ms),
+        ms,
+        base,
+        ["share(grid) is inside the timed run."] + ([chunk_note] if any(m.key == "processes" for m in ms) else []),
     )
 
     ip = h.find(ms, "interpool")
-    s = speedup(base, ip)
     want = TARGET_EFFICIENCY * config.workers
     stdlib_rows = [m for m in (h.find(ms, "stdlib"), h.find(ms, "processes")) if m is not None]
     best_stdlib = min(stdlib_rows, key=lambda m: m.best) if stdlib_rows else None
     targets = [
-        h.target(
+        h.at_least(
             f"interpool + share(grid) ≥ {want:.2f}× serial on {config.workers} workers",
-            None if s is None else s >= want,
-            "" if s is None else h.fmt_ratio(s),
+            h.speedup(base, ip),
+            want,
+            h.fmt_ratio,
         ),
         h.target(
             "interpool + share(grid) faster than the stdlib's best (initializer, grid set once per worker)",
             None if (ip is None or best_stdlib is None) else ip.best < best_stdlib.best,
             ""
             if (ip is None or best_stdlib is None)
-            else f"{h.fmt_ratio(speedup(base, ip))} vs {h.fmt_ratio(speedup(base, best_stdlib))} ({best_stdlib.label})",
+            else f"{h.fmt_ratio(h.speedup(base, ip))} vs {h.fmt_ratio(h.speedup(base, best_stdlib))} ({best_stdlib.label})",
         ),
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={
-            "workers": config.workers,
-            "grid": f"{len(grid)}x{len(grid[0])}",
-            "tasks": len(cells),
-            "grid_pickle_bytes": grid_bytes,
-            "answer": expected,
-            "repeats": reps,
-            "processes_chunksize": chunk,
-        },
-        tables=[table],
-        targets=targets,
-        data={"peers": ms},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {
+        "workers": config.workers,
+        "grid": f"{len(grid)}x{len(grid[0])}",
+        "tasks": len(cells),
+        "grid_pickle_bytes": grid_bytes,
+        "answer": baseline.expected,
+        "repeats": timing.repeats,
+        "processes_chunksize": chunk,
+    }
+    return h.WorkloadResult.of(__name__, params=params, tables=[table], targets=targets, data={"peers": ms})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 from . import _harness as h
 
@@ -168,42 +165,20 @@ print(json.dumps({"phases_s": best, "first_task_cpu_s": min(firsts)}))
 """
 
 
-def _child(source, *args):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source), *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if out.returncode != 0:
-        raise RuntimeError((out.stderr.strip().splitlines() or ["child failed"])[-1])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _measure(config, label, key, n, reps, missing=None):
     """Best of ``reps`` fresh children: times are ready seconds; extras ride in answer."""
+
+    def body(m):
+        runs = [h.child_json(CHILD, key, n, timeout=600) for _ in range(reps)]
+        m.n = n
+        m.times = [r["ready_s"] for r in runs]
+        m.answer = {
+            "rss_per_worker_mib": min(r["rss_per_worker_mib"] for r in runs),
+            "shutdown_s": min(r["shutdown_s"] for r in runs),
+        }
+
     m = h.Measurement(label, key, workers=n)
-    if missing:
-        m.status, m.detail = "n/a", missing
-        return m
-    config.log(f"  startup: {label}, {n} workers ...")
-    try:
-        runs = [_child(CHILD, key, n) for _ in range(reps)]
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
-        config.log(f"    ERROR: {m.detail}")
-        return m
-    m.n = n
-    m.times = [r["ready_s"] for r in runs]
-    m.answer = {
-        "rss_per_worker_mib": min(r["rss_per_worker_mib"] for r in runs),
-        "shutdown_s": min(r["shutdown_s"] for r in runs),
-    }
-    return m
+    return h.guarded(m, config, body, missing=missing, progress=f"  startup: {label}, {n} workers ...")
 
 
 def sizes(config) -> list[int]:
@@ -218,7 +193,7 @@ def run(config: h.Config) -> h.WorkloadResult:
         ("interpool", "interpool.Pool", fake),
         ("stdlib", "InterpreterPoolExecutor (stdlib)", h._stdlib_ipe_missing()),
     ]
-    peers = [p for p in peers if p[0] == "cpython" or config.peers is None or p[0] in config.peers]
+    peers = [p for p in peers if p[0] == "cpython" or config.wants(p[0])]
     ms: list[h.Measurement] = []
     for n in sizes(config):
         for key, label, missing in peers:
@@ -273,10 +248,10 @@ def run(config: h.Config) -> h.WorkloadResult:
 
     phase = h.Measurement("phases", "phases")
     tables = [table_a]
-    if not fake and (config.peers is None or "interpool" in config.peers):
+    if not fake and config.wants("interpool"):
         config.log("  startup: phases ...")
         try:
-            doc = _child(PHASES, 5 if config.quick else 20)
+            doc = h.child_json(PHASES, 5 if config.quick else 20, timeout=600)
             created, package, worker, setup, ended = doc["phases_s"]
             phase.times, phase.n = [doc["first_task_cpu_s"]], 1
             phase.answer = json.dumps(doc)
@@ -309,34 +284,18 @@ def run(config: h.Config) -> h.WorkloadResult:
     ready, rss = ratio(lambda m: m.best), ratio(lambda m: m.answer["rss_per_worker_mib"])
     missing = h._stdlib_ipe_missing() or fake or "missing measurement"
     targets = [
-        h.target(
-            f"start-up, {top} workers ready ≤ 0.5 × the stdlib executor's time",
-            None if ready is None else ready <= 0.5,
-            missing if ready is None else h.fmt_ratio(ready),
+        h.at_most(
+            f"start-up, {top} workers ready ≤ 0.5 × the stdlib executor's time", ready, 0.5, h.fmt_ratio, missing
         ),
-        h.target(
-            "RSS per worker ≤ 0.6 × the stdlib executor's",
-            None if rss is None else rss <= 0.6,
-            missing if rss is None else h.fmt_ratio(rss),
-        ),
+        h.at_most("RSS per worker ≤ 0.6 × the stdlib executor's", rss, 0.6, h.fmt_ratio, missing),
     ]
     h.fail_if_interpool_failed(targets, ms)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={"workers": sizes(config), "repeats": reps},
-        tables=tables,
-        targets=targets,
-        data={"startup": ms, "phases": [phase]},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {"workers": sizes(config), "repeats": reps}
+    data = {"startup": ms, "phases": [phase]}
+    return h.WorkloadResult.of(__name__, params=params, tables=tables, targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))

@@ -33,7 +33,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 from . import _harness as h
@@ -55,13 +54,6 @@ CHILD_LIMIT = 60.0  # s: a child that has not exited by then is killed and repor
 CANNOT = "cannot (no way to stop a running task)"
 
 
-def percentile(sorted_values, q):
-    """Nearest-rank percentile of an ascending list (q in 0..1)."""
-    if not sorted_values:
-        return math.nan
-    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
-
-
 def _fake_reason():
     return "n/a (INTERPOOL_BENCH_FAKE stand-in cannot stop tasks)" if h.fake_interpool() else None
 
@@ -75,20 +67,7 @@ def _na(bench, detail):
 def _guarded(bench, config, section, body):
     """Run ``body(m)`` for one peer; failures become an error row, never escape."""
     m = h.Measurement(bench.label, bench.key, workers=WORKERS)
-    reason = bench.unavailable()
-    if reason:
-        m.status, m.detail = "n/a", reason
-        return m
-    config.log(f"  {section}: {bench.label} ...")
-    try:
-        body(m)
-    except AssertionError as exc:
-        m.status, m.detail = "error", f"wrong result: {exc}"
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        m.status, m.detail = "error", f"{type(exc).__name__}: {exc}"
-    if m.status == "error":
-        config.log(f"    ERROR: {m.detail}")
-    return m
+    return h.guarded(m, config, body, missing=bench.unavailable(), progress=f"  {section}: {bench.label} ...")
 
 
 # ---------------------------------------------------------------------------
@@ -183,17 +162,12 @@ def _overshoots(pool, interpool, n):
     """Run ``n`` one-second loops with a TIMEOUT each; sorted overshoots in seconds."""
     log = interpool.Queue()
     done_at = [math.nan] * n
-    remaining = [n]
-    lock = threading.Lock()
-    all_done = threading.Event()
+    all_done = h.Countdown(n)
 
     def callback_for(i):
         def callback(future):
             done_at[i] = time.monotonic()
-            with lock:
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    all_done.set()
+            all_done.tick()
 
         return callback
 
@@ -343,46 +317,33 @@ def run(config: h.Config) -> h.WorkloadResult:
     timeouts, n_to = _timeout_section(config)
     ctrl_c, reps, seconds = _ctrl_c_section(config)
 
-    def p50(m):
-        return percentile(m.times, 0.50)
-
-    def p99(m):
-        return percentile(m.times, 0.99)
-
     def median(m):
         return statistics.median(m.times)
 
-    def pct_row(m):
-        return [
-            m.label + (f" ({m.detail})" if m.detail else ""),
-            f"{m.n:,}",
-            h.fmt_ms(p50(m)),
-            h.fmt_ms(p99(m)),
-            h.fmt_ms(m.times[-1]),
-        ]
+    def latency_table(title, count, ms, notes):
+        headers = ["peer", count, "p50 ms", "p99 ms", "max ms"]
+        return h.Table(title, headers, h.latency_rows(ms), notes=notes + h.error_notes(ms))
 
-    t_int = h.Table(
+    t_int = latency_table(
         f"interrupt() -> future done, task in a pure-Python loop, {WORKERS} workers",
-        ["peer", "stops", "p50 ms", "p99 ms", "max ms"],
-        h.rows(interrupts, p99, pct_row),
-        notes=[
+        "stops",
+        interrupts,
+        [
             "One task at a time; the caller waits for the task's Event before interrupting.",
             "ProcessPoolExecutor: kill its worker processes (the pool is broken after), "
             "kill -> future done with BrokenProcessPool.",
-        ]
-        + h.error_notes(interrupts),
+        ],
     )
-    t_to = h.Table(
+    t_to = latency_table(
         f"timeout overshoot, {n_to:,} tasks of a {TASK_SECONDS:g} s loop with a "
         f"{TIMEOUT * 1e3:g} ms timeout, {WORKERS} workers",
-        ["peer", "tasks", "p50 ms", "p99 ms", "max ms"],
-        h.rows(timeouts, p99, pct_row),
-        notes=[
+        "tasks",
+        timeouts,
+        [
             "Overshoot = (future done - task start) - timeout; every task raised TimeoutError.",
             "A task whose timeout expired before its first line (a loaded machine) has no start: "
             "left out, counted beside the peer.",
-        ]
-        + h.error_notes(timeouts),
+        ],
     )
     ip_c = h.find(ctrl_c, "interpool")
     t_cc = h.Table(
@@ -409,16 +370,8 @@ def run(config: h.Config) -> h.WorkloadResult:
     ip_i = h.find(interrupts, "interpool")
     ip_t = h.find(timeouts, "interpool")
     targets = [
-        h.target(
-            "interpool interrupt p99 ≤ 10 ms",
-            None if ip_i is None else p99(ip_i) <= 10e-3,
-            "" if ip_i is None else f"{h.fmt_ms(p99(ip_i))} ms",
-        ),
-        h.target(
-            "interpool timeout overshoot p99 ≤ 10 ms",
-            None if ip_t is None else p99(ip_t) <= 10e-3,
-            "" if ip_t is None else f"{h.fmt_ms(p99(ip_t))} ms",
-        ),
+        h.at_most("interpool interrupt p99 ≤ 10 ms", h.p99(ip_i) if ip_i else None, 10e-3, h.in_ms),
+        h.at_most("interpool timeout overshoot p99 ≤ 10 ms", h.p99(ip_t) if ip_t else None, 10e-3, h.in_ms),
         h.target(
             "interpool Ctrl-C to exit ≤ 0.5 s",
             None if ip_c is None else median(ip_c) <= 0.5,
@@ -426,31 +379,21 @@ def run(config: h.Config) -> h.WorkloadResult:
         ),
     ]
     h.fail_if_interpool_failed(targets, interrupts, timeouts, ctrl_c)
-    return h.WorkloadResult(
-        NAME,
-        TITLE,
-        DESCRIPTION,
-        params={
-            "workers": WORKERS,
-            "interrupts": n_int,
-            "timeout_tasks": n_to,
-            "timeout_s": TIMEOUT,
-            "timeout_task_s": TASK_SECONDS,
-            "ctrl_c_tasks": CTRL_C_TASKS,
-            "ctrl_c_task_s": seconds,
-            "ctrl_c_repeats": reps,
-        },
-        tables=[t_int, t_to, t_cc],
-        targets=targets,
-        data={"interrupt": interrupts, "timeout": timeouts, "ctrl_c": ctrl_c},
-    )
-
-
-def main(argv=None):
-    from .__main__ import main as suite_main
-
-    return suite_main(argv, default_only=[NAME])
+    params = {
+        "workers": WORKERS,
+        "interrupts": n_int,
+        "timeout_tasks": n_to,
+        "timeout_s": TIMEOUT,
+        "timeout_task_s": TASK_SECONDS,
+        "ctrl_c_tasks": CTRL_C_TASKS,
+        "ctrl_c_task_s": seconds,
+        "ctrl_c_repeats": reps,
+    }
+    data = {"interrupt": interrupts, "timeout": timeouts, "ctrl_c": ctrl_c}
+    return h.WorkloadResult.of(__name__, params=params, tables=[t_int, t_to, t_cc], targets=targets, data=data)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .__main__ import main
+
+    raise SystemExit(main(default_only=[NAME]))
