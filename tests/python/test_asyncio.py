@@ -689,11 +689,14 @@ def test_to_interpreter_exit_with_work_still_running(tmp_path):
         """
         import asyncio
         import interpool
-        import _async_tasks as t
+        import _stop_tasks as t
 
         async def main():
-            asyncio.ensure_future(interpool.to_interpreter(t.sleep_then, 1, 0.3))
-            await asyncio.sleep(0.05)
+            started = interpool.Event()
+            asyncio.ensure_future(interpool.to_interpreter(t.sleep_in_c, started, 0.3))
+            # The task has started (and sleeps 0.3 s more) when the loop ends.
+            if not await asyncio.to_thread(started.wait, 60):
+                raise SystemExit("the task never started")
             return "left"
 
         print(asyncio.run(main()))
