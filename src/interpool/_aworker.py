@@ -69,22 +69,33 @@ def _begin(completion, coro_fn, args, kwargs):
             )
     except BaseException as exc:
         completion.set_exception(exc)
+    else:
+        task = _loop.create_task(_drive(completion, coro))
+        _running[completion.id] = task
+        if completion.cancel_requested:
+            task.cancel()
         return
-    task = _loop.create_task(_drive(completion, coro))
-    _running[completion.id] = task
-    if completion.cancel_requested:
-        task.cancel()
+    completion.finish()  # after the except block has dropped the exception
 
 
 async def _drive(completion, coro):
+    # The outcome is written first, and the task handed back (finish) only
+    # once nothing here holds it: a value, an exception (its traceback holds
+    # the coroutine's frames) or an awaitable that keeps its result.  So a
+    # Shared in it has no worker reference left when the caller decodes it,
+    # and the caller's copy goes with the caller's last reference, as with
+    # Pool.  The same calls per coroutine as before: finish() returns the id.
     try:
-        value = await coro
-    except BaseException as exc:  # CancelledError included: the caller sees a cancellation
-        completion.set_exception(exc)
-    else:
-        completion.set_result(value)
+        try:
+            value = await coro
+        except BaseException as exc:  # CancelledError included: the caller sees a cancellation
+            completion.set_exception(exc)
+        else:
+            completion.set_result(value)
+            del value
+        del coro
     finally:
-        _running.pop(completion.id, None)
+        _running.pop(completion.finish(), None)
 
 
 def _requests_arrived(slot):

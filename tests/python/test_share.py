@@ -445,15 +445,7 @@ def test_a_shared_made_in_a_task_arrives_in_the_caller_as_its_value(pool):
     assert type(value) is t.Tracked and value.label == "made in a task"
 
 
-def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
-    if kind.name == "AsyncPool":
-        # Not a strict xfail: it fails in about half the runs, by timing.
-        pytest.skip(
-            "known limit of AsyncPool: the worker's coroutine frame still holds its Shared when the "
-            "caller decodes the result, so the caller's SharedCache keeps its copy until its next sweep "
-            "(the next value it decodes); one object per loop, not a growing leak. Pool's workers drop "
-            "theirs before the task finishes."
-        )
+def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool):
     value = run(pool, t.share_in_task, "returned")
     dead = []
     weakref.finalize(value, dead.append, "returned")
