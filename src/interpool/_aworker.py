@@ -79,23 +79,33 @@ def _begin(completion, coro_fn, args, kwargs):
 
 
 async def _drive(completion, coro):
-    # The outcome is written first, and the task handed back (finish) only
-    # once nothing here holds it: a value, an exception (its traceback holds
-    # the coroutine's frames) or an awaitable that keeps its result.  So a
-    # Shared in it has no worker reference left when the caller decodes it,
-    # and the caller's copy goes with the caller's last reference, as with
-    # Pool.  The same calls per coroutine as before: finish() returns the id.
+    # The outcome is written first and the task handed back (finish) only
+    # once this worker holds nothing of it, so that a Shared in it goes with
+    # the caller's last reference, as with Pool: the caller's SharedCache
+    # keeps its copy while the worker's lives.  Dropped here: the value, the
+    # exception (its traceback holds the coroutine's frames) and the
+    # awaitable.  The loop callback running this step may hold more until
+    # it returns: the future whose result or exception woke the coroutine
+    # (gather, a task), the CancelledError that asyncio throws in.  So a value
+    # that carries a Shared, and every exception, finish in a callback of
+    # their own; other values (the common case) finish at once, at no cost.
     try:
-        try:
-            value = await coro
-        except BaseException as exc:  # CancelledError included: the caller sees a cancellation
-            completion.set_exception(exc)
-        else:
-            completion.set_result(value)
-            del value
-        del coro
-    finally:
+        value = await coro
+    except BaseException as exc:  # CancelledError included: the caller sees a cancellation
+        completion.set_exception(exc)
+        later = True
+    else:
+        later = completion.set_result(value)
+        del value
+    del coro
+    if later:
+        _loop.call_soon(_finish, completion)
+    else:
         _running.pop(completion.finish(), None)
+
+
+def _finish(completion):
+    _running.pop(completion.finish(), None)
 
 
 def _requests_arrived(slot):

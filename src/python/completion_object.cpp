@@ -1,6 +1,7 @@
 // src/python/completion_object.cpp: the _core.Completion and _core.WorkerSlot types.
 #include "python/engine.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include "python/codec.hpp"
 #include "python/failure.hpp"
 #include "python/output.hpp"
+#include "runtime/shared_value.hpp"
 
 namespace interpool::py {
 namespace {
@@ -63,7 +65,13 @@ PyObject* completion_set_result(PyObject* o, PyObject* value) {
     describe_failure(state, *self->task, exc);
     Py_XDECREF(exc);
   }
-  Py_RETURN_NONE;
+  // Whether the value carries a Shared: the worker then finishes the task
+  // only after the loop callback that produced the value has returned (see
+  // completion_finish).
+  const auto& handles = self->task->response.handles;
+  return PyBool_FromLong(std::any_of(handles.begin(), handles.end(), [](const auto& handle) {
+    return dynamic_cast<const rt::SharedValue*>(handle.get()) != nullptr;
+  }));
 }
 
 PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
@@ -84,9 +92,9 @@ void hand_back(CompletionObject* self) {
 }
 
 // finish() -> id: separate from set_result() and set_exception() so that the
-// worker drops its own references to the value (a Shared in it above all)
+// worker drops its own references to the outcome (a Shared in it above all)
 // before its caller can receive it; else the caller's SharedCache would keep
-// its copy after the caller dropped it, as Pool's workers never make it do.
+// its copy after the caller dropped it, which Pool's workers never cause.
 PyObject* completion_finish(PyObject* o, PyObject*) {
   auto* self = as_completion(o);
   if (!self->done.load() || self->finished) {
@@ -130,7 +138,9 @@ int completion_traverse(PyObject* o, visitproc visit, void* arg) {
 }
 
 PyMethodDef completion_methods[] = {
-    {"set_result", completion_set_result, METH_O, "Write the task's value (sent back by the codec); then finish()."},
+    {"set_result", completion_set_result, METH_O,
+     "set_result(value) -> whether it carries a Shared: write the task's value (sent back by the codec); then "
+     "finish()."},
     {"set_exception", completion_set_exception, METH_O, "Write the task's exception; then finish()."},
     {"finish", completion_finish, METH_NOARGS,
      "finish() -> id: hand the task back to its caller, once its outcome is set and the worker dropped it."},
