@@ -294,6 +294,11 @@ def share_in_task(label):
     return interpool.share(Tracked(label))
 
 
+def send_shared(q, label):
+    """Put a Shared on ``q`` and drop it: the queue holds the last reference."""
+    q.put(interpool.share(Tracked(label)))
+
+
 def send_shared_then_raise(q, taken, label):
     """Put a Shared on ``q``; once the caller took it, raise with it in this frame.
 

@@ -459,6 +459,13 @@ def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool):
     assert_released_with_the_last_reference([run(pool, t.share_in_task, "returned")], "returned")
 
 
+def test_a_shared_a_task_sent_through_a_queue_is_released_with_the_callers_copy(pool):
+    q = interpool.Queue()
+    run(pool, t.send_shared, q, "queued")
+    # The task has ended: the item in the queue holds the last reference.
+    assert_released_with_the_last_reference([q.get(timeout=TIMEOUT)], "queued")
+
+
 def test_a_shared_a_failed_task_sent_is_released_with_the_callers_copy(pool):
     q, taken = interpool.Queue(), interpool.Event()
     future = pool.submit(t.send_shared_then_raise, q, taken, "sent")
