@@ -69,22 +69,43 @@ def _begin(completion, coro_fn, args, kwargs):
             )
     except BaseException as exc:
         completion.set_exception(exc)
+    else:
+        task = _loop.create_task(_drive(completion, coro))
+        _running[completion.id] = task
+        if completion.cancel_requested:
+            task.cancel()
         return
-    task = _loop.create_task(_drive(completion, coro))
-    _running[completion.id] = task
-    if completion.cancel_requested:
-        task.cancel()
+    completion.finish()  # after the except block has dropped the exception
 
 
 async def _drive(completion, coro):
+    # The outcome is written first and the task handed back (finish) only
+    # once this worker holds nothing of it, so that a Shared in it goes with
+    # the caller's last reference, as with Pool: the caller's SharedCache
+    # keeps its copy while the worker's lives.  Dropped here: the value, the
+    # exception (its traceback holds the coroutine's frames) and the
+    # awaitable.  The loop callback running this step may hold more until
+    # it returns: the future whose result or exception woke the coroutine
+    # (gather, a task), the CancelledError that asyncio throws in.  So a value
+    # that carries a Shared, and every exception, finish in a callback of
+    # their own; other values (the common case) finish at once, at no cost.
     try:
         value = await coro
     except BaseException as exc:  # CancelledError included: the caller sees a cancellation
         completion.set_exception(exc)
+        later = True
     else:
-        completion.set_result(value)
-    finally:
-        _running.pop(completion.id, None)
+        later = completion.set_result(value)
+        del value
+    del coro
+    if later:
+        _loop.call_soon(_finish, completion)
+    else:
+        _running.pop(completion.finish(), None)
+
+
+def _finish(completion):
+    _running.pop(completion.finish(), None)
 
 
 def _requests_arrived(slot):

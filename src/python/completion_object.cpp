@@ -1,6 +1,7 @@
 // src/python/completion_object.cpp: the _core.Completion and _core.WorkerSlot types.
 #include "python/engine.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "python/failure.hpp"
 #include "python/heap_type.hpp"
 #include "python/output.hpp"
+#include "runtime/shared_value.hpp"
 
 namespace interpool::py {
 namespace {
@@ -23,7 +25,8 @@ struct CompletionObject {
   TaskPtr task;
   std::shared_ptr<EngineCore> core;
   std::shared_ptr<WorkerSlot> slot;
-  std::atomic<bool> done;  ///< completed (or failed to launch): exactly once
+  std::atomic<bool> done;  ///< its outcome written (or it failed to launch): exactly once
+  bool finished;           ///< handed back to its engine: exactly once, after `done`
 };
 
 PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<EngineCore> core,
@@ -31,10 +34,10 @@ PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<Engin
 
 CompletionObject* as_completion(PyObject* o) { return reinterpret_cast<CompletionObject*>(o); }
 
-/// Claims the completion; raises if it was completed already.
+/// Claims the completion; raises if its outcome was written already.
 bool claim_completion(CompletionObject* self) {
   if (self->done.exchange(true)) {
-    PyErr_SetString(PyExc_RuntimeError, "this task was completed already");
+    PyErr_SetString(PyExc_RuntimeError, "this task's outcome was set already");
     return false;
   }
   return true;
@@ -63,9 +66,13 @@ PyObject* completion_set_result(PyObject* o, PyObject* value) {
     describe_failure(state, *self->task, exc);
     Py_XDECREF(exc);
   }
-  self->task->output_mark = end_task_output(state);
-  self->core->finish_deferred(self->task, *self->slot);
-  Py_RETURN_NONE;
+  // Whether the value carries a Shared: the worker then finishes the task
+  // only after the loop callback that produced the value has returned (see
+  // completion_finish).
+  const auto& handles = self->task->response.handles;
+  return PyBool_FromLong(std::any_of(handles.begin(), handles.end(), [](const auto& handle) {
+    return dynamic_cast<const rt::SharedValue*>(handle.get()) != nullptr;
+  }));
 }
 
 PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
@@ -76,15 +83,35 @@ PyObject* completion_set_exception(PyObject* o, PyObject* exc) {
   }
   if (!claim_completion(self)) return nullptr;
   describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc);
-  self->task->output_mark = end_task_output(state_of_type(Py_TYPE(o)));
-  self->core->finish_deferred(self->task, *self->slot);
   Py_RETURN_NONE;
+}
+
+/// Hands the task, its outcome written, back to its engine.
+void hand_back(CompletionObject* self) {
+  self->finished = true;
+  self->core->finish_deferred(self->task, *self->slot);
+}
+
+// finish() -> id: separate from set_result() and set_exception() so that the
+// worker drops its own references to the outcome (a Shared in it above all)
+// before its caller can receive it; else the caller's SharedCache would keep
+// its copy after the caller dropped it, which Pool's workers never cause.
+PyObject* completion_finish(PyObject* o, PyObject*) {
+  auto* self = as_completion(o);
+  if (!self->done.load() || self->finished) {
+    PyErr_SetString(PyExc_RuntimeError, self->finished ? "this task was finished already"
+                                                       : "finish() needs set_result() or set_exception() first");
+    return nullptr;
+  }
+  self->task->output_mark = end_task_output(state_of_type(Py_TYPE(o)));
+  hand_back(self);
+  return PyLong_FromVoidPtr(self->task.get());
 }
 
 PyObject* completion_get_cancel_requested(PyObject* o, void*) {
   return PyBool_FromLong(as_completion(o)->task->cancel_requested.load());
 }
-PyObject* completion_get_done(PyObject* o, void*) { return PyBool_FromLong(as_completion(o)->done.load()); }
+PyObject* completion_get_done(PyObject* o, void*) { return PyBool_FromLong(as_completion(o)->finished); }
 PyObject* completion_get_id(PyObject* o, void*) { return PyLong_FromVoidPtr(as_completion(o)->task.get()); }
 
 void completion_dealloc(PyObject* o) {
@@ -96,8 +123,8 @@ void completion_dealloc(PyObject* o) {
           PyObject_CallFunction(PyExc_RuntimeError, "s", "the worker dropped the task without completing it"));
       if (exc) describe_failure(state_of_type(Py_TYPE(o)), *self->task, exc.get());
       PyErr_Clear();
-      self->core->finish_deferred(self->task, *self->slot);
     }
+    if (!self->finished) hand_back(self);
     self->task.~TaskPtr();
     self->core.~shared_ptr();
     self->slot.~shared_ptr();
@@ -107,14 +134,18 @@ void completion_dealloc(PyObject* o) {
 constexpr auto* completion_traverse = &traverse_fields<CompletionObject>;
 
 PyMethodDef completion_methods[] = {
-    {"set_result", completion_set_result, METH_O, "Complete the task with a value (sent back by the codec)."},
-    {"set_exception", completion_set_exception, METH_O, "Complete the task with an exception."},
+    {"set_result", completion_set_result, METH_O,
+     "set_result(value) -> whether it carries a Shared: write the task's value (sent back by the codec); then "
+     "finish()."},
+    {"set_exception", completion_set_exception, METH_O, "Write the task's exception; then finish()."},
+    {"finish", completion_finish, METH_NOARGS,
+     "finish() -> id: hand the task back to its caller, once its outcome is set and the worker dropped it."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 PyGetSetDef completion_getset[] = {
     {"cancel_requested", completion_get_cancel_requested, nullptr, "Whether the submitter asked to cancel.", nullptr},
-    {"done", completion_get_done, nullptr, "Whether the task was completed.", nullptr},
+    {"done", completion_get_done, nullptr, "Whether the task was handed back (finish()).", nullptr},
     {"id", completion_get_id, nullptr, "An id of the task, as WorkerSlot.take_requests() reports it.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
@@ -156,6 +187,7 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
       PyObject* exc = PyErr_GetRaisedException();
       Ref done = Ref::steal(completion_set_exception(completion.get(), exc));
       Py_XDECREF(exc);
+      if (done) done = Ref::steal(completion_finish(completion.get(), nullptr));
       if (!done) return nullptr;
       continue;
     }
@@ -196,6 +228,7 @@ PyObject* new_completion(ModuleState& state, TaskPtr task, std::shared_ptr<Engin
   new (&self->core) std::shared_ptr<EngineCore>(std::move(core));
   new (&self->slot) std::shared_ptr<WorkerSlot>(std::move(slot));
   new (&self->done) std::atomic<bool>(false);
+  self->finished = false;
   PyObject_GC_Track(self);
   return reinterpret_cast<PyObject*>(self);
 }

@@ -73,8 +73,12 @@ PyObject* queue_get_impl(PyObject* self, const Timeout& timeout) {
     return nullptr;
   switch (status) {
     case rt::ChannelStatus::Ok: {
-      Decoder dec(state, payload);
-      return dec.value();
+      PyObject* value = Decoder(state, payload).value();
+      // The item may have held the last reference to a Shared decoded here:
+      // drop the cached copy now, so that it goes with the caller's value.
+      payload.clear();
+      if (value) state.shared_cache->sweep_if_released();
+      return value;
     }
     case rt::ChannelStatus::Closed: return raise_queue_closed(state);
     default: return raise_queue_empty(state);

@@ -294,6 +294,52 @@ def share_in_task(label):
     return interpool.share(Tracked(label))
 
 
+def send_shared(q, label):
+    """Put a Shared on ``q`` and drop it: the queue holds the last reference."""
+    q.put(interpool.share(Tracked(label)))
+
+
+def send_shared_then_raise(q, taken, label):
+    """Put a Shared on ``q``; once the caller took it, raise with it in this frame.
+
+    The exception holds this frame, and so the Shared, through its traceback.
+    """
+    shared = interpool.share(Tracked(label))
+    q.put(shared)
+    assert taken.wait(30), "the caller never took the Shared"
+    raise LookupError(label)
+
+
+# AsyncPool coroutines.  Each ends in a loop callback that holds the Shared
+# a little longer than the coroutine does (asyncio's, not the coroutine's).
+
+
+async def gather_shared(label):
+    """Return a Shared in a list that asyncio.gather made: its future holds the list too."""
+    import asyncio
+
+    async def make():
+        return interpool.share(Tracked(label))
+
+    return await asyncio.gather(make())
+
+
+async def send_shared_then_cancel(q, taken, label):
+    """Put a Shared on ``q``; once the caller took it, end cancelled with it in this frame.
+
+    The CancelledError that asyncio throws in holds this frame, and so the
+    Shared, through its traceback.
+    """
+    import asyncio
+
+    shared = interpool.share(Tracked(label))
+    q.put(shared)
+    assert taken.wait(30), "the caller never took the Shared"
+    asyncio.current_task().cancel()
+    await asyncio.sleep(0)  # the CancelledError is thrown in here
+    return shared
+
+
 def get_from(q):
     x = q.get(timeout=30)
     return type(x).__name__, x

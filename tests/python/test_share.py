@@ -14,6 +14,7 @@ What must hold:
   plain ``pickle.dumps`` of a handle is a TypeError saying why.
 """
 
+import asyncio
 import collections
 import fractions
 import gc
@@ -438,18 +439,72 @@ def test_a_shared_made_in_a_task_arrives_in_the_caller_as_its_value(pool):
     assert type(value) is t.Tracked and value.label == "made in a task"
 
 
-def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool, kind):
-    if kind.name == "AsyncPool":
-        # Not a strict xfail: it fails in about half the runs, by timing.
-        pytest.skip(
-            "known limit of AsyncPool: the worker's coroutine frame still holds its Shared when the "
-            "caller decodes the result, so the caller's SharedCache keeps its copy until its next sweep "
-            "(the next value it decodes); one object per loop, not a growing leak. Pool's workers drop "
-            "theirs before the task finishes."
-        )
-    value = run(pool, t.share_in_task, "returned")
+def assert_released_with_the_last_reference(holder, label):
+    """``holder`` (a one-item list) holds the caller's copy: emptying it releases the copy."""
     dead = []
-    weakref.finalize(value, dead.append, "returned")
-    del value
+    weakref.finalize(holder[0], dead.append, label)
+    holder.clear()
     gc.collect()
-    assert dead == ["returned"]
+    assert dead == [label], "the caller's SharedCache kept its copy"
+
+
+def test_the_callers_copy_of_a_returned_shared_is_released_with_it(pool):
+    assert_released_with_the_last_reference([run(pool, t.share_in_task, "returned")], "returned")
+
+
+def test_a_shared_a_task_sent_through_a_queue_is_released_with_the_callers_copy(pool):
+    q = interpool.Queue()
+    run(pool, t.send_shared, q, "queued")
+    # The task has ended: the item in the queue holds the last reference.
+    assert_released_with_the_last_reference([q.get(timeout=TIMEOUT)], "queued")
+
+
+def test_a_shared_a_failed_task_sent_is_released_with_the_callers_copy(pool):
+    q, taken = interpool.Queue(), interpool.Event()
+    future = pool.submit(t.send_shared_then_raise, q, taken, "sent")
+    # Taken while the task holds it (so the queue's is not the last reference).
+    copy = [q.get(timeout=TIMEOUT)]
+    taken.set()
+    with pytest.raises(LookupError) as info:
+        future.result(timeout=TIMEOUT)
+    assert info.value.args == ("sent",)
+    del info
+    assert_released_with_the_last_reference(copy, "sent")
+
+
+# AsyncPool's own ways to end a coroutine, outside the driver: each test
+# takes the caller's copy out of the event loop (asyncio.run), so that no
+# future of the caller's loop holds it.
+
+
+@pytest.fixture
+def apool():
+    pool = interpool.AsyncPool(1, concurrency=1)
+    yield pool
+    pool.shutdown()
+
+
+def in_a_loop(coro_fn):
+    return asyncio.run(asyncio.wait_for(coro_fn(), TIMEOUT))
+
+
+def test_async_pool_a_shared_returned_through_gather_is_released_with_the_callers_copy(apool):
+    async def main():
+        return await apool.run(t.gather_shared, "gathered")
+
+    assert_released_with_the_last_reference(in_a_loop(main), "gathered")
+
+
+def test_async_pool_a_shared_a_cancelled_coroutine_sent_is_released_with_the_callers_copy(apool):
+    q, taken = interpool.Queue(), interpool.Event()
+
+    async def main():
+        future = apool.run(t.send_shared_then_cancel, q, taken, "sent")
+        # Taken while the coroutine holds it (so the queue's is not the last reference).
+        copy = [q.get(timeout=TIMEOUT)]
+        taken.set()
+        with pytest.raises(asyncio.CancelledError):
+            await future
+        return copy
+
+    assert_released_with_the_last_reference(in_a_loop(main), "sent")
