@@ -572,10 +572,15 @@ def _stop_task(task):
 
 def _stop_rest(futures, interrupt):
     """Cancel the futures whose tasks have not started; with ``interrupt``,
-    also interrupt the ones that run (a map's deadline passed, or Ctrl-C)."""
-    for future in futures:
-        if not future.cancel() and interrupt and not future.done():
-            future.interrupt()
+    also interrupt the ones that run (a map's deadline passed, or Ctrl-C).
+
+    Every cancel comes before any interrupt: a worker freed by an interrupt
+    would otherwise take the next queued chunk before its cancel."""
+    running = [future for future in futures if not future.cancel()]
+    if interrupt:
+        for future in running:
+            if not future.done():
+                future.interrupt()
 
 
 def _chunk_results(window, end_time, refill=None):

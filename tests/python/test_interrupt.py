@@ -144,10 +144,13 @@ def test_per_call_timeout_applies_to_map_chunks(kind):
         next(results)
 
 
-def test_map_deadline_cancels_queued_and_interrupts_running(kind):
+@pytest.mark.parametrize("buffersize", [None, 4], ids=["all-submitted", "windowed"])
+def test_map_deadline_cancels_queued_and_interrupts_running(kind, buffersize):
     pool = kind.make(1)
     started = interpool.Event()
-    results = pool.map(kind.fn(tasks.spin_item), [0, 1, 2, 3], [started] * 4, timeout=0.1, chunksize=1)
+    results = pool.map(
+        kind.fn(tasks.spin_item), [0, 1, 2, 3], [started] * 4, timeout=0.1, chunksize=1, buffersize=buffersize
+    )
     assert started.wait(PATIENCE)  # the first chunk runs; the deadline passes while it spins
     with pytest.raises(TimeoutError):
         list(results)
