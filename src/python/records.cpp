@@ -1,10 +1,10 @@
 // src/python/records.cpp: the named structures of the contract between the binding and the package.
 #include "python/records.hpp"
 
+#include <array>
 #include <cassert>
 #include <cstddef>
 #include <cstring>
-#include <array>
 #include <initializer_list>
 
 namespace interpool::py {
