@@ -112,12 +112,12 @@ class LoopBridge:
 
     def push(self, future, outcome, is_exception):
         """Queue one result for ``future``; called with the GIL held, any thread."""
-        waker = self.push_many([(future, outcome, is_exception)])
+        waker = self.push_many([_core.Delivery(future=future, outcome=outcome, is_exception=is_exception)])
         if waker is not None:
             waker.signal()
 
     def push_many(self, items):
-        """Queue ``(future, outcome, is_exception)`` results; any thread.
+        """Queue results, a list of ``_core.Delivery``; any thread.
 
         Only the first results of a batch need a wake-up.  Returns the
         LoopWaker the caller must signal (the engine's delivery thread does
@@ -175,10 +175,11 @@ class LoopBridge:
     def _drain(self):
         with self._lock:
             batch, self._pending = self._pending, []
-        for future, outcome, is_exception in batch:
+        for item in batch:
+            future, outcome = item.future, item.outcome
             if future.done():  # cancelled by whoever awaited it
                 continue
-            if not is_exception:
+            if not item.is_exception:
                 future.set_result(outcome)
             elif isinstance(outcome, asyncio.CancelledError):
                 future.cancel()

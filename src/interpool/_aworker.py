@@ -109,10 +109,10 @@ def _finish(completion):
 
 
 def _requests_arrived(slot):
-    launches, cancels = slot.take_requests()
-    for completion, coro_fn, args, kwargs in launches:
-        _begin(completion, coro_fn, args, kwargs or {})
-    for task_id in cancels:
+    requests = slot.take_requests()
+    for launch in requests.launches:
+        _begin(launch.completion, launch.fn, launch.args, launch.kwargs or {})
+    for task_id in requests.cancels:
         task = _running.get(task_id)
         if task is not None:
             task.cancel()

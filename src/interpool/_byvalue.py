@@ -43,6 +43,7 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cp
 
 from . import _byvalue_load as _load
+from ._core import Guard
 
 __all__ = ["ABSENT", "EncodedCallable", "dumps", "encode_callable"]
 
@@ -142,13 +143,13 @@ class EncodedCallable:
 
     Attributes:
         data: the pickle.
-        guards: ``((container, key, expected), ...)`` or None.  The encoding
-            may be reused while, for each guard, looking ``key`` up in
-            ``container`` still gives ``expected`` (``ABSENT``: unbound):
-            a dict item, a cell's contents (key None), a function's code,
-            defaults or keyword defaults (key 0, 1, 2), an item of a
-            class's ``__dict__`` (a mappingproxy), else an attribute.  None: encode
-            the callable again for each call.
+        guards: a tuple of ``_core.Guard``, or None.  The encoding may be
+            reused while, for each guard, looking ``guard.key`` up in
+            ``guard.container`` still gives ``guard.expected`` (``ABSENT``:
+            unbound): a dict item, a cell's contents (key None), a
+            function's code, defaults or keyword defaults (key 0, 1, 2), an
+            item of a class's ``__dict__`` (a mappingproxy), else an
+            attribute.  None: encode the callable again for each call.
         per_task: the callable holds state a call may change (a closure
             whose cells hold mutable objects or that rebinds them): workers
             decode it afresh for each task, as for a ``functools.partial``.
@@ -236,6 +237,9 @@ class _Walk:
         self.guards = []
         self._seen = {}  # id -> object (kept alive while walking)
 
+    def _guard(self, container, key, expected):
+        self.guards.append(Guard(container=container, key=key, expected=expected))
+
     def value(self, obj):
         kind = type(obj)
         if kind in _IMMUTABLE:
@@ -263,45 +267,44 @@ class _Walk:
         return False
 
     def _function(self, fn):
-        guards = self.guards
-        stable = True
+        guard = self._guard
         # Keys 0, 1, 2: the engine reads these three in place.
-        guards.append((fn, 0, fn.__code__))
-        guards.append((fn, 1, fn.__defaults__))
-        guards.append((fn, 2, fn.__kwdefaults__))
+        guard(fn, 0, fn.__code__)
+        guard(fn, 1, fn.__defaults__)
+        guard(fn, 2, fn.__kwdefaults__)
         stable = self.value(fn.__defaults__)
         kwdefaults = fn.__kwdefaults__
         if kwdefaults:
             for key, value in kwdefaults.items():
-                guards.append((kwdefaults, key, value))
+                guard(kwdefaults, key, value)
                 stable = self.value(value) and stable
         for cell in fn.__closure__ or ():
             try:
                 contents = cell.cell_contents
             except ValueError:
                 contents = ABSENT
-            guards.append((cell, None, contents))
+            guard(cell, None, contents)
             stable = (contents is ABSENT or self.value(contents)) and stable
         namespace = fn.__globals__
         for name in _global_names(fn.__code__):
             current = namespace.get(name, ABSENT)
-            guards.append((namespace, name, current))
+            guard(namespace, name, current)
             if current is not ABSENT:
                 stable = self.value(current) and stable
         for key, value in fn.__dict__.items():
-            guards.append((fn.__dict__, key, value))
+            guard(fn.__dict__, key, value)
             stable = self.value(value) and stable
         return stable
 
     def _class(self, cls):
         # Rebinding a class attribute (a method, say) is seen; a change made
         # in place to a mutable class attribute is not.
-        guards = self.guards
-        guards.append((cls, "__bases__", cls.__bases__))
+        guard = self._guard
+        guard(cls, "__bases__", cls.__bases__)
         stable = all(self.value(base) for base in cls.__bases__)
         namespace = cls.__dict__
         for key, value in namespace.items():
-            guards.append((namespace, key, value))
+            guard(namespace, key, value)
             if isinstance(value, (types.FunctionType, staticmethod, classmethod, property, type)):
                 stable = self.value(value) and stable
         return stable

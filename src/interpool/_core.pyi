@@ -3,12 +3,13 @@
 Public: the shared objects (SharedBuffer, Shared, Queue, Lock, RLock, Event,
 Semaphore, Barrier), share() and TaskInterrupted, re-exported by interpool.
 The rest is the contract with the package (interpool._pool, _aworker, _aio,
-_output, _check): keep it in step with the binding's method tables.
+_trio, _byvalue, _output, _check): keep it in step with the binding's method
+tables and records (src/python/records.hpp).
 """
 
 import types
 from collections.abc import Callable
-from typing import Any, Generic, Literal, Self, TypeVar, final
+from typing import Any, Final, Generic, Literal, Protocol, Self, TypeVar, final, type_check_only
 
 from ._errors import BrokenPool
 
@@ -72,32 +73,31 @@ class Queue(Generic[_T]):
     def close(self) -> None: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
 
+@type_check_only
+class _LockInterface(Protocol):
+    """threading.Lock's interface, which Lock and RLock both implement (no such class at run time)."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+    def release(self) -> None: ...
+    def locked(self) -> bool: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
 @final
-class Lock:
+class Lock(_LockInterface):
     """A mutual-exclusion lock shared by every interpreter (threading.Lock's interface)."""
 
     def __new__(cls) -> Self: ...
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
-    def release(self) -> None: ...
-    def locked(self) -> bool: ...
-    def __enter__(self) -> bool: ...
-    def __exit__(self, *exc_info: object) -> None: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
-class RLock:
+class RLock(_LockInterface):
     """A reentrant lock shared by every interpreter (threading.RLock's interface)."""
 
     def __new__(cls) -> Self: ...
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
-    def release(self) -> None: ...
-    def locked(self) -> bool: ...
     def _is_owned(self) -> bool: ...
     def _release_save(self) -> tuple[int, int]: ...
     def _acquire_restore(self, state: tuple[int, int], /) -> None: ...
-    def __enter__(self) -> bool: ...
-    def __exit__(self, *exc_info: object) -> None: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class Event:
@@ -132,8 +132,7 @@ class Barrier:
     def __new__(
         cls, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
     ) -> Self: ...
-    @property
-    def parties(self) -> int: ...
+    parties: Final[int]
     @property
     def n_waiting(self) -> int: ...
     @property
@@ -144,6 +143,21 @@ class Barrier:
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 # ------------------------------------------- the package's contract (internal)
+
+@type_check_only
+class _SubmitCall(Protocol):
+    """Engine.submit, submit_local and submit_deferred: one signature (no such class at run time)."""
+
+    def __call__(
+        self,
+        future: object,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        bridge: object = None,
+        timeout: float | None = None,
+        /,
+    ) -> Task: ...
 
 @final
 class Engine:
@@ -171,36 +185,9 @@ class Engine:
         lazy_workers: bool = False,
         forward_output: bool = True,
     ) -> Self: ...
-    def submit(
-        self,
-        future: object,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
-        bridge: object = None,
-        timeout: float | None = None,
-        /,
-    ) -> Task: ...
-    def submit_local(
-        self,
-        future: object,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
-        bridge: object = None,
-        timeout: float | None = None,
-        /,
-    ) -> Task: ...
-    def submit_deferred(
-        self,
-        future: object,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
-        bridge: object = None,
-        timeout: float | None = None,
-        /,
-    ) -> Task: ...
+    submit: _SubmitCall
+    submit_local: _SubmitCall  # runs on a thread of this interpreter (HybridPool)
+    submit_deferred: _SubmitCall  # runs in a worker's event loop (AsyncPool; WorkerSlot)
     def submit_map(
         self,
         future: object,
@@ -216,18 +203,13 @@ class Engine:
         """queued, running, done, failed, cancelled, interrupted, timed_out,
         workers_replaced (ints) and workers: a list of dicts with index,
         future, initializing, seconds and native_id."""
-    @property
-    def broken(self) -> bool: ...
-    @property
-    def broken_reason(self) -> str | None: ...
-    @property
-    def workers(self) -> int: ...
-    @property
-    def queued(self) -> int: ...
-    @property
-    def accepting(self) -> bool: ...
-    @property
-    def on_own_thread(self) -> bool: ...
+    workers: Final[int]
+    # Read-only at run time, and changing: only the package reads them.
+    broken: bool
+    broken_reason: str | None
+    queued: int
+    accepting: bool
+    on_own_thread: bool  # whether the calling thread is one of the pool's
 
 @final
 class Task:
@@ -237,10 +219,9 @@ class Task:
     def interrupt(self) -> bool: ...
     def request_cancel(self) -> bool: ...
     def settle(self, timeout: float | None, /) -> bool: ...
-    @property
-    def running(self) -> bool: ...
-    @property
-    def finished(self) -> bool: ...
+    # Read-only at run time, and changing: only the package reads them.
+    running: bool
+    finished: bool
 
 @final
 class Completion:
@@ -249,21 +230,54 @@ class Completion:
     def set_result(self, value: object, /) -> bool: ...
     def set_exception(self, exc: BaseException, /) -> None: ...
     def finish(self) -> int: ...
-    @property
-    def cancel_requested(self) -> bool: ...
-    @property
-    def done(self) -> bool: ...
-    @property
-    def id(self) -> int: ...
+    id: Final[int]
+    # Read-only at run time, and changing: only the package reads them.
+    cancel_requested: bool
+    done: bool
 
 @final
 class WorkerSlot:
     """One engine worker's mailbox for deferred tasks."""
 
     def fileno(self) -> int: ...
-    def take_requests(
-        self,
-    ) -> tuple[list[tuple[Completion, Callable[..., Any], tuple[Any, ...], dict[str, Any]]], list[int]]: ...
+    def take_requests(self) -> Requests: ...
+
+# The records of the contract (src/python/records.hpp): immutable, their
+# fields read-only attributes set once, at construction (hence Final).
+
+@final
+class Launch:
+    """One deferred task for the event loop of an AsyncPool worker (made by the engine)."""
+
+    completion: Final[Completion]
+    fn: Final[Callable[..., Any]]
+    args: Final[tuple[Any, ...]]
+    kwargs: Final[dict[str, Any] | None]
+
+@final
+class Requests:
+    """What WorkerSlot.take_requests() returns (made by the engine)."""
+
+    launches: Final[list[Launch]]
+    cancels: Final[list[int]]  # Completion.id of each task to cancel
+
+@final
+class Delivery:
+    """One result bound for an event loop: the items of a loop bridge's push_many()."""
+
+    def __new__(cls, *, future: Any, outcome: object, is_exception: bool) -> Self: ...
+    future: Final[Any]
+    outcome: Final[Any]
+    is_exception: Final[bool]
+
+@final
+class Guard:
+    """One condition under which the caller reuses a by-value encoding (interpool._byvalue)."""
+
+    def __new__(cls, *, container: object, key: object, expected: object) -> Self: ...
+    container: Final[object]
+    key: Final[object]
+    expected: Final[object]
 
 _FailureKind = Literal["exception", "broken", "cancelled"]
 
@@ -285,26 +299,17 @@ class Failure:
         cause: Failure | None = None,
         notice: bool = False,
     ) -> Self: ...
-    @property
-    def kind(self) -> _FailureKind: ...
-    @property
-    def pickled(self) -> bytes | None: ...
-    @property
-    def type_name(self) -> str | None: ...
-    @property
-    def message(self) -> str | None: ...
-    @property
-    def traceback(self) -> str | None: ...
-    @property
-    def module(self) -> str | None: ...
-    @property
-    def qualname(self) -> str | None: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def cause(self) -> Failure | None: ...
-    @property
-    def notice(self) -> bool: ...
+    # Set once, by the constructor: read-only.
+    kind: Final[_FailureKind]
+    pickled: Final[bytes | None]
+    type_name: Final[str | None]
+    message: Final[str | None]
+    traceback: Final[str | None]
+    module: Final[str | None]
+    qualname: Final[str | None]
+    reason: Final[str | None]
+    cause: Final[Failure | None]
+    notice: Final[bool]
 
 @final
 class LoopWaker:

@@ -22,6 +22,8 @@ import threading
 import outcome
 import trio
 
+from . import _core
+
 __all__ = ["run"]
 
 _bridge_var = trio.lowlevel.RunVar("interpool_bridge")
@@ -31,7 +33,7 @@ class TrioBridge:
     """Completes the calls of one ``trio.run`` with results from other threads."""
 
     __slots__ = ("_token", "_pending", "_lock")
-    waker = None  # no LoopWaker: the engine always calls push/push_many
+    waker = None  # no LoopWaker: the engine always calls push_many
 
     def __init__(self, token):
         self._token = token
@@ -40,11 +42,12 @@ class TrioBridge:
 
     def push(self, call, value, is_exception):
         """Queue one outcome for ``call``; any thread, with the GIL."""
-        self.push_many([(call, value, is_exception)])
+        self.push_many([_core.Delivery(future=call, outcome=value, is_exception=is_exception)])
 
     def push_many(self, items):
-        """Queue ``(call, value, is_exception)`` outcomes; only the first of a
-        batch wakes trio.  Dropped if the run has ended (nobody awaits them)."""
+        """Queue outcomes, a list of ``_core.Delivery`` whose ``future`` is a
+        ``_Call``; only the first of a batch wakes trio.  Dropped if the run
+        has ended (nobody awaits them)."""
         with self._lock:
             first = not self._pending
             self._pending.extend(items)
@@ -58,8 +61,8 @@ class TrioBridge:
     def _drain(self):
         with self._lock:
             batch, self._pending = self._pending, []
-        for call, value, is_exception in batch:
-            call.deliver(value, is_exception)
+        for item in batch:
+            item.future.deliver(item.outcome, item.is_exception)
 
 
 class _Call:

@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "python/records.hpp"
+
 namespace interpool::py {
 namespace {
 
@@ -33,13 +35,14 @@ bool stateless_by_name(PyObject* fn) {
 constexpr Py_ssize_t kCallerByValueCacheLimit = 1024;
 constexpr Py_ssize_t kCallerByValueMaxCachedBytes = 16 << 10;
 
-/// Whether every guard of a by-value encoding still holds: looking each
-/// key up in its container gives the object it gave at encoding time.
+/// Whether every guard of a by-value encoding (a tuple of _core.Guard,
+/// checked by guards_well_formed) still holds: looking each key up in its
+/// container gives the object it gave at encoding time.
 bool guards_hold(ModuleState& state, PyObject* guards) {
   for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(guards); i < n; ++i) {
     PyObject* guard = PyTuple_GET_ITEM(guards, i);
-    PyObject* container = PyTuple_GET_ITEM(guard, 0);
-    PyObject* key = PyTuple_GET_ITEM(guard, 1);
+    PyObject* container = record_field(guard, kGuardContainer);
+    PyObject* key = record_field(guard, kGuardKey);
     PyObject* current;
     Ref owned;
     if (PyDict_CheckExact(container)) {
@@ -63,8 +66,18 @@ bool guards_hold(ModuleState& state, PyObject* guards) {
       PyErr_Clear();  // unbound (or failing: then the encoding says why)
       current = state.by_value->absent;
     }
-    if (current != PyTuple_GET_ITEM(guard, 2)) return false;
+    if (current != record_field(guard, kGuardExpected)) return false;
   }
+  return true;
+}
+
+/// Whether `guards`, from _byvalue.encode_callable, is None or a tuple of
+/// this interpreter's _core.Guard: what guards_hold reads without checks.
+bool guards_well_formed(ModuleState& state, PyObject* guards) {
+  if (guards == Py_None) return true;
+  if (!PyTuple_Check(guards)) return false;
+  for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(guards); i < n; ++i)
+    if (!is_guard(state, PyTuple_GET_ITEM(guards, i))) return false;
   return true;
 }
 
@@ -144,8 +157,10 @@ bool encode_callable(ModuleState& state, Encoder& enc, rt::Payload& payload, PyO
   Ref guards = value ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_guards)) : Ref();
   Ref per_task_obj = guards ? Ref::steal(PyObject_GetAttr(encoded.get(), state.by_value->str_per_task)) : Ref();
   if (!per_task_obj) return false;
-  if (!PyBytes_Check(value.get()) || (guards.get() != Py_None && !PyTuple_Check(guards.get()))) {
-    PyErr_SetString(PyExc_SystemError, "interpool._byvalue.encode_callable returned a malformed encoding");
+  if (!PyBytes_Check(value.get()) || !guards_well_formed(state, guards.get())) {
+    PyErr_SetString(PyExc_SystemError,
+                    "interpool._byvalue.encode_callable returned a malformed encoding (data must be bytes, guards "
+                    "None or a tuple of _core.Guard)");
     return false;
   }
   bool own_handles = payload.handles.size() != handles_before;

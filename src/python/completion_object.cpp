@@ -13,6 +13,7 @@
 #include "python/failure.hpp"
 #include "python/heap_type.hpp"
 #include "python/output.hpp"
+#include "python/records.hpp"
 #include "runtime/shared_value.hpp"
 
 namespace interpool::py {
@@ -165,7 +166,7 @@ PyObject* slot_fileno(PyObject* o, PyObject*) {
   return PyLong_FromLong(reinterpret_cast<WorkerSlotObject*>(o)->slot->wakeup.fd());
 }
 
-// take_requests() -> ([(completion, fn, args, kwargs)], [ids to cancel])
+// take_requests() -> Requests(launches=[Launch], cancels=[ids]) (records.hpp)
 // Runs on the worker interpreter's event-loop thread, under its GIL: decodes
 // each launched task here.  A task that cannot be decoded fails at once.
 PyObject* slot_take_requests(PyObject* o, PyObject*) {
@@ -192,14 +193,14 @@ PyObject* slot_take_requests(PyObject* o, PyObject*) {
       continue;
     }
     t->request.clear();
-    Ref item = Ref::steal(PyTuple_Pack(4, completion.get(), fn.get(), args.get(), kwargs.get()));
+    Ref item = make_launch(state, completion.get(), fn.get(), args.get(), kwargs.get());
     if (!item || PyList_Append(started.get(), item.get()) < 0) return nullptr;
   }
   for (auto& t : cancels) {
     Ref id = Ref::steal(PyLong_FromVoidPtr(t.get()));
     if (!id || PyList_Append(cancel_ids.get(), id.get()) < 0) return nullptr;
   }
-  return PyTuple_Pack(2, started.get(), cancel_ids.get());
+  return make_requests(state, started.get(), cancel_ids.get()).release();
 }
 
 void slot_dealloc(PyObject* o) {
@@ -209,7 +210,7 @@ void slot_dealloc(PyObject* o) {
 PyMethodDef slot_methods[] = {
     {"fileno", slot_fileno, METH_NOARGS, "An eventfd that is readable while launch or cancellation requests wait."},
     {"take_requests", slot_take_requests, METH_NOARGS,
-     "take_requests() -> ([(completion, fn, args, kwargs)], [task ids to cancel])"},
+     "take_requests() -> Requests: the Launch of each task to start, and the ids of the tasks to cancel."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -9,6 +9,7 @@
 #include "python/codec.hpp"
 #include "python/failure.hpp"
 #include "python/handle_object.hpp"
+#include "python/records.hpp"
 
 namespace interpool::py {
 namespace {
@@ -149,9 +150,9 @@ void complete_on_loop(ModuleState& state, PyObject* cancelled_error, PyObject* f
 
 }  // namespace
 
-void BridgeBatch::add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception) {
+void BridgeBatch::add(ModuleState& state, PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception) {
   if (_on_loop) return complete_on_loop(*_on_loop, _cancelled, future, outcome, is_exception);
-  Ref item = Ref::steal(PyTuple_Pack(3, future, outcome, is_exception ? Py_True : Py_False));
+  Ref item = make_delivery(state, future, outcome, is_exception);
   if (!item) return PyErr_WriteUnraisable(bridge);
   for (auto& [b, items] : _bridges)
     if (b.get() == bridge) {
@@ -185,13 +186,14 @@ void complete_future(ModuleState& state, PyObject* future, PyObject* bridge, PyO
                      BridgeBatch* batch) {
   PendingError keep;
   if (bridge && batch) {
-    batch->add(bridge, future, outcome, is_exception);
+    batch->add(state, bridge, future, outcome, is_exception);
     return;
   }
-  if (bridge) {
-    PyObject* args[] = {bridge, future, outcome, is_exception ? Py_True : Py_False};
-    Ref done = Ref::steal(PyObject_VectorcallMethod(state.str_push, args, 4, nullptr));
-    if (!done) PyErr_WriteUnraisable(bridge);
+  if (bridge) {  // a batch of one
+    BridgeBatch one;
+    one.add(state, bridge, future, outcome, is_exception);
+    one.flush(state);
+    one.wake();
     return;
   }
   if (complete_unobserved(state, future, outcome, is_exception)) return;

@@ -11,9 +11,10 @@
 namespace interpool::py {
 
 /// The results of one delivery batch bound for asyncio loops, grouped by
-/// loop bridge: each bridge gets one push_many() call per batch.  A bridge
-/// that needs its loop woken returns its LoopWaker; wake() signals them once
-/// the caller has released the loops' GIL, so no woken loop waits for it.
+/// loop bridge: each bridge gets one push_many() call per batch, with a list
+/// of _core.Delivery (records.hpp).  A bridge that needs its loop woken
+/// returns its LoopWaker; wake() signals them once the caller has released
+/// the loops' GIL, so no woken loop waits for it.
 ///
 /// On the loop's own thread (LoopWaker.deliver), a batch made with that
 /// loop's asyncio.CancelledError completes each future at once instead, as
@@ -22,13 +23,13 @@ class BridgeBatch {
  public:
   BridgeBatch() = default;
   explicit BridgeBatch(ModuleState& state, PyObject* cancelled_error) : _on_loop(&state), _cancelled(cancelled_error) {}
-  void add(PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
+  void add(ModuleState& state, PyObject* bridge, PyObject* future, PyObject* outcome, bool is_exception);
   void flush(ModuleState& state);
   /// Signals the wakers that flush() collected.  No GIL needed.
   void wake();
 
  private:
-  std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of (future, outcome, is_exception))
+  std::vector<std::pair<Ref, Ref>> _bridges;  // (bridge, list of Delivery)
   std::vector<std::shared_ptr<Waker>> _wakers;
   ModuleState* _on_loop = nullptr;  // set: complete at once, on the loop's thread
   PyObject* _cancelled = nullptr;   // asyncio.CancelledError (borrowed), with _on_loop

@@ -13,6 +13,7 @@
 #include "python/sync_objects.hpp"
 #include "python/module_state.hpp"
 #include "python/output.hpp"
+#include "python/records.hpp"
 
 namespace interpool::py {
 
@@ -80,6 +81,9 @@ int module_exec(PyObject* module) {
       !add_type(&completion_spec, st.completion_type) || !add_type(&worker_slot_spec, st.worker_slot_type) ||
       !add_type(&loop_waker_spec, st.loop_waker_type) || !add_type(&failure_spec, st.failure_type))
     return -1;
+  if (!add_type(&delivery_spec, st.delivery_type) || !add_type(&guard_spec, st.guard_type) ||
+      !add_type(&launch_spec, st.launch_type) || !add_type(&requests_spec, st.requests_type))
+    return -1;
   auto add_handle_type = [&](PyType_Spec* spec, HandleKind kind) {
     return add_type(spec, st.handle_types[static_cast<int>(kind)]);
   };
@@ -112,12 +116,11 @@ int module_exec(PyObject* module) {
 
   st.str_set_result = PyUnicode_InternFromString("set_result");
   st.str_set_exception = PyUnicode_InternFromString("set_exception");
-  st.str_push = PyUnicode_InternFromString("push");
   st.str_push_many = PyUnicode_InternFromString("push_many");
   st.str_waker = PyUnicode_InternFromString("waker");
   st.str_done = PyUnicode_InternFromString("done");
   st.str_cancel = PyUnicode_InternFromString("cancel");
-  if (!st.str_push || !st.str_push_many || !st.str_waker || !st.str_done || !st.str_cancel) return -1;
+  if (!st.str_push_many || !st.str_waker || !st.str_done || !st.str_cancel) return -1;
   st.str_append = PyUnicode_InternFromString("append");
   st.str_buffers = PyUnicode_InternFromString("buffers");
   st.str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
@@ -164,7 +167,10 @@ void for_each_field(ModuleState& st, F&& f) {
   f(reinterpret_cast<PyObject*&>(st.worker_slot_type));
   f(reinterpret_cast<PyObject*&>(st.loop_waker_type));
   f(reinterpret_cast<PyObject*&>(st.failure_type));
-  f(st.str_push);
+  f(reinterpret_cast<PyObject*&>(st.delivery_type));
+  f(reinterpret_cast<PyObject*&>(st.guard_type));
+  f(reinterpret_cast<PyObject*&>(st.launch_type));
+  f(reinterpret_cast<PyObject*&>(st.requests_type));
   f(st.str_push_many);
   f(st.str_waker);
   f(st.str_done);

@@ -38,6 +38,11 @@ struct ModuleState {
   PyTypeObject* worker_slot_type = nullptr;  ///< _core.WorkerSlot
   PyTypeObject* loop_waker_type = nullptr;   ///< _core.LoopWaker (wakes one asyncio loop)
   PyTypeObject* failure_type = nullptr;      ///< _core.Failure (how a task failed; failure.hpp)
+  // The records of the contract with the package (records.hpp).
+  PyTypeObject* delivery_type = nullptr;  ///< _core.Delivery (an item of LoopBridge.push_many)
+  PyTypeObject* guard_type = nullptr;     ///< _core.Guard (one guard of a by-value encoding)
+  PyTypeObject* launch_type = nullptr;    ///< _core.Launch (a deferred task for a worker's loop)
+  PyTypeObject* requests_type = nullptr;  ///< _core.Requests (WorkerSlot.take_requests())
   /// Wrapper types of engine handles, indexed by HandleKind (Buffer, Shared,
   /// Queue, ...).  A null entry: that kind has no type in this build.
   PyTypeObject* handle_types[kHandleKinds] = {};
@@ -79,7 +84,6 @@ struct ModuleState {
   // Interned names used on hot paths.
   PyObject* str_set_result = nullptr;
   PyObject* str_set_exception = nullptr;
-  PyObject* str_push = nullptr;       ///< LoopBridge.push
   PyObject* str_push_many = nullptr;  ///< LoopBridge.push_many
   PyObject* str_waker = nullptr;      ///< LoopBridge.waker
   PyObject* str_done = nullptr;       ///< asyncio.Future.done
