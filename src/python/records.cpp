@@ -7,6 +7,8 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "python/heap_type.hpp"
+
 namespace interpool::py {
 namespace {
 
@@ -104,11 +106,7 @@ int record_clear(PyObject* o) {
 }
 
 void record_dealloc(PyObject* o) {
-  PyTypeObject* type = Py_TYPE(o);
-  PyObject_GC_UnTrack(o);
-  record_clear(o);
-  type->tp_free(o);
-  Py_DECREF(type);
+  heap_dealloc(o, [o] { record_clear(o); });
 }
 
 #define RECORD_MEMBER(name, index, doc) \
@@ -132,7 +130,7 @@ RecordSlots record_slots(PyMemberDef* members, const char* doc, newfunc new_fn =
   }};
 }
 
-constexpr unsigned kRecordFlags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE;
+constexpr unsigned long kRecordFlags = Py_TPFLAGS_HAVE_GC;  // with heap_type_spec's defaults
 
 // ------------------------------------------------------------------ Delivery
 
@@ -253,12 +251,12 @@ Ref make_requests(ModuleState& state, PyObject* launches, PyObject* cancels) {
   return make_record(state.requests_type, {launches, cancels});
 }
 
-PyType_Spec delivery_spec = {"interpool._core.Delivery", sizeof(RecordObject<3>), 0, kRecordFlags,
-                             delivery_slots.data()};
-PyType_Spec guard_spec = {"interpool._core.Guard", sizeof(RecordObject<3>), 0, kRecordFlags, guard_slots.data()};
-PyType_Spec launch_spec = {"interpool._core.Launch", sizeof(RecordObject<4>), 0,
-                           kRecordFlags | Py_TPFLAGS_DISALLOW_INSTANTIATION, launch_slots.data()};
-PyType_Spec requests_spec = {"interpool._core.Requests", sizeof(RecordObject<2>), 0,
-                             kRecordFlags | Py_TPFLAGS_DISALLOW_INSTANTIATION, requests_slots.data()};
+PyType_Spec delivery_spec = heap_type_spec<RecordObject<3>>("interpool._core.Delivery", kRecordFlags,
+                                                            delivery_slots.data());
+PyType_Spec guard_spec = heap_type_spec<RecordObject<3>>("interpool._core.Guard", kRecordFlags, guard_slots.data());
+PyType_Spec launch_spec = heap_type_spec<RecordObject<4>>(
+    "interpool._core.Launch", kRecordFlags | Py_TPFLAGS_DISALLOW_INSTANTIATION, launch_slots.data());
+PyType_Spec requests_spec = heap_type_spec<RecordObject<2>>(
+    "interpool._core.Requests", kRecordFlags | Py_TPFLAGS_DISALLOW_INSTANTIATION, requests_slots.data());
 
 }  // namespace interpool::py
