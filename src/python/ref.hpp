@@ -61,8 +61,6 @@ class Ref {
   PyObject* _p = nullptr;
 };
 
-/// Detaches the current thread state (releasing its GIL) for the guard's
-/// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
 /// True while CPython finalizes the process, on any thread but the one that
 /// finalizes it (once interpool's exit hook has named that thread): such a
 /// thread asking for a GIL would be ended by CPython with pthread_exit(),
@@ -70,6 +68,8 @@ class Ref {
 bool exit_must_park_this_thread();
 [[noreturn]] void park_thread_forever();
 
+/// Detaches the current thread state (releasing its GIL) for the guard's
+/// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
 class ReleasedGil {
  public:
   ReleasedGil() : _saved(PyEval_SaveThread()) {}
