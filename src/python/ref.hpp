@@ -68,11 +68,24 @@ class Ref {
 bool exit_must_park_this_thread();
 [[noreturn]] void park_thread_forever();
 
+/// What the two thread-state guards below share: the one thread state they
+/// switch (detached by ReleasedGil, attached by AttachedThread), and no
+/// copies, since a copy would switch it twice.
+class ThreadStateGuard {
+ protected:
+  explicit ThreadStateGuard(PyThreadState* tstate) : _tstate(tstate) {}
+  ~ThreadStateGuard() = default;
+  ThreadStateGuard(const ThreadStateGuard&) = delete;
+  ThreadStateGuard& operator=(const ThreadStateGuard&) = delete;
+
+  PyThreadState* const _tstate;
+};
+
 /// Detaches the current thread state (releasing its GIL) for the guard's
 /// lifetime: Py_BEGIN_ALLOW_THREADS as an object.
-class ReleasedGil {
+class ReleasedGil : ThreadStateGuard {
  public:
-  ReleasedGil() : _saved(PyEval_SaveThread()) {}
+  ReleasedGil() : ThreadStateGuard(PyEval_SaveThread()) {}
   // noexcept(false): should a thread still be ended that way (it checked
   // just before the runtime began to finalize), the forced unwinding goes
   // on to call_user_code, which parks it, rather than std::terminate().
@@ -80,29 +93,19 @@ class ReleasedGil {
     // E.g. an abandoned worker, or a daemon thread, blocked in Queue.get()
     // when the process exits: it must never come back.
     if (exit_must_park_this_thread()) park_thread_forever();
-    PyEval_RestoreThread(_saved);
+    PyEval_RestoreThread(_tstate);
   }
-  ReleasedGil(const ReleasedGil&) = delete;
-  ReleasedGil& operator=(const ReleasedGil&) = delete;
-
- private:
-  PyThreadState* _saved;
 };
 
 /// Attaches `tstate` (taking its interpreter's GIL) for the guard's lifetime.
 /// The calling thread must have no thread state attached.
-class AttachedThread {
+class AttachedThread : ThreadStateGuard {
  public:
-  explicit AttachedThread(PyThreadState* tstate) : _tstate(tstate) {
+  explicit AttachedThread(PyThreadState* tstate) : ThreadStateGuard(tstate) {
     assert(PyThreadState_GetUnchecked() == nullptr);
     PyEval_RestoreThread(_tstate);
   }
   ~AttachedThread() { PyEval_SaveThread(); }
-  AttachedThread(const AttachedThread&) = delete;
-  AttachedThread& operator=(const AttachedThread&) = delete;
-
- private:
-  PyThreadState* _tstate;
 };
 
 /// Saves the pending exception and restores it on destruction, so cleanup
