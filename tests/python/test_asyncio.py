@@ -378,7 +378,8 @@ def test_a_result_held_back_behind_queued_work_still_arrives(pool, tmp_path):
         await wait_for_file(first_started)
         quick = asyncio.ensure_future(pool.run(t.square, 7))
         last = asyncio.ensure_future(pool.run(t.wait_for_gate, "last", gate_last, last_started))
-        await asyncio.sleep(0)  # both submitted, queued behind `first`
+        # pool.run submits at once in a running loop: both wait behind `first`.
+        assert pool.stats().queued == 2
         gate_first.set()
         assert await first == "first"
         assert await quick == 49
