@@ -282,8 +282,8 @@ PyObject* engine_submit_local(PyObject* o, PyObject* const* args, Py_ssize_t nar
 }
 
 // submit_deferred(future, fn, args, kwargs, bridge=None) -> Task: the
-// event loop of a worker's interpreter gets (completion, fn, args, kwargs)
-// from WorkerSlot.take_requests(); done when completion is.
+// event loop of a worker's interpreter gets its Launch(completion, fn, args,
+// kwargs) from WorkerSlot.take_requests(); done when the completion finishes.
 PyObject* engine_submit_deferred(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
   TaskPtr task = make_call_task(o, args, nargs, rt::Task::Kind::Deferred, "submit_deferred");
   if (!task) return nullptr;
